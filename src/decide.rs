@@ -1,0 +1,545 @@
+//! The rotation core: a pure function from (the invocation, the secret as it is now,
+//! now, the policy) to what to do, as data.
+//!
+//! Nothing here reads a clock or calls AWS. Every decision is derived from the labels
+//! as they are, never from memory of what should have happened, so that any invocation
+//! may arrive twice, late, early or never and the result stays safe.
+//!
+//! # The one safety argument (DESIGN.md section 3)
+//!
+//! A version may become AWSCURRENT only after it has been accepted (carried AWSPENDING
+//! with a value) for at least T, and a version that stopped being AWSCURRENT must stay
+//! accepted (carry ROTATING) for at least T more. Waiting longer than T is always safe;
+//! acting earlier never is. So every due time below is a *lower bound* assembled from
+//! facts, and where two facts give two bounds, the later one wins.
+//!
+//! # Where a due time comes from
+//!
+//! * The swap: the pending version's value creation time + T. That is on the version
+//!   itself, so a swap due is re-derived on every arrival. The `DueAt` a follow-up
+//!   carries only ever delays it.
+//! * The release of ROTATING: Secrets Manager does not record when AWSCURRENT moved, so
+//!   the due travels in the `removePending` event (stamped after the move returned). A
+//!   ROTATING found with no such event in hand (a lost follow-up) gets a new release due
+//!   T from now, which is later than T after the move, so safe.
+//!
+//! # When the engine strips AWSPENDING
+//!
+//! If AWSPENDING vanishes from the pending version before the swap (the engine's
+//! undocumented clean-up after a finishSecret that did not move AWSCURRENT), consumers
+//! drop that version from their window and the gap must restart. keyshift re-attaches
+//! AWSPENDING by writing the same value as a *new version* ([`VersionId::reissue`])
+//! rather than by putting the label back on the old one: the new version's own creation
+//! time then restarts the gap in a fact the store keeps. Re-labelling the old version
+//! would leave the restart time only in a schedule's payload, and a late duplicate of the
+//! first `swapPending` (Lambda's asynchronous delivery can duplicate) would then find
+//! AWSPENDING back, its old due passed, and swap one gap early.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::event::{Invocation, Step};
+use crate::policy::Policy;
+use crate::ports::LabelMove;
+use crate::secret::{AWSCURRENT, AWSPENDING, ROTATING, SecretState, VersionId};
+use crate::time::Timestamp;
+
+/// Everything a decision depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The invocation being handled.
+    pub invocation: &'a Invocation,
+    /// The secret as the store reports it now.
+    pub secret: &'a SecretState,
+    /// Now.
+    pub now: Timestamp,
+    /// The policy.
+    pub policy: &'a Policy,
+    /// How long this invocation may still wait inline (the budget minus time spent).
+    pub wait_budget_left: Duration,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Apply these actions in order; then the invocation has finished with `outcome`.
+    Apply(Plan),
+    /// Sleep until this time, then decide again from fresh labels.
+    WaitUntil(Timestamp),
+    /// Refuse: nothing is changed, and the invocation fails with this error.
+    Reject(Rejection),
+}
+
+/// Actions and the outcome they reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Performed in order; each one is safe to stop after.
+    pub actions: Vec<Action>,
+    /// What the invocation reports once all actions are done.
+    pub outcome: Outcome,
+}
+
+/// One thing to do to the world.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Generate a new value and store it as `version` with AWSPENDING.
+    PutPending {
+        /// The token / new version id.
+        version: VersionId,
+    },
+    /// Store `from`'s value again as the new version `to`, with AWSPENDING.
+    Reissue {
+        /// The version that lost AWSPENDING.
+        from: VersionId,
+        /// Its deterministic successor.
+        to: VersionId,
+    },
+    /// One UpdateSecretVersionStage call.
+    Label(LabelMove),
+    /// Schedule a follow-up.
+    Schedule(FollowUp),
+    /// Delete every pending follow-up of this secret.
+    CancelFollowUps,
+    /// Register the version's value with the target (setSecret).
+    SetTarget {
+        /// The pending version.
+        version: VersionId,
+    },
+    /// Test the version's value against the target (testSecret).
+    TestTarget {
+        /// The pending version.
+        version: VersionId,
+    },
+    /// Revoke the version's value at the target (removePending).
+    RevokeTarget {
+        /// The released version.
+        version: VersionId,
+    },
+}
+
+/// A follow-up invocation to schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUp {
+    /// Which step, and its version.
+    pub kind: FollowUpKind,
+    /// The rotation's version (the `ClientRequestToken` of the follow-up).
+    pub token: VersionId,
+    /// When it is due.
+    pub due: Due,
+}
+
+/// The two follow-up steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowUpKind {
+    /// `swapPending` for `token`.
+    Swap,
+    /// `removePending`: take ROTATING off `release`.
+    Release {
+        /// The old version.
+        release: VersionId,
+    },
+}
+
+/// A due time, possibly relative to when the action is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// At this time.
+    At(Timestamp),
+    /// T after the moment the executor applies this action, i.e. after every action
+    /// before it in the plan has returned. Used for gaps that start with one of those
+    /// actions (a label move, a new version), so the gap is never measured from a
+    /// decision made before the change it waits on.
+    GapAfterApply,
+}
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// createSecret stored a new pending value.
+    Created,
+    /// createSecret found a value already stored for the token and kept it.
+    KeptExisting,
+    /// setSecret registered the pending value with the target.
+    TargetSet,
+    /// testSecret found the pending value working.
+    Tested,
+    /// The token is AWSCURRENT already: nothing to do (AWS's template rule).
+    AlreadyCurrent,
+    /// AWSCURRENT moved to the token's version; ROTATING marks the old one.
+    Swapped,
+    /// finishSecret scheduled the swap for `due` (deferred mode).
+    SwapScheduled {
+        /// When the swap is due.
+        due: Timestamp,
+    },
+    /// A follow-up arrived long before its due time and was scheduled again.
+    Rescheduled {
+        /// When it is due.
+        due: Timestamp,
+    },
+    /// AWSPENDING had been stripped; the value was re-issued as `new_version` and the
+    /// first gap restarted.
+    Reissued {
+        /// The re-issued version.
+        new_version: VersionId,
+    },
+    /// ROTATING is off the old version: the rotation is complete.
+    Released,
+    /// The old version carries no ROTATING any more (a duplicate or stale release).
+    AlreadyReleased,
+    /// A newer rotation took over; this follow-up is stale and does nothing.
+    Superseded {
+        /// The version that superseded the token.
+        by: VersionId,
+    },
+    /// Rotation is disabled: the follow-up abandoned the rotation and deleted the
+    /// secret's follow-ups, restoring nothing.
+    Abandoned,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Created => f.write_str("created the pending value"),
+            Outcome::KeptExisting => f.write_str("kept the pending value already stored for this token"),
+            Outcome::TargetSet => f.write_str("registered the pending value with the target"),
+            Outcome::Tested => f.write_str("tested the pending value"),
+            Outcome::AlreadyCurrent => f.write_str("the token is already AWSCURRENT; nothing to do"),
+            Outcome::Swapped => f.write_str("swapped: AWSCURRENT moved to the new version, ROTATING on the old one"),
+            Outcome::SwapScheduled { due } => write!(f, "swap scheduled for {due}"),
+            Outcome::Rescheduled { due } => write!(f, "arrived early; scheduled again for {due}"),
+            Outcome::Reissued { new_version } => write!(
+                f,
+                "AWSPENDING had been stripped; re-issued the value as {new_version} and restarted the gap"
+            ),
+            Outcome::Released => f.write_str("released: ROTATING removed from the old version"),
+            Outcome::AlreadyReleased => f.write_str("the old version was already released; nothing to do"),
+            Outcome::Superseded { by } => write!(f, "superseded by version {by}; stale follow-up, nothing to do"),
+            Outcome::Abandoned => f.write_str(
+                "rotation is disabled for this secret: abandoned the rotation, deleted its follow-ups, restored nothing",
+            ),
+        }
+    }
+}
+
+/// Why an invocation is refused. Refusals change nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// AWS's template rule: rotation must be enabled for engine steps.
+    #[error("secret is not enabled for rotation")]
+    RotationDisabled,
+    /// The token names no version this secret has (with a label, for engine steps).
+    #[error("secret has no version {version} to rotate")]
+    UnknownVersion {
+        /// The version asked for.
+        version: VersionId,
+    },
+    /// AWS's template rule: the token must carry AWSPENDING.
+    #[error("version {version} is not AWSPENDING for rotation")]
+    NotPending {
+        /// The token.
+        version: VersionId,
+    },
+    /// The secret has no AWSCURRENT version to rotate from.
+    #[error("secret has no AWSCURRENT version")]
+    NoCurrentVersion,
+    /// The pending version has no value yet (createSecret has not run).
+    #[error("version {version} has no value yet; createSecret must run first")]
+    PendingValueMissing {
+        /// The token.
+        version: VersionId,
+    },
+}
+
+/// Decides what `input.invocation` should do now.
+pub fn decide(input: &Input<'_>) -> Decision {
+    match &input.invocation.step {
+        Step::CreateSecret | Step::SetSecret | Step::TestSecret | Step::FinishSecret => engine_step(input),
+        Step::SwapPending { due } => swap_pending(input, *due),
+        Step::RemovePending { due, release } => remove_pending(input, *due, release),
+    }
+}
+
+fn engine_step(i: &Input<'_>) -> Decision {
+    let s = i.secret;
+    let token = &i.invocation.token;
+    let step = &i.invocation.step;
+    // AWS's template checks, in its order, on every engine step.
+    if !s.rotation_enabled {
+        return Decision::Reject(Rejection::RotationDisabled);
+    }
+    // VersionIdsToStages lists labelled versions only: a deprecated version is unknown.
+    let Some(version) = s.version(token).filter(|v| !v.stages.is_empty()) else {
+        return Decision::Reject(Rejection::UnknownVersion {
+            version: token.clone(),
+        });
+    };
+    if version.has(AWSCURRENT) {
+        // Done already: succeed. Outside testSecret, make sure a ROTATING left behind
+        // by a swap whose release was lost is released eventually.
+        let actions = match step {
+            Step::TestSecret | Step::SetSecret => Vec::new(),
+            _ => release_leftover(s).into_iter().collect(),
+        };
+        return apply(actions, Outcome::AlreadyCurrent);
+    }
+    if !version.has(AWSPENDING) {
+        return Decision::Reject(Rejection::NotPending {
+            version: token.clone(),
+        });
+    }
+    if s.current().is_none() {
+        return Decision::Reject(Rejection::NoCurrentVersion);
+    }
+    let has_value = version.created.is_some();
+    let missing = || {
+        Decision::Reject(Rejection::PendingValueMissing {
+            version: token.clone(),
+        })
+    };
+    match step {
+        Step::CreateSecret => {
+            let mut actions = Vec::new();
+            let outcome = if has_value {
+                Outcome::KeptExisting
+            } else {
+                actions.push(Action::PutPending {
+                    version: token.clone(),
+                });
+                Outcome::Created
+            };
+            actions.extend(release_leftover(s));
+            apply(actions, outcome)
+        }
+        Step::SetSecret if has_value => apply(
+            vec![Action::SetTarget {
+                version: token.clone(),
+            }],
+            Outcome::TargetSet,
+        ),
+        Step::TestSecret if has_value => apply(
+            vec![Action::TestTarget {
+                version: token.clone(),
+            }],
+            Outcome::Tested,
+        ),
+        Step::FinishSecret => match version.created {
+            Some(created) => {
+                let due = created.plus(i.policy.gap);
+                when_due(
+                    i,
+                    due,
+                    || swap_plan(s, token),
+                    |due| Outcome::SwapScheduled { due },
+                    swap_follow_up(token, due),
+                )
+            }
+            None => missing(),
+        },
+        _ => missing(),
+    }
+}
+
+fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
+    let s = i.secret;
+    let token = &i.invocation.token;
+    if !s.rotation_enabled {
+        return apply(vec![Action::CancelFollowUps], Outcome::Abandoned);
+    }
+    let Some(version) = s.version(token) else {
+        return Decision::Reject(Rejection::UnknownVersion {
+            version: token.clone(),
+        });
+    };
+    if version.has(AWSCURRENT) {
+        // The swap happened (maybe by a duplicate, maybe we crashed half-way): finish it.
+        let mut actions = Vec::new();
+        if version.has(AWSPENDING) {
+            actions.push(Action::Label(remove(AWSPENDING, token)));
+        }
+        actions.extend(release_leftover(s));
+        return apply(actions, Outcome::AlreadyCurrent);
+    }
+    if version.has(AWSPENDING) {
+        let Some(created) = version.created else {
+            return Decision::Reject(Rejection::PendingValueMissing {
+                version: token.clone(),
+            });
+        };
+        // The event's due can only delay the swap; the version's own age bounds it below.
+        let due = event_due.max(created.plus(i.policy.gap));
+        return when_due(
+            i,
+            due,
+            || swap_plan(s, token),
+            |due| Outcome::Rescheduled { due },
+            swap_follow_up(token, due),
+        );
+    }
+    // The token lost AWSPENDING without becoming current. Either a newer rotation took
+    // over (stale follow-up: do nothing), or the engine stripped the label (restart).
+    if let Some(pending) = s.holder(AWSPENDING).filter(|p| !s.has(p, AWSCURRENT)) {
+        return apply(Vec::new(), Outcome::Superseded { by: pending.clone() });
+    }
+    if let Some(newer) = s.newer_than(token).into_iter().next() {
+        return apply(Vec::new(), Outcome::Superseded { by: newer.clone() });
+    }
+    if version.created.is_none() {
+        return Decision::Reject(Rejection::PendingValueMissing {
+            version: token.clone(),
+        });
+    }
+    let new_version = token.reissue();
+    apply(
+        vec![
+            Action::Reissue {
+                from: token.clone(),
+                to: new_version.clone(),
+            },
+            Action::Schedule(FollowUp {
+                kind: FollowUpKind::Swap,
+                token: new_version.clone(),
+                due: Due::GapAfterApply,
+            }),
+        ],
+        Outcome::Reissued { new_version },
+    )
+}
+
+fn remove_pending(i: &Input<'_>, due: Timestamp, release: &VersionId) -> Decision {
+    let s = i.secret;
+    let token = &i.invocation.token;
+    if !s.rotation_enabled {
+        return apply(vec![Action::CancelFollowUps], Outcome::Abandoned);
+    }
+    let Some(old) = s.version(release) else {
+        return Decision::Reject(Rejection::UnknownVersion {
+            version: release.clone(),
+        });
+    };
+    if !old.has(ROTATING) || old.has(AWSCURRENT) {
+        // Released already, or ROTATING moved on with a later swap, or the old version
+        // is current again (rolled back by hand): there is nothing of ours to release.
+        return apply(Vec::new(), Outcome::AlreadyReleased);
+    }
+    let plan = || Plan {
+        // Revoke first: if the label call fails, the retry still finds ROTATING and
+        // revokes again (revoke is idempotent); the other order could lose the revoke.
+        actions: vec![
+            Action::RevokeTarget {
+                version: release.clone(),
+            },
+            Action::Label(remove(ROTATING, release)),
+        ],
+        outcome: Outcome::Released,
+    };
+    let follow_up = FollowUp {
+        kind: FollowUpKind::Release {
+            release: release.clone(),
+        },
+        token: token.clone(),
+        due: Due::At(due),
+    };
+    when_due(i, due, plan, |due| Outcome::Rescheduled { due }, follow_up)
+}
+
+/// The swap, ordered so that every intermediate state keeps the consumer contract:
+///
+/// 1. ROTATING onto the current version K1 (accepted set unchanged: K1, K2);
+/// 2. AWSCURRENT K1 -> K2 (Secrets Manager moves AWSPREVIOUS to K1; K1 stays accepted
+///    through ROTATING, K2 through AWSCURRENT);
+/// 3. AWSPENDING off K2 (K2 stays accepted through AWSCURRENT);
+/// 4. schedule the release of K1, due T after step 2 returned.
+///
+/// A ROTATING still on an older version K0 (its release was lost) moves to K1 in step 1.
+/// That stops K0 being accepted, which is safe: K0 got ROTATING when K1 became current,
+/// before K2 was created, and K2 is at least T old now.
+fn swap_plan(s: &SecretState, pending: &VersionId) -> Plan {
+    let Some(current) = s.current() else {
+        // engine_step and swap_pending check this before asking; keep the plan total.
+        return Plan {
+            actions: Vec::new(),
+            outcome: Outcome::AlreadyCurrent,
+        };
+    };
+    let mut actions = Vec::new();
+    match s.holder(ROTATING) {
+        Some(r) if r == current => {}
+        other => actions.push(Action::Label(LabelMove {
+            stage: ROTATING.into(),
+            move_to: Some(current.clone()),
+            remove_from: other.cloned(),
+        })),
+    }
+    actions.push(Action::Label(LabelMove {
+        stage: AWSCURRENT.into(),
+        move_to: Some(pending.clone()),
+        remove_from: Some(current.clone()),
+    }));
+    actions.push(Action::Label(remove(AWSPENDING, pending)));
+    actions.push(Action::Schedule(FollowUp {
+        kind: FollowUpKind::Release {
+            release: current.clone(),
+        },
+        token: pending.clone(),
+        due: Due::GapAfterApply,
+    }));
+    Plan {
+        actions,
+        outcome: Outcome::Swapped,
+    }
+}
+
+/// A ROTATING on a version that is not current, with no release in hand: release it T
+/// from now (later than T after the swap that put it there, so safe).
+fn release_leftover(s: &SecretState) -> Option<Action> {
+    let current = s.current()?;
+    let rotating = s.holder(ROTATING).filter(|r| *r != current)?;
+    Some(Action::Schedule(FollowUp {
+        kind: FollowUpKind::Release {
+            release: rotating.clone(),
+        },
+        token: current.clone(),
+        due: Due::GapAfterApply,
+    }))
+}
+
+/// Act now if `due` has passed, wait inline if the rest fits the budget, else schedule.
+fn when_due(
+    i: &Input<'_>,
+    due: Timestamp,
+    act: impl FnOnce() -> Plan,
+    later: impl FnOnce(Timestamp) -> Outcome,
+    follow_up: FollowUp,
+) -> Decision {
+    if i.now >= due {
+        Decision::Apply(act())
+    } else if due.since(i.now) <= i.wait_budget_left {
+        Decision::WaitUntil(due)
+    } else {
+        apply(vec![Action::Schedule(follow_up)], later(due))
+    }
+}
+
+fn swap_follow_up(token: &VersionId, due: Timestamp) -> FollowUp {
+    FollowUp {
+        kind: FollowUpKind::Swap,
+        token: token.clone(),
+        due: Due::At(due),
+    }
+}
+
+fn remove(stage: &str, from: &VersionId) -> LabelMove {
+    LabelMove {
+        stage: stage.into(),
+        move_to: None,
+        remove_from: Some(from.clone()),
+    }
+}
+
+fn apply(actions: Vec<Action>, outcome: Outcome) -> Decision {
+    Decision::Apply(Plan { actions, outcome })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,622 @@
+//! One test per rule of the core. The states are built by hand, label by label, so each
+//! test reads as the situation it covers.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::*;
+use crate::secret::{AWSPREVIOUS, SecretId, VersionInfo};
+
+const T: u64 = 600;
+const BUDGET: u64 = 300;
+
+fn v(n: char) -> VersionId {
+    VersionId::new(n.to_string().repeat(32))
+}
+
+fn at(s: i64) -> Timestamp {
+    Timestamp::from_secs(1_800_000_000 + s)
+}
+
+fn policy() -> Policy {
+    Policy::new(Duration::from_secs(T), Duration::from_secs(BUDGET)).unwrap()
+}
+
+/// A secret built from (version, labels, value created at) triples.
+fn secret(versions: &[(char, &[&str], Option<i64>)]) -> SecretState {
+    let mut s = SecretState {
+        rotation_enabled: true,
+        ..Default::default()
+    };
+    for (id, stages, created) in versions {
+        s.versions.insert(
+            v(*id),
+            VersionInfo {
+                stages: stages.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>(),
+                created: created.map(at),
+            },
+        );
+    }
+    s
+}
+
+fn inv(step: Step, token: char) -> Invocation {
+    Invocation {
+        step,
+        secret_id: SecretId::new("arn:aws:secretsmanager:us-east-1:111122223333:secret:t-AbCdEf"),
+        token: v(token),
+        rotation_token: None,
+        schedule: None,
+    }
+}
+
+fn decide_at(invocation: &Invocation, s: &SecretState, now: i64) -> Decision {
+    let p = policy();
+    decide(&Input {
+        invocation,
+        secret: s,
+        now: at(now),
+        policy: &p,
+        wait_budget_left: p.inline_budget,
+    })
+}
+
+fn plan(d: Decision) -> Plan {
+    match d {
+        Decision::Apply(p) => p,
+        other => panic!("expected a plan, got {other:?}"),
+    }
+}
+
+fn label(stage: &str, to: Option<char>, from: Option<char>) -> Action {
+    Action::Label(LabelMove {
+        stage: stage.into(),
+        move_to: to.map(v),
+        remove_from: from.map(v),
+    })
+}
+
+fn schedule(kind: FollowUpKind, token: char, due: Due) -> Action {
+    Action::Schedule(FollowUp {
+        kind,
+        token: v(token),
+        due,
+    })
+}
+
+fn release(r: char) -> FollowUpKind {
+    FollowUpKind::Release { release: v(r) }
+}
+
+const ENGINE_STEPS: [Step; 4] = [
+    Step::CreateSecret,
+    Step::SetSecret,
+    Step::TestSecret,
+    Step::FinishSecret,
+];
+
+/// K1 current since long ago, K2 pending with a value created at t=0.
+fn mid_rotation() -> SecretState {
+    secret(&[('1', &[AWSCURRENT], Some(-10_000)), ('2', &[AWSPENDING], Some(0))])
+}
+
+// ---- AWS's template checks, on every engine step -------------------------------------
+
+#[test]
+fn engine_steps_refuse_a_secret_with_rotation_disabled() {
+    let mut s = mid_rotation();
+    s.rotation_enabled = false;
+    for step in ENGINE_STEPS {
+        assert_eq!(
+            decide_at(&inv(step, '2'), &s, 1),
+            Decision::Reject(Rejection::RotationDisabled)
+        );
+    }
+}
+
+#[test]
+fn engine_steps_refuse_an_unknown_or_deprecated_token() {
+    let mut s = mid_rotation();
+    s.versions.insert(
+        v('9'),
+        VersionInfo {
+            stages: BTreeSet::new(),
+            created: Some(at(-5)),
+        },
+    );
+    for step in ENGINE_STEPS {
+        for token in ['7', '9'] {
+            assert_eq!(
+                decide_at(&inv(step.clone(), token), &s, 1),
+                Decision::Reject(Rejection::UnknownVersion { version: v(token) })
+            );
+        }
+    }
+}
+
+#[test]
+fn engine_steps_succeed_doing_nothing_when_the_token_is_already_current() {
+    let s = secret(&[('1', &[AWSPREVIOUS], Some(-100)), ('2', &[AWSCURRENT], Some(0))]);
+    for step in ENGINE_STEPS {
+        let p = plan(decide_at(&inv(step, '2'), &s, 5));
+        assert_eq!(p.outcome, Outcome::AlreadyCurrent);
+        assert!(p.actions.is_empty());
+    }
+}
+
+#[test]
+fn engine_steps_refuse_a_token_without_awspending() {
+    let s = secret(&[('1', &[AWSCURRENT], Some(-100)), ('2', &["CUSTOM"], Some(0))]);
+    for step in ENGINE_STEPS {
+        assert_eq!(
+            decide_at(&inv(step, '2'), &s, 5),
+            Decision::Reject(Rejection::NotPending { version: v('2') })
+        );
+    }
+}
+
+// ---- createSecret ---------------------------------------------------------------------
+
+#[test]
+fn create_fills_the_engines_value_less_placeholder() {
+    let s = secret(&[('1', &[AWSCURRENT], Some(-100)), ('2', &[AWSPENDING], None)]);
+    let p = plan(decide_at(&inv(Step::CreateSecret, '2'), &s, 0));
+    assert_eq!(p.outcome, Outcome::Created);
+    assert_eq!(p.actions, vec![Action::PutPending { version: v('2') }]);
+}
+
+#[test]
+fn create_keeps_a_value_already_stored_for_the_token() {
+    let p = plan(decide_at(&inv(Step::CreateSecret, '2'), &mid_rotation(), 3));
+    assert_eq!(p.outcome, Outcome::KeptExisting);
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn create_refuses_a_secret_without_a_current_version() {
+    let s = secret(&[('2', &[AWSPENDING], None)]);
+    assert_eq!(
+        decide_at(&inv(Step::CreateSecret, '2'), &s, 0),
+        Decision::Reject(Rejection::NoCurrentVersion)
+    );
+}
+
+#[test]
+fn create_schedules_the_release_of_a_leftover_rotating() {
+    // K0 kept ROTATING (its removePending was lost); K1 is current; K2 is the new pending.
+    let s = secret(&[
+        ('0', &[AWSPREVIOUS, ROTATING], Some(-9_000)),
+        ('1', &[AWSCURRENT], Some(-5_000)),
+        ('2', &[AWSPENDING], None),
+    ]);
+    let p = plan(decide_at(&inv(Step::CreateSecret, '2'), &s, 0));
+    assert_eq!(
+        p.actions,
+        vec![
+            Action::PutPending { version: v('2') },
+            schedule(release('0'), '1', Due::GapAfterApply),
+        ]
+    );
+}
+
+// ---- setSecret / testSecret -----------------------------------------------------------
+
+#[test]
+fn set_and_test_touch_only_the_target() {
+    let s = secret(&[
+        ('0', &[AWSPREVIOUS, ROTATING], Some(-9_000)),
+        ('1', &[AWSCURRENT], Some(-5_000)),
+        ('2', &[AWSPENDING], Some(0)),
+    ]);
+    let set = plan(decide_at(&inv(Step::SetSecret, '2'), &s, 1));
+    assert_eq!(
+        (set.outcome, set.actions),
+        (Outcome::TargetSet, vec![Action::SetTarget { version: v('2') }])
+    );
+    let test = plan(decide_at(&inv(Step::TestSecret, '2'), &s, 1));
+    assert_eq!(
+        (test.outcome, test.actions),
+        (Outcome::Tested, vec![Action::TestTarget { version: v('2') }])
+    );
+}
+
+#[test]
+fn set_and_test_refuse_a_placeholder_without_value() {
+    let s = secret(&[('1', &[AWSCURRENT], Some(-100)), ('2', &[AWSPENDING], None)]);
+    for step in [Step::SetSecret, Step::TestSecret, Step::FinishSecret] {
+        assert_eq!(
+            decide_at(&inv(step, '2'), &s, 1),
+            Decision::Reject(Rejection::PendingValueMissing { version: v('2') })
+        );
+    }
+}
+
+// ---- finishSecret: inline and deferred ------------------------------------------------
+
+fn swap_actions(old: char, new: char, rotating_from: Option<char>) -> Vec<Action> {
+    vec![
+        label(ROTATING, Some(old), rotating_from),
+        label(AWSCURRENT, Some(new), Some(old)),
+        label(AWSPENDING, None, Some(new)),
+        schedule(release(old), new, Due::GapAfterApply),
+    ]
+}
+
+#[test]
+fn finish_waits_inline_when_the_rest_of_the_gap_fits_the_budget() {
+    // Created at 0, T = 600 s, budget 300 s: at 300 s the 300 s left fit.
+    assert_eq!(
+        decide_at(&inv(Step::FinishSecret, '2'), &mid_rotation(), 300),
+        Decision::WaitUntil(at(600))
+    );
+}
+
+#[test]
+fn finish_defers_the_swap_when_the_rest_does_not_fit() {
+    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &mid_rotation(), 299));
+    assert_eq!(p.outcome, Outcome::SwapScheduled { due: at(600) });
+    assert_eq!(
+        p.actions,
+        vec![schedule(FollowUpKind::Swap, '2', Due::At(at(600)))]
+    );
+}
+
+#[test]
+fn finish_swaps_at_once_when_the_gap_is_over_in_the_safe_order() {
+    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &mid_rotation(), 600));
+    assert_eq!(p.outcome, Outcome::Swapped);
+    assert_eq!(p.actions, swap_actions('1', '2', None));
+}
+
+#[test]
+fn finish_honours_the_remaining_budget_not_the_configured_one() {
+    let p = policy();
+    let i = inv(Step::FinishSecret, '2');
+    let s = mid_rotation();
+    let d = decide(&Input {
+        invocation: &i,
+        secret: &s,
+        now: at(500),
+        policy: &p,
+        wait_budget_left: Duration::from_secs(50),
+    });
+    assert!(matches!(
+        d,
+        Decision::Apply(Plan {
+            outcome: Outcome::SwapScheduled { .. },
+            ..
+        })
+    ));
+}
+
+#[test]
+fn the_swap_moves_a_leftover_rotating_onto_the_old_current() {
+    let s = secret(&[
+        ('0', &[ROTATING], Some(-9_000)),
+        ('1', &[AWSCURRENT, AWSPREVIOUS], Some(-5_000)),
+        ('2', &[AWSPENDING], Some(0)),
+    ]);
+    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &s, 601));
+    assert_eq!(p.actions, swap_actions('1', '2', Some('0')));
+}
+
+#[test]
+fn the_swap_keeps_rotating_already_on_the_old_current() {
+    // A swap that stopped after its first call: ROTATING is on K1, which is still current.
+    let s = secret(&[
+        ('1', &[AWSCURRENT, ROTATING], Some(-5_000)),
+        ('2', &[AWSPENDING], Some(0)),
+    ]);
+    let p = plan(decide_at(
+        &Invocation {
+            ..inv(Step::SwapPending { due: at(600) }, '2')
+        },
+        &s,
+        601,
+    ));
+    assert_eq!(p.actions[..], swap_actions('1', '2', None)[1..]);
+}
+
+// ---- swapPending ----------------------------------------------------------------------
+
+fn swap(token: char, due: i64) -> Invocation {
+    inv(Step::SwapPending { due: at(due) }, token)
+}
+
+#[test]
+fn follow_ups_abandon_quietly_when_rotation_was_disabled() {
+    let mut s = mid_rotation();
+    s.rotation_enabled = false;
+    for i in [
+        swap('2', 600),
+        inv(
+            Step::RemovePending {
+                due: at(600),
+                release: v('1'),
+            },
+            '2',
+        ),
+    ] {
+        let p = plan(decide_at(&i, &s, 700));
+        assert_eq!(
+            (p.outcome, p.actions),
+            (Outcome::Abandoned, vec![Action::CancelFollowUps])
+        );
+    }
+}
+
+#[test]
+fn swap_arriving_early_waits_a_short_remainder_and_reschedules_a_long_one() {
+    assert_eq!(
+        decide_at(&swap('2', 600), &mid_rotation(), 540),
+        Decision::WaitUntil(at(600))
+    );
+    let p = plan(decide_at(&swap('2', 600), &mid_rotation(), 100));
+    assert_eq!(p.outcome, Outcome::Rescheduled { due: at(600) });
+    assert_eq!(
+        p.actions,
+        vec![schedule(FollowUpKind::Swap, '2', Due::At(at(600)))]
+    );
+}
+
+#[test]
+fn swap_due_is_never_earlier_than_the_versions_own_age_allows() {
+    // A hand-made or corrupted event claims the swap was due at 10 s: the version, created
+    // at 0, must still be accepted for T = 600 s first.
+    assert_eq!(
+        decide_at(&swap('2', 10), &mid_rotation(), 400),
+        Decision::WaitUntil(at(600))
+    );
+    // A later event due only delays.
+    assert_eq!(
+        decide_at(&swap('2', 700), &mid_rotation(), 650),
+        Decision::WaitUntil(at(700))
+    );
+}
+
+#[test]
+fn swap_when_due_follows_the_safe_order() {
+    let p = plan(decide_at(&swap('2', 600), &mid_rotation(), 600));
+    assert_eq!(
+        (p.outcome, p.actions),
+        (Outcome::Swapped, swap_actions('1', '2', None))
+    );
+}
+
+#[test]
+fn swap_finishes_a_half_done_swap() {
+    // AWSCURRENT moved, the call that removes AWSPENDING never happened.
+    let s = secret(&[
+        ('1', &[AWSPREVIOUS, ROTATING], Some(-5_000)),
+        ('2', &[AWSCURRENT, AWSPENDING], Some(0)),
+    ]);
+    let p = plan(decide_at(&swap('2', 600), &s, 610));
+    assert_eq!(p.outcome, Outcome::AlreadyCurrent);
+    assert_eq!(
+        p.actions,
+        vec![
+            label(AWSPENDING, None, Some('2')),
+            schedule(release('1'), '2', Due::GapAfterApply)
+        ]
+    );
+}
+
+#[test]
+fn duplicate_swap_after_a_complete_rotation_does_nothing() {
+    let s = secret(&[('1', &[AWSPREVIOUS], Some(-5_000)), ('2', &[AWSCURRENT], Some(0))]);
+    let p = plan(decide_at(&swap('2', 600), &s, 5_000));
+    assert_eq!((p.outcome, p.actions), (Outcome::AlreadyCurrent, vec![]));
+}
+
+#[test]
+fn swap_reissues_when_the_engine_stripped_awspending() {
+    let s = secret(&[('1', &[AWSCURRENT], Some(-5_000)), ('2', &[], Some(0))]);
+    let p = plan(decide_at(&swap('2', 600), &s, 620));
+    let new = v('2').reissue();
+    assert_eq!(
+        p.outcome,
+        Outcome::Reissued {
+            new_version: new.clone()
+        }
+    );
+    assert_eq!(
+        p.actions,
+        vec![
+            Action::Reissue {
+                from: v('2'),
+                to: new.clone()
+            },
+            Action::Schedule(FollowUp {
+                kind: FollowUpKind::Swap,
+                token: new,
+                due: Due::GapAfterApply
+            }),
+        ]
+    );
+}
+
+#[test]
+fn swap_reissues_when_awspending_sits_on_the_current_version() {
+    // The documented "successful" end state with AWSPENDING on AWSCURRENT: K2 lost it.
+    let s = secret(&[
+        ('1', &[AWSCURRENT, AWSPENDING], Some(-5_000)),
+        ('2', &[], Some(0)),
+    ]);
+    assert!(matches!(
+        plan(decide_at(&swap('2', 600), &s, 620)).outcome,
+        Outcome::Reissued { .. }
+    ));
+}
+
+#[test]
+fn a_late_duplicate_of_the_first_swap_cannot_swap_the_reissued_version_early() {
+    // The scenario that rules out re-labelling K2 in place: after the re-issue, the first
+    // swapPending for K2 (due 600) is delivered again at 700.
+    let k2r = v('2').reissue();
+    let mut s = secret(&[('1', &[AWSCURRENT], Some(-5_000)), ('2', &[], Some(0))]);
+    s.versions.insert(
+        k2r.clone(),
+        VersionInfo {
+            stages: [AWSPENDING.to_string()].into(),
+            created: Some(at(620)),
+        },
+    );
+    let p = plan(decide_at(&swap('2', 600), &s, 700));
+    assert_eq!(
+        (p.outcome, p.actions),
+        (Outcome::Superseded { by: k2r.clone() }, vec![])
+    );
+    // And the re-issued version's own swap waits T from its creation.
+    let p = plan(decide_at(
+        &Invocation {
+            token: k2r.clone(),
+            ..swap('2', 600)
+        },
+        &s,
+        700,
+    ));
+    assert_eq!(p.outcome, Outcome::Rescheduled { due: at(1_220) });
+    assert_eq!(
+        p.actions,
+        vec![Action::Schedule(FollowUp {
+            kind: FollowUpKind::Swap,
+            token: k2r,
+            due: Due::At(at(1_220))
+        })]
+    );
+}
+
+#[test]
+fn a_stale_swap_is_superseded_by_a_newer_version() {
+    // An operator wrote K3 as current after K2 was stripped.
+    let s = secret(&[
+        ('1', &[AWSPREVIOUS], Some(-5_000)),
+        ('2', &[], Some(0)),
+        ('3', &[AWSCURRENT], Some(50)),
+    ]);
+    let p = plan(decide_at(&swap('2', 600), &s, 700));
+    assert_eq!(
+        (p.outcome, p.actions),
+        (Outcome::Superseded { by: v('3') }, vec![])
+    );
+    // A newer rotation's placeholder (no value yet) supersedes too, through its label.
+    let s = secret(&[
+        ('1', &[AWSCURRENT], Some(-5_000)),
+        ('2', &[], Some(0)),
+        ('3', &[AWSPENDING], None),
+    ]);
+    assert_eq!(
+        plan(decide_at(&swap('2', 600), &s, 700)).outcome,
+        Outcome::Superseded { by: v('3') }
+    );
+}
+
+#[test]
+fn swap_refuses_an_unknown_token() {
+    assert_eq!(
+        decide_at(&swap('7', 600), &mid_rotation(), 700),
+        Decision::Reject(Rejection::UnknownVersion { version: v('7') })
+    );
+}
+
+// ---- removePending --------------------------------------------------------------------
+
+fn remove_ev(due: i64) -> Invocation {
+    inv(
+        Step::RemovePending {
+            due: at(due),
+            release: v('1'),
+        },
+        '2',
+    )
+}
+
+fn after_swap() -> SecretState {
+    secret(&[
+        ('1', &[AWSPREVIOUS, ROTATING], Some(-5_000)),
+        ('2', &[AWSCURRENT], Some(0)),
+    ])
+}
+
+#[test]
+fn remove_when_due_revokes_then_takes_rotating_off() {
+    let p = plan(decide_at(&remove_ev(1_200), &after_swap(), 1_200));
+    assert_eq!(p.outcome, Outcome::Released);
+    assert_eq!(
+        p.actions,
+        vec![
+            Action::RevokeTarget { version: v('1') },
+            label(ROTATING, None, Some('1'))
+        ]
+    );
+}
+
+#[test]
+fn remove_arriving_early_waits_or_reschedules() {
+    assert_eq!(
+        decide_at(&remove_ev(1_200), &after_swap(), 1_100),
+        Decision::WaitUntil(at(1_200))
+    );
+    let p = plan(decide_at(&remove_ev(1_200), &after_swap(), 800));
+    assert_eq!(p.outcome, Outcome::Rescheduled { due: at(1_200) });
+    assert_eq!(p.actions, vec![schedule(release('1'), '2', Due::At(at(1_200)))]);
+}
+
+#[test]
+fn duplicate_or_stale_removes_do_nothing() {
+    let released = secret(&[('1', &[AWSPREVIOUS], Some(-5_000)), ('2', &[AWSCURRENT], Some(0))]);
+    let p = plan(decide_at(&remove_ev(1_200), &released, 1_300));
+    assert_eq!((p.outcome, p.actions), (Outcome::AlreadyReleased, vec![]));
+    // ROTATING moved on to K2 with a later swap: the release of K1 is stale.
+    let later = secret(&[
+        ('1', &[], Some(-5_000)),
+        ('2', &[AWSPREVIOUS, ROTATING], Some(0)),
+        ('3', &[AWSCURRENT], Some(700)),
+    ]);
+    assert_eq!(
+        plan(decide_at(&remove_ev(1_200), &later, 1_300)).outcome,
+        Outcome::AlreadyReleased
+    );
+}
+
+#[test]
+fn remove_refuses_an_unknown_release_version() {
+    let i = inv(
+        Step::RemovePending {
+            due: at(1_200),
+            release: v('8'),
+        },
+        '2',
+    );
+    assert_eq!(
+        decide_at(&i, &after_swap(), 1_300),
+        Decision::Reject(Rejection::UnknownVersion { version: v('8') })
+    );
+}
+
+// ---- leftovers --------------------------------------------------------------------------
+
+#[test]
+fn finish_on_an_already_current_token_releases_a_leftover_rotating() {
+    // An inline finishSecret swapped and died before scheduling the release; the engine's
+    // retry finds the token current.
+    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &after_swap(), 700));
+    assert_eq!(p.outcome, Outcome::AlreadyCurrent);
+    assert_eq!(p.actions, vec![schedule(release('1'), '2', Due::GapAfterApply)]);
+}
+
+#[test]
+fn test_secret_has_no_side_effect_even_with_a_leftover() {
+    let p = plan(decide_at(&inv(Step::TestSecret, '2'), &after_swap(), 700));
+    assert!(p.actions.is_empty());
+}
+
+#[test]
+fn outcomes_read_as_sentences() {
+    assert!(Outcome::Abandoned.to_string().contains("disabled"));
+    assert!(
+        Outcome::Superseded { by: v('3') }
+            .to_string()
+            .contains(v('3').as_str())
+    );
+}

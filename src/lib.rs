@@ -1,0 +1,40 @@
+//! keyshift: zero-downtime secret rotation for AWS Secrets Manager.
+//!
+//! This crate is the rotation function's brain and everything that must be proven
+//! about it, with no AWS SDK in sight:
+//!
+//! * [`event`]: the one event type for every invocation (the engine's four steps and
+//!   keyshift's `swapPending` / `removePending` follow-ups), parsed without ever echoing
+//!   a value. A RotationToken never prints, not even through `Debug`.
+//! * [`decide`]: the pure core. `decide(invocation, labels as they are, now, policy)`
+//!   returns what to do as data: label moves in a safe order, a value to put, an inline
+//!   wait, a follow-up to schedule, done, or a refusal. **It never reads a clock or
+//!   calls anything**; if it seems to need to, the design is wrong.
+//! * [`ports`]: the small traits the world is reached through (store, scheduler, clock,
+//!   target), in keyshift's own types.
+//! * [`executor`]: loads the labels, asks the core, applies the plan, re-derives after
+//!   every wait or failure. The Lambda and the simulation drive this same executor.
+//! * [`memory`]: a faithful in-memory Secrets Manager that enforces AWS's label rules,
+//!   with typed fault verbs, for the simulation and the tests.
+//! * [`policy`] and [`time`]: T, the inline budget, the scheduler's precision, and UTC
+//!   timestamps as plain data.
+//!
+//! The protocol (DESIGN.md section 3): the new version is accepted for at least T
+//! before it becomes AWSCURRENT, and the old one stays accepted (ROTATING) for at least
+//! T after. Every step is idempotent and derived from the labels as they are.
+
+pub mod decide;
+pub mod event;
+pub mod executor;
+pub mod memory;
+pub mod policy;
+pub mod ports;
+pub mod secret;
+pub mod time;
+
+pub use decide::{Action, Decision, Outcome, Rejection};
+pub use event::{Invocation, Step};
+pub use executor::{ExecError, Executor};
+pub use policy::Policy;
+pub use secret::{SecretId, SecretState, SecretValue, VersionId};
+pub use time::Timestamp;

@@ -1,0 +1,256 @@
+//! The ports: what the executor needs from the world, in keyshift's own types.
+//!
+//! One adapter per AWS service implements these (the Lambda crate); the in-memory
+//! Secrets Manager in [`crate::memory`] and the simulation implement them too. No SDK
+//! type crosses this line, so fakes need no SDK builders and errors are classified once,
+//! in the adapter (AWS SDK examples' narrowed `traits.rs`).
+//!
+//! Methods return `impl Future + Send` so that executors built on them can run on a
+//! multi-threaded runtime (the Lambda runtime) as well as in the single-threaded
+//! simulation; implementations write plain `async fn`.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::event::{Invocation, ScheduleName};
+use crate::secret::{SecretId, SecretState, SecretValue, VersionId};
+use crate::time::Timestamp;
+
+/// How a store call failed, classified once by the adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreErrorKind {
+    /// The secret or version does not exist (ResourceNotFoundException).
+    NotFound,
+    /// The token already names a version with a different value (ResourceExistsException).
+    AlreadyExists,
+    /// A parameter does not fit the secret's state now, e.g. a label is attached to
+    /// another version than RemoveFromVersionId names (InvalidParameterException).
+    InvalidParameter,
+    /// The request is not valid in the secret's state (InvalidRequestException), e.g.
+    /// "a previous rotation isn't complete" or the secret is scheduled for deletion.
+    InvalidRequest,
+    /// Request rate exceeded; try again after a pause.
+    Throttled,
+    /// A network or 5xx failure; the call may or may not have taken effect.
+    Transient,
+    /// The function's role may not do this.
+    AccessDenied,
+    /// A quota is exhausted (LimitExceededException), e.g. 20 labels per secret.
+    LimitExceeded,
+}
+
+/// A failed store call. The message is the service's or the fake's own text about the
+/// request, never a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct StoreError {
+    /// The class of failure.
+    pub kind: StoreErrorKind,
+    /// What went wrong, for the log.
+    pub message: String,
+}
+
+impl StoreError {
+    /// A new error.
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        StoreError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// One UpdateSecretVersionStage call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelMove {
+    /// The staging label.
+    pub stage: String,
+    /// Attach it here (absent: only remove).
+    pub move_to: Option<VersionId>,
+    /// Take it from here; required when the label sits on another version.
+    pub remove_from: Option<VersionId>,
+}
+
+impl fmt::Display for LabelMove {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.move_to, &self.remove_from) {
+            (Some(to), Some(from)) => write!(f, "move {} {from} -> {to}", self.stage),
+            (Some(to), None) => write!(f, "add {} to {to}", self.stage),
+            (None, Some(from)) => write!(f, "remove {} from {from}", self.stage),
+            (None, None) => write!(f, "touch {} (no-op)", self.stage),
+        }
+    }
+}
+
+/// Secrets Manager, narrowed to what rotation needs.
+pub trait SecretStore: Send + Sync {
+    /// Every version the secret still has (deprecated ones included), their labels and
+    /// value creation times, and whether rotation is enabled.
+    fn describe(&self, secret: &SecretId) -> impl Future<Output = Result<SecretState, StoreError>> + Send;
+
+    /// A version's value: `Ok(None)` if the version exists but has no value (the engine's
+    /// AWSPENDING placeholder), `Err(NotFound)` if there is no such version.
+    fn get_value(
+        &self,
+        secret: &SecretId,
+        version: &VersionId,
+    ) -> impl Future<Output = Result<Option<SecretValue>, StoreError>> + Send;
+
+    /// PutSecretValue with `ClientRequestToken = version` and `VersionStages = [AWSPENDING]`,
+    /// passing the RotationToken when the engine sent one.
+    fn put_pending(
+        &self,
+        secret: &SecretId,
+        version: &VersionId,
+        value: &SecretValue,
+        rotation_token: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// UpdateSecretVersionStage.
+    fn update_stage(
+        &self,
+        secret: &SecretId,
+        change: &LabelMove,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// How a scheduler call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scheduler: {message}")]
+pub struct SchedulerError {
+    /// Whether trying again later may succeed.
+    pub retryable: bool,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// A follow-up to deliver at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// Deterministic name: a second create of the same job is "already scheduled".
+    pub name: ScheduleName,
+    /// When to fire (the scheduler may fire up to its precision later).
+    pub fire_at: Timestamp,
+    /// The event to deliver; its `schedule` field names this job.
+    pub invocation: Invocation,
+}
+
+/// Whether a create made a new schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduled {
+    /// A new schedule exists now.
+    Created,
+    /// One with this name already existed (ConflictException): nothing changed.
+    AlreadyScheduled,
+}
+
+/// The delayed-invocation service (EventBridge Scheduler or classic rules).
+pub trait Scheduler: Send + Sync {
+    /// Creates a one-time schedule; a name that exists already is not an error.
+    fn schedule(&self, job: &Job) -> impl Future<Output = Result<Scheduled, SchedulerError>> + Send;
+
+    /// Cleans up after a delivered job (classic rules need RemoveTargets + DeleteRule;
+    /// Scheduler's ActionAfterCompletion DELETE needs nothing). Absent is fine.
+    fn complete(&self, name: &ScheduleName) -> impl Future<Output = Result<(), SchedulerError>> + Send;
+
+    /// Deletes every pending job of this secret; returns how many it deleted.
+    fn cancel_all(&self, secret: &SecretId) -> impl Future<Output = Result<usize, SchedulerError>> + Send;
+}
+
+/// Wall-clock time and waiting. The only clock the executor reads.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+    /// Returns once `now() >= until`.
+    fn sleep_until(&self, until: Timestamp) -> impl Future<Output = ()> + Send;
+}
+
+/// How a target call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("target: {message}")]
+pub struct TargetError {
+    /// Whether trying again later may succeed.
+    pub retryable: bool,
+    /// What went wrong; must never contain a secret value.
+    pub message: String,
+}
+
+/// The system the secret is for: how to make a new value, register it, test it and
+/// revoke an old one (DESIGN.md section 3, downstream credentials). A signing or
+/// encryption key has nothing to register or revoke; a database password does.
+pub trait Target: Send + Sync {
+    /// A fresh value for the pending version (createSecret).
+    fn generate(&self) -> impl Future<Output = Result<SecretValue, TargetError>> + Send;
+
+    /// Makes `value` a second valid credential at the target (setSecret). Must be
+    /// idempotent: the engine may call it again.
+    fn set(
+        &self,
+        version: &VersionId,
+        value: &SecretValue,
+    ) -> impl Future<Output = Result<(), TargetError>> + Send;
+
+    /// Checks that `value` works (testSecret). Must have no side effects.
+    fn test(
+        &self,
+        version: &VersionId,
+        value: &SecretValue,
+    ) -> impl Future<Output = Result<(), TargetError>> + Send;
+
+    /// Invalidates an old value at the target (removePending). Must be idempotent.
+    fn revoke(
+        &self,
+        version: &VersionId,
+        value: &SecretValue,
+    ) -> impl Future<Output = Result<(), TargetError>> + Send;
+}
+
+/// A schedule name for a follow-up: `ks-<secret hash>-<kind>-<version hash>-<fire secs>`.
+/// Deterministic in all four, so a duplicate create is "already scheduled", while a
+/// reschedule to another minute gets a new name (the schedule that delivered the early
+/// arrival may not be deleted yet). The secret prefix lets [`Scheduler::cancel_all`]
+/// find a secret's jobs by name prefix.
+pub fn schedule_name(secret: &SecretId, kind: &str, version: &VersionId, fire_at: Timestamp) -> ScheduleName {
+    let name = format!(
+        "{}{kind}-{}-{}",
+        schedule_prefix(secret),
+        short_hash(version.as_str(), 8),
+        fire_at.as_secs()
+    );
+    // The parts are hex digits, a fixed kind word and a decimal number: always valid.
+    ScheduleName::parse(&name).unwrap_or_else(|_| unreachable!("schedule names are built from [0-9a-z-]"))
+}
+
+/// The name prefix shared by every follow-up of `secret`.
+pub fn schedule_prefix(secret: &SecretId) -> String {
+    format!("ks-{}-", short_hash(secret.as_str(), 12))
+}
+
+fn short_hash(text: &str, hex_len: usize) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .flat_map(|b| [b >> 4, b & 0xf])
+        .take(hex_len)
+        .map(|n| char::from_digit(u32::from(n), 16).unwrap_or('0'))
+        .collect()
+}
+
+/// Back-off between attempts inside one invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts in all (first try included).
+    pub max_attempts: u32,
+    /// Pause before the second attempt; doubles each time.
+    pub first_backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            max_attempts: 6,
+            first_backoff: Duration::from_millis(200),
+        }
+    }
+}
