@@ -23,6 +23,14 @@
 //!   ROTATING found with no such event in hand (a lost follow-up) gets a new release due
 //!   T from now, which is later than T after the move, so safe.
 //!
+//! * finishSecret also waits T from its own start. The engine (re-)attaches AWSPENDING
+//!   before it invokes an attempt's steps, so if a retry re-attached a stripped version
+//!   (invisible in the labels), the finishSecret that follows still leaves a whole gap.
+//!   Inline waits are cut into slices by the executor, each followed by a fresh decision,
+//!   so a strip during the wait is seen and recovered rather than slept through.
+//! * An engine retry of a token older than the current version (a rotation that a newer
+//!   one finished) is stale: it succeeds without moving anything but its own AWSPENDING.
+//!
 //! # When the engine strips AWSPENDING
 //!
 //! If AWSPENDING vanishes from the pending version before the swap (the engine's
@@ -53,6 +61,8 @@ pub struct Input<'a> {
     pub secret: &'a SecretState,
     /// Now.
     pub now: Timestamp,
+    /// When this invocation started (before its first read of the labels).
+    pub invoked_at: Timestamp,
     /// The policy.
     pub policy: &'a Policy,
     /// How long this invocation may still wait inline (the budget minus time spent).
@@ -210,7 +220,7 @@ impl fmt::Display for Outcome {
             Outcome::Rescheduled { due } => write!(f, "arrived early; scheduled again for {due}"),
             Outcome::Reissued { new_version } => write!(
                 f,
-                "AWSPENDING had been stripped; re-issued the value as {new_version} and restarted the gap"
+                "AWSPENDING had been stripped; re-issued the value as version {new_version}, restarting the gap"
             ),
             Outcome::Released => f.write_str("released: ROTATING removed from the old version"),
             Outcome::AlreadyReleased => f.write_str("the old version was already released; nothing to do"),
@@ -268,84 +278,119 @@ fn engine_step(i: &Input<'_>) -> Decision {
     if !s.rotation_enabled {
         return Decision::Reject(Rejection::RotationDisabled);
     }
-    // VersionIdsToStages lists labelled versions only: a deprecated version is unknown.
-    let Some(version) = s.version(token).filter(|v| !v.stages.is_empty()) else {
+    if s.version(token).is_none() {
         return Decision::Reject(Rejection::UnknownVersion {
             version: token.clone(),
         });
-    };
-    if version.has(AWSCURRENT) {
-        // Done already: succeed. Outside testSecret, make sure a ROTATING left behind
-        // by a swap whose release was lost is released eventually.
-        let actions = match step {
-            Step::TestSecret | Step::SetSecret => Vec::new(),
-            _ => release_leftover(s).into_iter().collect(),
+    }
+    // The engine knows its token; keyshift may have re-issued it. Act on the newest
+    // version of the token's re-issue chain.
+    let head = chain_head(s, token);
+    let side_effects = !matches!(step, Step::TestSecret | Step::SetSecret);
+    if s.has(&head, AWSCURRENT) || s.has(token, AWSCURRENT) {
+        // Done already: succeed. Outside set/test, make sure a ROTATING left behind by a
+        // swap whose release was lost is released eventually.
+        let actions = if side_effects {
+            release_leftover(s).into_iter().collect()
+        } else {
+            Vec::new()
         };
         return apply(actions, Outcome::AlreadyCurrent);
     }
-    if !version.has(AWSPENDING) {
-        return Decision::Reject(Rejection::NotPending {
-            version: token.clone(),
-        });
+    if let Some(current) = stale(s, &head) {
+        // An engine retry of a rotation that a newer version already finished: never move
+        // AWSCURRENT back. Take AWSPENDING off the stale version so that later rotations
+        // are not refused ("a previous rotation isn't complete"), and succeed.
+        let actions = if step == &Step::TestSecret {
+            Vec::new()
+        } else {
+            [token, &head]
+                .into_iter()
+                .filter(|v| s.has(v, AWSPENDING))
+                .map(|v| Action::Label(remove(AWSPENDING, v)))
+                .take(1)
+                .collect()
+        };
+        return apply(actions, Outcome::Superseded { by: current.clone() });
     }
     if s.current().is_none() {
         return Decision::Reject(Rejection::NoCurrentVersion);
     }
-    let has_value = version.created.is_some();
+    if !s.has(&head, AWSPENDING) {
+        // finishSecret may find its token stripped after an inline wait: recover here and
+        // succeed, or the engine's retry would re-attach AWSPENDING with no gap.
+        return match step {
+            Step::FinishSecret => lost_pending(s, &head),
+            _ => Decision::Reject(Rejection::NotPending {
+                version: token.clone(),
+            }),
+        };
+    }
+    let created = s.version(&head).and_then(|v| v.created);
     let missing = || {
         Decision::Reject(Rejection::PendingValueMissing {
-            version: token.clone(),
+            version: head.clone(),
         })
     };
-    match step {
-        Step::CreateSecret => {
-            let mut actions = Vec::new();
-            let outcome = if has_value {
-                Outcome::KeptExisting
-            } else {
-                actions.push(Action::PutPending {
-                    version: token.clone(),
-                });
-                Outcome::Created
-            };
+    match (step, created) {
+        (Step::CreateSecret, None) => {
+            let mut actions = vec![Action::PutPending {
+                version: head.clone(),
+            }];
             actions.extend(release_leftover(s));
-            apply(actions, outcome)
+            apply(actions, Outcome::Created)
         }
-        Step::SetSecret if has_value => apply(
+        (Step::CreateSecret, Some(_)) => {
+            // An engine retry, or our own retry after a lost response: keep the value (a
+            // new one would be a different credential than setSecret may have registered).
+            apply(release_leftover(s).into_iter().collect(), Outcome::KeptExisting)
+        }
+        (Step::SetSecret, Some(_)) => apply(
             vec![Action::SetTarget {
-                version: token.clone(),
+                version: head.clone(),
             }],
             Outcome::TargetSet,
         ),
-        Step::TestSecret if has_value => apply(
+        (Step::TestSecret, Some(_)) => apply(
             vec![Action::TestTarget {
-                version: token.clone(),
+                version: head.clone(),
             }],
             Outcome::Tested,
         ),
-        Step::FinishSecret => match version.created {
-            Some(created) => {
-                let due = created.plus(i.policy.gap);
-                when_due(
-                    i,
-                    due,
-                    || swap_plan(s, token),
-                    |due| Outcome::SwapScheduled { due },
-                    swap_follow_up(token, due),
-                )
-            }
-            None => missing(),
-        },
+        (Step::FinishSecret, Some(created)) => {
+            // T from the value's creation, and T from this invocation's start: the engine
+            // (re-)attaches AWSPENDING before it invokes the steps of an attempt, so an
+            // attempt that re-attached a stripped version gets a whole gap, unknowable as
+            // that re-attachment is from the labels.
+            let due = created.max(i.invoked_at).plus(i.policy.gap);
+            let follow_up = swap_follow_up(&head, due);
+            when_due(
+                i,
+                due,
+                || swap_plan(s, &head),
+                |due| Outcome::SwapScheduled { due },
+                follow_up,
+            )
+        }
         _ => missing(),
     }
 }
 
 fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
     let s = i.secret;
-    let token = &i.invocation.token;
     if !s.rotation_enabled {
         return apply(vec![Action::CancelFollowUps], Outcome::Abandoned);
     }
+    if s.version(&i.invocation.token).is_none() {
+        return Decision::Reject(Rejection::UnknownVersion {
+            version: i.invocation.token.clone(),
+        });
+    }
+    // Follow the re-issue chain: a re-issue whose own follow-up was never scheduled (the
+    // response of its PutSecretValue was lost) is resumed by any follow-up of its chain,
+    // timed by its own creation.
+    let head = chain_head(s, &i.invocation.token);
+    let token = &head;
     let Some(version) = s.version(token) else {
         return Decision::Reject(Rejection::UnknownVersion {
             version: token.clone(),
@@ -360,50 +405,91 @@ fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
         actions.extend(release_leftover(s));
         return apply(actions, Outcome::AlreadyCurrent);
     }
-    if version.has(AWSPENDING) {
-        let Some(created) = version.created else {
-            return Decision::Reject(Rejection::PendingValueMissing {
-                version: token.clone(),
-            });
+    if let Some(current) = stale(s, token) {
+        let actions = if version.has(AWSPENDING) {
+            vec![Action::Label(remove(AWSPENDING, token))]
+        } else {
+            Vec::new()
         };
-        // The event's due can only delay the swap; the version's own age bounds it below.
-        let due = event_due.max(created.plus(i.policy.gap));
-        return when_due(
-            i,
-            due,
-            || swap_plan(s, token),
-            |due| Outcome::Rescheduled { due },
-            swap_follow_up(token, due),
-        );
+        return apply(actions, Outcome::Superseded { by: current.clone() });
     }
-    // The token lost AWSPENDING without becoming current. Either a newer rotation took
-    // over (stale follow-up: do nothing), or the engine stripped the label (restart).
-    if let Some(pending) = s.holder(AWSPENDING).filter(|p| !s.has(p, AWSCURRENT)) {
-        return apply(Vec::new(), Outcome::Superseded { by: pending.clone() });
+    if !version.has(AWSPENDING) {
+        return lost_pending(s, token);
     }
-    if let Some(newer) = s.newer_than(token).into_iter().next() {
-        return apply(Vec::new(), Outcome::Superseded { by: newer.clone() });
-    }
-    if version.created.is_none() {
+    let Some(created) = version.created else {
         return Decision::Reject(Rejection::PendingValueMissing {
             version: token.clone(),
         });
+    };
+    // The event's due can only delay the swap; the version's own age bounds it below.
+    let due = event_due.max(created.plus(i.policy.gap));
+    let follow_up = swap_follow_up(token, due);
+    when_due(
+        i,
+        due,
+        || swap_plan(s, token),
+        |due| Outcome::Rescheduled { due },
+        follow_up,
+    )
+}
+
+/// `version` lost AWSPENDING without becoming current. Either a newer rotation took over
+/// (a stale follow-up: do nothing), or the label was stripped: re-issue the value as a
+/// new version, whose creation restarts the gap, and schedule its swap.
+fn lost_pending(s: &SecretState, version: &VersionId) -> Decision {
+    if let Some(pending) = s.holder(AWSPENDING).filter(|p| !s.has(p, AWSCURRENT)) {
+        return apply(Vec::new(), Outcome::Superseded { by: pending.clone() });
     }
-    let new_version = token.reissue();
+    if let Some(newer) = s.newer_than(version).into_iter().next() {
+        return apply(Vec::new(), Outcome::Superseded { by: newer.clone() });
+    }
+    if s.version(version).and_then(|v| v.created).is_none() {
+        return Decision::Reject(Rejection::PendingValueMissing {
+            version: version.clone(),
+        });
+    }
+    let new_version = version.reissue();
+    // Schedule first, then write: once the re-issue exists, the engine cannot run this
+    // rotation again (RotateSecret refuses while AWSPENDING sits on another version than
+    // its token), so the re-issue must never exist without a follow-up to finish it. An
+    // early due is harmless: swapPending re-derives it from the re-issue's creation.
     apply(
         vec![
-            Action::Reissue {
-                from: token.clone(),
-                to: new_version.clone(),
-            },
             Action::Schedule(FollowUp {
                 kind: FollowUpKind::Swap,
                 token: new_version.clone(),
                 due: Due::GapAfterApply,
             }),
+            Action::Reissue {
+                from: version.clone(),
+                to: new_version.clone(),
+            },
         ],
         Outcome::Reissued { new_version },
     )
+}
+
+/// The newest existing version of `token`'s re-issue chain (`token` itself if never
+/// re-issued). Bounded: each re-issue is a real restart, and there are only so many.
+fn chain_head(s: &SecretState, token: &VersionId) -> VersionId {
+    let mut head = token.clone();
+    for _ in 0..32 {
+        let next = head.reissue();
+        if s.version(&next).is_none() {
+            break;
+        }
+        head = next;
+    }
+    head
+}
+
+/// The current version, if `version`'s value is older than it: promoting `version` would
+/// move AWSCURRENT back in time.
+fn stale<'a>(s: &'a SecretState, version: &VersionId) -> Option<&'a VersionId> {
+    let current = s.current()?;
+    let mine = s.version(version)?.created?;
+    let theirs = s.version(current)?.created?;
+    (mine < theirs).then_some(current)
 }
 
 fn remove_pending(i: &Input<'_>, due: Timestamp, release: &VersionId) -> Decision {

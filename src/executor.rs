@@ -10,6 +10,8 @@
 //! action and per decision. Values and the RotationToken are never formatted anywhere
 //! here (their types redact themselves in `Debug` besides).
 
+use std::time::Duration;
+
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::decide::{self, Action, Decision, Due, FollowUp, FollowUpKind, Input, Outcome, Rejection};
@@ -110,7 +112,12 @@ pub struct Executor<S, Q, C, T> {
     pub policy: Policy,
     /// Back-off inside one invocation.
     pub retry: Retry,
+    /// The longest single sleep of an inline wait before the labels are read again.
+    pub wait_slice: Duration,
 }
+
+/// Default for [`Executor::wait_slice`].
+pub const DEFAULT_WAIT_SLICE: Duration = Duration::from_secs(10);
 
 impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
     /// An executor with the default in-invocation retry.
@@ -122,6 +129,7 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             target,
             policy,
             retry: Retry::default(),
+            wait_slice: DEFAULT_WAIT_SLICE,
         }
     }
 
@@ -183,14 +191,18 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             invocation: inv,
             secret: &secret,
             now,
+            invoked_at: started,
             policy: &self.policy,
             wait_budget_left: self.policy.inline_budget.saturating_sub(now.since(started)),
         };
         match decide::decide(&input) {
             Decision::Reject(r) => Err(ExecError::Rejected(r)),
             Decision::WaitUntil(until) => {
-                info!(until = %until, wait_ms = until.millis_since(now), "waiting inline for the due time");
-                self.clock.sleep_until(until).await;
+                // Sleep in slices and decide again after each: a label stripped during the
+                // wait is seen within a slice instead of at the end.
+                let wake = until.min(now.plus(self.wait_slice));
+                debug!(until = %until, wait_ms = until.millis_since(now), "waiting inline for the due time");
+                self.clock.sleep_until(wake).await;
                 Ok(None)
             }
             Decision::Apply(plan) => {

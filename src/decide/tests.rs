@@ -56,6 +56,8 @@ fn decide_at(invocation: &Invocation, s: &SecretState, now: i64) -> Decision {
         invocation,
         secret: s,
         now: at(now),
+        // Most fixtures create the pending value at 0; the engine step started then too.
+        invoked_at: at(0).min(at(now)),
         policy: &p,
         wait_budget_left: p.inline_budget,
     })
@@ -115,22 +117,12 @@ fn engine_steps_refuse_a_secret_with_rotation_disabled() {
 }
 
 #[test]
-fn engine_steps_refuse_an_unknown_or_deprecated_token() {
-    let mut s = mid_rotation();
-    s.versions.insert(
-        v('9'),
-        VersionInfo {
-            stages: BTreeSet::new(),
-            created: Some(at(-5)),
-        },
-    );
+fn engine_steps_refuse_an_unknown_token() {
     for step in ENGINE_STEPS {
-        for token in ['7', '9'] {
-            assert_eq!(
-                decide_at(&inv(step.clone(), token), &s, 1),
-                Decision::Reject(Rejection::UnknownVersion { version: v(token) })
-            );
-        }
+        assert_eq!(
+            decide_at(&inv(step, '7'), &mid_rotation(), 1),
+            Decision::Reject(Rejection::UnknownVersion { version: v('7') })
+        );
     }
 }
 
@@ -147,7 +139,7 @@ fn engine_steps_succeed_doing_nothing_when_the_token_is_already_current() {
 #[test]
 fn engine_steps_refuse_a_token_without_awspending() {
     let s = secret(&[('1', &[AWSCURRENT], Some(-100)), ('2', &["CUSTOM"], Some(0))]);
-    for step in ENGINE_STEPS {
+    for step in [Step::CreateSecret, Step::SetSecret, Step::TestSecret] {
         assert_eq!(
             decide_at(&inv(step, '2'), &s, 5),
             Decision::Reject(Rejection::NotPending { version: v('2') })
@@ -168,8 +160,108 @@ fn create_fills_the_engines_value_less_placeholder() {
 #[test]
 fn create_keeps_a_value_already_stored_for_the_token() {
     let p = plan(decide_at(&inv(Step::CreateSecret, '2'), &mid_rotation(), 3));
-    assert_eq!(p.outcome, Outcome::KeptExisting);
-    assert!(p.actions.is_empty());
+    assert_eq!((p.outcome, p.actions), (Outcome::KeptExisting, vec![]));
+}
+
+#[test]
+fn finish_waits_a_whole_gap_from_its_own_start() {
+    // An engine retry long after the value was stored: AWSPENDING may have been stripped
+    // and re-attached just before this attempt, so T runs from this invocation's start.
+    let p = policy();
+    let i = inv(Step::FinishSecret, '2');
+    let s = mid_rotation();
+    let input = |now: i64| Input {
+        invocation: &i,
+        secret: &s,
+        now: at(now),
+        invoked_at: at(5_000),
+        policy: &p,
+        wait_budget_left: p.inline_budget,
+    };
+    assert_eq!(
+        plan(decide(&input(5_000))).outcome,
+        Outcome::SwapScheduled { due: at(5_600) }
+    );
+    assert_eq!(decide(&input(5_400)), Decision::WaitUntil(at(5_600)));
+    assert_eq!(plan(decide(&input(5_600))).outcome, Outcome::Swapped);
+}
+
+/// K1 current, K2 re-issued as K2' (pending, created at 100).
+fn reissued() -> SecretState {
+    let mut s = secret(&[('1', &[AWSCURRENT], Some(-10_000)), ('2', &[], Some(0))]);
+    s.versions.insert(
+        v('2').reissue(),
+        VersionInfo {
+            stages: [AWSPENDING.to_string()].into(),
+            created: Some(at(100)),
+        },
+    );
+    s
+}
+
+#[test]
+fn engine_steps_act_on_the_newest_reissue_of_their_token() {
+    let head = v('2').reissue();
+    let set = plan(decide_at(&inv(Step::SetSecret, '2'), &reissued(), 101));
+    assert_eq!(
+        set.actions,
+        vec![Action::SetTarget {
+            version: head.clone()
+        }]
+    );
+    let test = plan(decide_at(&inv(Step::TestSecret, '2'), &reissued(), 101));
+    assert_eq!(
+        test.actions,
+        vec![Action::TestTarget {
+            version: head.clone()
+        }]
+    );
+    // The gap runs from the re-issue's creation (100 + 600), not from K2's (0 + 600).
+    assert_eq!(
+        decide_at(&inv(Step::FinishSecret, '2'), &reissued(), 650),
+        Decision::WaitUntil(at(700))
+    );
+    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &reissued(), 700));
+    assert_eq!(p.actions, swap_actions_to('1', &head));
+    // A retried createSecret keeps the head's value.
+    let again = plan(decide_at(&inv(Step::CreateSecret, '2'), &reissued(), 120));
+    assert_eq!((again.outcome, again.actions), (Outcome::KeptExisting, vec![]));
+}
+
+#[test]
+fn engine_steps_on_a_stale_token_never_move_awscurrent_back() {
+    // Rotation 0's engine retry re-attached AWSPENDING to K2, long after K3 (a later
+    // rotation) became current: K2 must not become current again.
+    let s = secret(&[
+        ('1', &[], Some(-10_000)),
+        ('2', &[AWSPENDING], Some(-5_000)),
+        ('3', &[AWSCURRENT], Some(-1_000)),
+    ]);
+    for step in [Step::CreateSecret, Step::SetSecret, Step::FinishSecret] {
+        let p = plan(decide_at(&inv(step, '2'), &s, 0));
+        assert_eq!(p.outcome, Outcome::Superseded { by: v('3') });
+        assert_eq!(p.actions, vec![label(AWSPENDING, None, Some('2'))]);
+    }
+    let test = plan(decide_at(&inv(Step::TestSecret, '2'), &s, 0));
+    assert!(test.actions.is_empty(), "testSecret has no side effects");
+    // The same for a follow-up.
+    let p = plan(decide_at(&swap('2', -4_000), &s, 0));
+    assert_eq!(
+        (p.outcome, p.actions),
+        (
+            Outcome::Superseded { by: v('3') },
+            vec![label(AWSPENDING, None, Some('2'))]
+        )
+    );
+}
+
+#[test]
+fn finish_recovers_when_its_token_was_stripped_during_the_wait() {
+    // The inline wait ended; AWSPENDING is gone from K2. Succeed with a re-issue, or the
+    // engine would retry and re-attach AWSPENDING to K2 with no gap.
+    let s = secret(&[('1', &[AWSCURRENT], Some(-5_000)), ('2', &[], Some(0))]);
+    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &s, 600));
+    assert!(matches!(p.outcome, Outcome::Reissued { .. }), "{p:?}");
 }
 
 #[test]
@@ -234,11 +326,29 @@ fn set_and_test_refuse_a_placeholder_without_value() {
 // ---- finishSecret: inline and deferred ------------------------------------------------
 
 fn swap_actions(old: char, new: char, rotating_from: Option<char>) -> Vec<Action> {
+    let mut a = swap_actions_to(old, &v(new));
+    a[0] = label(ROTATING, Some(old), rotating_from);
+    a
+}
+
+fn swap_actions_to(old: char, new: &VersionId) -> Vec<Action> {
     vec![
-        label(ROTATING, Some(old), rotating_from),
-        label(AWSCURRENT, Some(new), Some(old)),
-        label(AWSPENDING, None, Some(new)),
-        schedule(release(old), new, Due::GapAfterApply),
+        label(ROTATING, Some(old), None),
+        Action::Label(LabelMove {
+            stage: AWSCURRENT.into(),
+            move_to: Some(new.clone()),
+            remove_from: Some(v(old)),
+        }),
+        Action::Label(LabelMove {
+            stage: AWSPENDING.into(),
+            move_to: None,
+            remove_from: Some(new.clone()),
+        }),
+        Action::Schedule(FollowUp {
+            kind: release(old),
+            token: new.clone(),
+            due: Due::GapAfterApply,
+        }),
     ]
 }
 
@@ -277,6 +387,7 @@ fn finish_honours_the_remaining_budget_not_the_configured_one() {
         invocation: &i,
         secret: &s,
         now: at(500),
+        invoked_at: at(0),
         policy: &p,
         wait_budget_left: Duration::from_secs(50),
     });
@@ -422,15 +533,15 @@ fn swap_reissues_when_the_engine_stripped_awspending() {
     assert_eq!(
         p.actions,
         vec![
-            Action::Reissue {
-                from: v('2'),
-                to: new.clone()
-            },
             Action::Schedule(FollowUp {
                 kind: FollowUpKind::Swap,
-                token: new,
+                token: new.clone(),
                 due: Due::GapAfterApply
             }),
+            Action::Reissue {
+                from: v('2'),
+                to: new
+            },
         ]
     );
 }
@@ -461,10 +572,12 @@ fn a_late_duplicate_of_the_first_swap_cannot_swap_the_reissued_version_early() {
             created: Some(at(620)),
         },
     );
+    // It resumes the re-issued version, timed by that version's creation (620 + 600).
     let p = plan(decide_at(&swap('2', 600), &s, 700));
+    assert_eq!(p.outcome, Outcome::Rescheduled { due: at(1_220) });
     assert_eq!(
-        (p.outcome, p.actions),
-        (Outcome::Superseded { by: k2r.clone() }, vec![])
+        decide_at(&swap('2', 600), &s, 1_000),
+        Decision::WaitUntil(at(1_220))
     );
     // And the re-issued version's own swap waits T from its creation.
     let p = plan(decide_at(

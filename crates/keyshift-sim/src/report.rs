@@ -30,6 +30,8 @@ pub struct Tally {
     pub overshoot_sum_ms: i64,
     /// Largest overshoot, ms.
     pub overshoot_max_ms: i64,
+    /// The seed of the largest overshoot.
+    pub overshoot_max_seed: u64,
     /// Seeds that failed.
     pub failed_seeds: Vec<u64>,
 }
@@ -46,7 +48,10 @@ impl Tally {
         for &o in &r.overshoots_ms {
             self.gaps += 1;
             self.overshoot_sum_ms += o;
-            self.overshoot_max_ms = self.overshoot_max_ms.max(o);
+            if o > self.overshoot_max_ms {
+                self.overshoot_max_ms = o;
+                self.overshoot_max_seed = r.scenario.seed;
+            }
         }
         if !r.ok() {
             self.failed_seeds.push(r.scenario.seed);

@@ -153,11 +153,11 @@ impl Scenario {
             policy,
             fleet_size: rng.random_range(3..=10),
             rotations: if rng.random_bool(0.3) { 2 } else { 1 },
-            latency_ms: (10, 150),
+            latency_ms: (5, 60),
             engine_timeout: class
                 .has(FaultClass::EngineTimeout)
                 .then(|| Duration::from_secs(60)),
-            max_faults: 8,
+            max_faults: 5,
         }
     }
 

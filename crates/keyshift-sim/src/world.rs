@@ -438,8 +438,11 @@ impl World {
                 match out {
                     Ok(_) if step + 1 < ENGINE_STEPS.len() => self.engine_step(rotation, step + 1),
                     Ok(_) => {
+                        // The backend "cleans up the pending label on rotation completion":
+                        // shortly after finishSecret succeeded, if it is still on a
+                        // version that is not current.
                         if self.sc.class.has(FaultClass::EngineStrip) && self.rng.random_bool(0.8) {
-                            let after = self.rand_secs(0.0, 180.0);
+                            let after = self.rand_secs(0.0, 5.0);
                             self.push_in(after, Ev::Strip);
                         }
                     }
@@ -583,6 +586,11 @@ impl World {
             self.scheduler.state().fail_next_creates += 1;
             injected.push("CreateSchedule fails next".into());
         }
+        if class.has(FaultClass::EngineStrip) && self.rng.random_bool(0.2) {
+            // A strip at any moment, behind everyone's back.
+            self.push_in(Duration::ZERO, Ev::Strip);
+            injected.push("AWSPENDING stripped at a random moment".into());
+        }
         if class.has(FaultClass::EngineStepFailures) && self.rng.random_bool(0.3) {
             self.target
                 .downstream
@@ -592,7 +600,7 @@ impl World {
             injected.push("service B refuses next set/test".into());
         }
         if !injected.is_empty() {
-            self.faults += 1;
+            self.faults += injected.len() as u32;
             self.note(format!("FAULT {}", injected.join(", ")));
         }
         let next = self.rand_secs(5.0, 60.0);
@@ -639,6 +647,13 @@ impl World {
 
     fn finish(mut self) -> RunResult {
         let state = self.snapshot();
+        for (id, v) in &state.versions {
+            let line = format!(
+                "final: version {id} labels {:?} value since {:?}",
+                v.stages, v.created
+            );
+            self.note(line);
+        }
         let clean = is_clean(&state);
         let bound = self.sc.convergence_bound();
         let mut converged = 0;
