@@ -5,7 +5,13 @@ CARGO ?= cargo
 SEEDS ?= 10000
 SEED ?=
 
-.PHONY: test unit sim sim-test control lint fmt clippy
+.PHONY: test demo unit sim sim-test control lint fmt clippy
+
+## make demo: until the emulator demo lands (issue 3), the timeline of one simulated
+## rotation with no faults, step by step.
+demo:
+	$(CARGO) build --release -p keyshift-sim
+	$(CARGO_TARGET_DIR)/release/keyshift-sim --seed 1 --class none | grep -v 'FAILED consumer'
 
 ## make test: everything CI runs.
 test: lint unit sim-test

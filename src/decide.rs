@@ -202,6 +202,11 @@ pub enum Outcome {
         /// The version that superseded the token.
         by: VersionId,
     },
+    /// A scheduled follow-up names a version that does not exist (any more): stale.
+    Vanished {
+        /// The missing version.
+        version: VersionId,
+    },
     /// Rotation is disabled: the follow-up abandoned the rotation and deleted the
     /// secret's follow-ups, restoring nothing.
     Abandoned,
@@ -225,6 +230,9 @@ impl fmt::Display for Outcome {
             Outcome::Released => f.write_str("released: ROTATING removed from the old version"),
             Outcome::AlreadyReleased => f.write_str("the old version was already released; nothing to do"),
             Outcome::Superseded { by } => write!(f, "superseded by version {by}; stale follow-up, nothing to do"),
+            Outcome::Vanished { version } => {
+                write!(f, "version {version} does not exist; stale follow-up, nothing to do")
+            }
             Outcome::Abandoned => f.write_str(
                 "rotation is disabled for this secret: abandoned the rotation, deleted its follow-ups, restored nothing",
             ),
@@ -382,9 +390,7 @@ fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
         return apply(vec![Action::CancelFollowUps], Outcome::Abandoned);
     }
     if s.version(&i.invocation.token).is_none() {
-        return Decision::Reject(Rejection::UnknownVersion {
-            version: i.invocation.token.clone(),
-        });
+        return unknown_in_follow_up(i, &i.invocation.token);
     }
     // Follow the re-issue chain: a re-issue whose own follow-up was never scheduled (the
     // response of its PutSecretValue was lost) is resumed by any follow-up of its chain,
@@ -469,6 +475,25 @@ fn lost_pending(s: &SecretState, version: &VersionId) -> Decision {
     )
 }
 
+/// A follow-up naming a version the secret does not have. One delivered by keyshift's own
+/// schedule is stale (a re-issue whose write never happened, or a version deleted since):
+/// nothing to do, and failing would only send it through Lambda's retries to the
+/// dead-letter queue. One made by hand is refused with a clear error.
+fn unknown_in_follow_up(i: &Input<'_>, version: &VersionId) -> Decision {
+    if i.invocation.schedule.is_some() {
+        apply(
+            Vec::new(),
+            Outcome::Vanished {
+                version: version.clone(),
+            },
+        )
+    } else {
+        Decision::Reject(Rejection::UnknownVersion {
+            version: version.clone(),
+        })
+    }
+}
+
 /// The newest existing version of `token`'s re-issue chain (`token` itself if never
 /// re-issued). Bounded: each re-issue is a real restart, and there are only so many.
 fn chain_head(s: &SecretState, token: &VersionId) -> VersionId {
@@ -499,9 +524,7 @@ fn remove_pending(i: &Input<'_>, due: Timestamp, release: &VersionId) -> Decisio
         return apply(vec![Action::CancelFollowUps], Outcome::Abandoned);
     }
     let Some(old) = s.version(release) else {
-        return Decision::Reject(Rejection::UnknownVersion {
-            version: release.clone(),
-        });
+        return unknown_in_follow_up(i, release);
     };
     if !old.has(ROTATING) || old.has(AWSCURRENT) {
         // Released already, or ROTATING moved on with a later swap, or the old version

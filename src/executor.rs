@@ -89,11 +89,14 @@ impl ExecError {
 pub struct Report {
     /// How it ended.
     pub outcome: Outcome,
+    /// Follow-ups it carried on inline after that, and how each ended.
+    pub continued: Vec<Outcome>,
     /// Every action applied, across attempts, in order.
     pub applied: Vec<Action>,
     /// Follow-ups scheduled, with their resolved due and fire times.
     pub scheduled: Vec<Job>,
-    /// Attempts made (1 when nothing had to be re-derived).
+    /// Rounds of load-decide-apply, counting only those that ended in a failure plus the
+    /// first (1 when nothing had to be re-derived).
     pub attempts: u32,
 }
 
@@ -144,29 +147,80 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
         let started = self.clock.now();
         let mut report = Report {
             outcome: Outcome::AlreadyCurrent,
+            continued: Vec::new(),
             applied: Vec::new(),
             scheduled: Vec::new(),
-            attempts: 0,
+            attempts: 1,
         };
+        if let Some(name) = &inv.schedule {
+            // Best effort, and first: a leftover rule or schedule fires again into a step
+            // that is idempotent, so failing the invocation over it would be worse.
+            if let Err(e) = self.scheduler.complete(name).await {
+                warn!(schedule = %name, error = %e, "could not clean up the delivering schedule");
+            }
+        }
+        let outcome = self.run_one(inv, started, &mut report).await?;
+        report.outcome = outcome;
+        // A follow-up this invocation scheduled whose due fits what is left of the inline
+        // budget is carried on here: the scheduler's one-minute precision would overshoot
+        // a short gap. Its schedule stays as the safety net and later finds nothing to do.
+        // Only the rotation's own next phase is carried on (after a swap, the release;
+        // after a re-issue, its swap): an engine step must not sit out a leftover's gap.
+        let mut seen = 0;
+        let mut last = report.outcome.clone();
+        while let Some(next) = matches!(last, Outcome::Swapped | Outcome::Reissued { .. })
+            .then(|| self.continuation(&report.scheduled[seen..], started))
+            .flatten()
+        {
+            seen = report.scheduled.len();
+            info!(step = next.step.name(), "continuing inline with the follow-up");
+            match self.run_one(&next, started, &mut report).await {
+                Ok(outcome) => {
+                    last = outcome.clone();
+                    report.continued.push(outcome);
+                }
+                Err(e) => {
+                    warn!(error = %e, "the inline follow-up failed; its schedule will retry it");
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn continuation(&self, jobs: &[Job], started: Timestamp) -> Option<Invocation> {
+        let deadline = started.plus(self.policy.inline_budget);
+        jobs.iter()
+            .find(|j| match j.invocation.step {
+                Step::SwapPending { due } | Step::RemovePending { due, .. } => due <= deadline,
+                _ => false,
+            })
+            .map(|j| Invocation {
+                schedule: None,
+                ..j.invocation.clone()
+            })
+    }
+
+    async fn run_one(
+        &self,
+        inv: &Invocation,
+        started: Timestamp,
+        report: &mut Report,
+    ) -> Result<Outcome, ExecError> {
         let mut backoff = self.retry.first_backoff;
+        // Failed rounds so far; inline waits are not failures and do not count.
+        let mut failures = 0;
         loop {
-            report.attempts += 1;
-            match self.attempt(inv, started, &mut report).await {
+            match self.attempt(inv, started, report).await {
                 Ok(Some(outcome)) => {
                     info!(outcome = %outcome, "done");
-                    report.outcome = outcome;
-                    if let Some(name) = &inv.schedule {
-                        // Best effort: a leftover rule or schedule fires again into a step
-                        // that is idempotent, so failing the invocation here would be worse.
-                        if let Err(e) = self.scheduler.complete(name).await {
-                            warn!(schedule = %name, error = %e, "could not clean up the delivering schedule");
-                        }
-                    }
-                    return Ok(report);
+                    return Ok(outcome);
                 }
                 Ok(None) => continue, // waited inline; decide again
-                Err(e) if e.rederive() && report.attempts < self.retry.max_attempts => {
-                    warn!(error = %e, attempt = report.attempts, "re-deriving after a failed call");
+                Err(e) if e.rederive() && failures + 1 < self.retry.max_attempts => {
+                    failures += 1;
+                    report.attempts += 1;
+                    warn!(error = %e, attempt = failures, "re-deriving after a failed call");
                     self.clock.sleep_until(self.clock.now().plus(backoff)).await;
                     backoff = backoff.saturating_mul(2);
                 }

@@ -733,3 +733,34 @@ fn outcomes_read_as_sentences() {
             .contains(v('3').as_str())
     );
 }
+
+#[test]
+fn a_scheduled_follow_up_for_a_vanished_version_is_stale_a_hand_made_one_is_refused() {
+    let scheduled = Invocation {
+        schedule: Some(crate::event::ScheduleName::parse("ks-x").unwrap()),
+        ..swap('7', 600)
+    };
+    let p = plan(decide_at(&scheduled, &mid_rotation(), 700));
+    assert_eq!(
+        (p.outcome, p.actions),
+        (Outcome::Vanished { version: v('7') }, vec![])
+    );
+    let release = Invocation {
+        schedule: Some(crate::event::ScheduleName::parse("ks-y").unwrap()),
+        ..inv(
+            Step::RemovePending {
+                due: at(1_200),
+                release: v('8'),
+            },
+            '2',
+        )
+    };
+    assert_eq!(
+        plan(decide_at(&release, &after_swap(), 1_300)).outcome,
+        Outcome::Vanished { version: v('8') }
+    );
+    assert_eq!(
+        decide_at(&swap('7', 600), &mid_rotation(), 700),
+        Decision::Reject(Rejection::UnknownVersion { version: v('7') })
+    );
+}

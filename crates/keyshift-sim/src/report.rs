@@ -136,11 +136,11 @@ impl Summary {
         };
         for (class, t) in &self.by_class {
             let note = if class.injects_delay() {
-                "(includes injected delays)"
+                format!("(includes injected delays; max: seed {})", t.overshoot_max_seed)
             } else {
-                ""
+                format!("(max: seed {})", t.overshoot_max_seed)
             };
-            row(&mut s, class.name(), t, note);
+            row(&mut s, class.name(), t, &note);
         }
         row(&mut s, "TOTAL", &self.total, "");
         let _ = writeln!(
