@@ -1,0 +1,865 @@
+//! State-machine-style property tests: random sequences of invocations (engine steps,
+//! follow-up deliveries that are early, late or repeated, time passing, the engine's
+//! AWSPENDING clean-up, rotation switched off and on, transient store faults) driven
+//! through keyshift's real [`Executor`] against the in-memory Secrets Manager, with the
+//! invariants checked after every operation.
+//!
+//! Every double here is ready immediately: the clock's `sleep_until` jumps the clock to
+//! the wake time, so each invocation runs to completion in one poll, inline waits
+//! included, and a sequence is a plain sequential program.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use keyshift::event::ScheduleName;
+use keyshift::executor::Report;
+use keyshift::memory::{Change, ChangeKind, Fault, MemorySecretsManager, Op as StoreOp};
+use keyshift::ports::{
+    Clock, Job, LabelMove, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, StoreErrorKind,
+    Target, TargetError, schedule_prefix,
+};
+use keyshift::secret::{AWSCURRENT, AWSPENDING, ROTATING};
+use keyshift::{
+    ExecError, Executor, Invocation, Policy, SecretId, SecretState, SecretValue, Step, Timestamp, VersionId,
+};
+use keyshift_sim::checker::Checker;
+use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::test_runner::TestCaseError;
+
+// ---------------------------------------------------------------------------------------
+// Test doubles
+// ---------------------------------------------------------------------------------------
+
+/// Milliseconds since the epoch; `sleep_until` jumps straight to the wake time.
+#[derive(Debug, Clone)]
+struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    fn new(start: Timestamp) -> Self {
+        ManualClock(Arc::new(AtomicI64::new(start.as_millis())))
+    }
+
+    fn advance(&self, d: Duration) {
+        let ms = i64::try_from(d.as_millis()).expect("a test duration fits in i64 millis");
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    fn advance_to(&self, t: Timestamp) {
+        self.0.fetch_max(t.as_millis(), Ordering::SeqCst);
+    }
+
+    fn reader(&self) -> impl Fn() -> Timestamp + Send + Sync + 'static {
+        let now = Arc::clone(&self.0);
+        move || Timestamp::from_millis(now.load(Ordering::SeqCst))
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+
+    fn sleep_until(&self, until: Timestamp) -> impl Future<Output = ()> + Send {
+        self.advance_to(until);
+        std::future::ready(())
+    }
+}
+
+#[derive(Debug, Default)]
+struct SchedulerState {
+    /// The live schedules.
+    jobs: BTreeMap<ScheduleName, Job>,
+    /// Every job a `schedule` call created, in order (drained by the harness).
+    created: Vec<Job>,
+    /// Calls that changed the live set, to catch a create undone by a delete.
+    mutations: u64,
+}
+
+/// Records jobs; never fires anything (the test decides what is delivered when).
+#[derive(Debug, Clone, Default)]
+struct RecordingScheduler(Arc<Mutex<SchedulerState>>);
+
+impl RecordingScheduler {
+    fn lock(&self) -> MutexGuard<'_, SchedulerState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The live set and the mutation count, to compare before and after an invocation.
+    fn fingerprint(&self) -> (Vec<ScheduleName>, u64) {
+        let s = self.lock();
+        (s.jobs.keys().cloned().collect(), s.mutations)
+    }
+
+    fn live(&self) -> Vec<Job> {
+        self.lock().jobs.values().cloned().collect()
+    }
+
+    fn drain_created(&self) -> Vec<Job> {
+        std::mem::take(&mut self.lock().created)
+    }
+}
+
+impl Scheduler for RecordingScheduler {
+    async fn schedule(&self, job: &Job) -> Result<Scheduled, SchedulerError> {
+        let mut s = self.lock();
+        if s.jobs.contains_key(&job.name) {
+            return Ok(Scheduled::AlreadyScheduled);
+        }
+        s.jobs.insert(job.name.clone(), job.clone());
+        s.created.push(job.clone());
+        s.mutations += 1;
+        Ok(Scheduled::Created)
+    }
+
+    async fn complete(&self, name: &ScheduleName) -> Result<(), SchedulerError> {
+        let mut s = self.lock();
+        if s.jobs.remove(name).is_some() {
+            s.mutations += 1;
+        }
+        Ok(())
+    }
+
+    async fn cancel_all(&self, secret: &SecretId) -> Result<usize, SchedulerError> {
+        let prefix = schedule_prefix(secret);
+        let mut s = self.lock();
+        let before = s.jobs.len();
+        s.jobs.retain(|name, _| !name.as_str().starts_with(&prefix));
+        let deleted = before - s.jobs.len();
+        if deleted > 0 {
+            s.mutations += 1;
+        }
+        Ok(deleted)
+    }
+}
+
+/// Generates distinct values from a counter; everything else succeeds.
+#[derive(Debug, Clone, Default)]
+struct CountingTarget(Arc<AtomicU64>);
+
+impl Target for CountingTarget {
+    async fn generate(&self) -> Result<SecretValue, TargetError> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(SecretValue::new(format!("generated-value-{n}")))
+    }
+
+    async fn set(&self, _version: &VersionId, _value: &SecretValue) -> Result<(), TargetError> {
+        Ok(())
+    }
+
+    async fn test(&self, _version: &VersionId, _value: &SecretValue) -> Result<(), TargetError> {
+        Ok(())
+    }
+
+    async fn revoke(&self, _version: &VersionId, _value: &SecretValue) -> Result<(), TargetError> {
+        Ok(())
+    }
+}
+
+/// The in-memory Secrets Manager, shared with the harness (no blanket impl for `Arc`).
+#[derive(Debug, Clone)]
+struct Store(Arc<MemorySecretsManager>);
+
+impl SecretStore for Store {
+    async fn describe(&self, secret: &SecretId) -> Result<SecretState, StoreError> {
+        self.0.describe(secret).await
+    }
+
+    async fn get_value(
+        &self,
+        secret: &SecretId,
+        version: &VersionId,
+    ) -> Result<Option<SecretValue>, StoreError> {
+        self.0.get_value(secret, version).await
+    }
+
+    async fn put_pending(
+        &self,
+        secret: &SecretId,
+        version: &VersionId,
+        value: &SecretValue,
+        rotation_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.0.put_pending(secret, version, value, rotation_token).await
+    }
+
+    async fn update_stage(&self, secret: &SecretId, change: &LabelMove) -> Result<(), StoreError> {
+        self.0.update_stage(secret, change).await
+    }
+}
+
+/// Polls `f` once; every double is ready immediately, so `None` means something inside
+/// the executor is pending on a thing no double provides.
+fn poll_once<F: Future>(f: F) -> Option<F::Output> {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The world under test
+// ---------------------------------------------------------------------------------------
+
+const START_SECS: i64 = 1_700_000_000;
+
+fn version_id(n: u64) -> VersionId {
+    VersionId::new(format!("00000000-0000-4000-8000-{n:012}"))
+}
+
+type Exec = Executor<Store, RecordingScheduler, ManualClock, CountingTarget>;
+
+struct World {
+    clock: ManualClock,
+    sm: Arc<MemorySecretsManager>,
+    scheduler: RecordingScheduler,
+    exec: Exec,
+    secret: SecretId,
+    checker: Checker,
+    /// Tokens of the rotations the store accepted, oldest first.
+    tokens: Vec<VersionId>,
+    next_token: u64,
+    /// Every job ever scheduled and not yet dropped by a `Deliver { remove_it: true }`:
+    /// a job stays deliverable after it completed or was cancelled (duplicate delivery).
+    deliverable: Vec<Job>,
+    /// No-rollback tracking: history entries consumed, the last AWSCURRENT holder, and
+    /// every value creation time seen.
+    history_seen: usize,
+    last_current: Option<VersionId>,
+    created: BTreeMap<VersionId, Timestamp>,
+}
+
+impl World {
+    fn new(gap_secs: u64, budget_secs: u64) -> Self {
+        Self::with_policies(gap_secs, gap_secs, budget_secs)
+    }
+
+    /// `exec_gap_secs` is the T the executor works to, `check_gap_secs` the T the checker
+    /// holds it to (equal except in the tests that show the checks can fire).
+    fn with_policies(exec_gap_secs: u64, check_gap_secs: u64, budget_secs: u64) -> Self {
+        let clock = ManualClock::new(Timestamp::from_secs(START_SECS));
+        let sm = Arc::new(MemorySecretsManager::new(clock.reader()));
+        let secret = SecretId::new("prop/secret");
+        sm.create_secret(&secret, &version_id(0), SecretValue::new("initial-value"))
+            .expect("create the secret");
+        sm.set_rotation_enabled(&secret, true).expect("enable rotation");
+        let scheduler = RecordingScheduler::default();
+        let policy = Policy::new(
+            Duration::from_secs(exec_gap_secs),
+            Duration::from_secs(budget_secs),
+        )
+        .expect("a valid policy");
+        let exec = Executor::new(
+            Store(Arc::clone(&sm)),
+            scheduler.clone(),
+            clock.clone(),
+            CountingTarget::default(),
+            policy,
+        );
+        World {
+            clock,
+            sm,
+            scheduler,
+            exec,
+            secret,
+            checker: Checker::new(Duration::from_secs(check_gap_secs), true),
+            tokens: Vec::new(),
+            next_token: 1,
+            deliverable: Vec::new(),
+            history_seen: 0,
+            last_current: None,
+            created: BTreeMap::new(),
+        }
+    }
+
+    fn snapshot(&self) -> SecretState {
+        self.sm.snapshot(&self.secret).expect("the secret exists")
+    }
+
+    /// Starts a rotation with a fresh token, as the engine does before createSecret.
+    fn start_rotation(&mut self) -> Option<VersionId> {
+        let token = version_id(self.next_token);
+        self.next_token += 1;
+        self.sm.begin_rotation(&self.secret, &token).ok()?;
+        self.tokens.push(token.clone());
+        Some(token)
+    }
+
+    /// The latest started token (`back` 0) or an older one; the initial version if no
+    /// rotation was started yet.
+    fn token(&self, back: usize) -> VersionId {
+        match self.tokens.len() {
+            0 => version_id(0),
+            n => self.tokens[n - 1 - back.min(n - 1)].clone(),
+        }
+    }
+
+    fn engine_invocation(&self, step: Step, token: &VersionId) -> Invocation {
+        Invocation {
+            step,
+            secret_id: self.secret.clone(),
+            token: token.clone(),
+            rotation_token: None,
+            schedule: None,
+        }
+    }
+
+    /// Runs one invocation to its end; `Err` if it did not complete in one poll.
+    fn invoke(&mut self, inv: &Invocation) -> Result<Result<Report, ExecError>, TestCaseError> {
+        let out = poll_once(self.exec.handle(inv));
+        self.deliverable.extend(self.scheduler.drain_created());
+        out.ok_or_else(|| {
+            TestCaseError::fail(format!(
+                "the {} invocation did not complete in one poll although every double is ready",
+                inv.step.name()
+            ))
+        })
+    }
+
+    /// Properties 1, 2 and 5, checked after every operation.
+    fn check(&mut self) -> Result<(), TestCaseError> {
+        let state = self.snapshot();
+        let history = self.sm.history(&self.secret);
+        check_label_counts(&state)?;
+        self.check_gaps(&history, &state)?;
+        self.check_no_rollback(&history, &state)
+    }
+
+    /// Property 2, the gap invariants (and the checker's own state invariants): no first gap
+    /// (accepted -> AWSCURRENT) and no second gap (lost AWSCURRENT -> not accepted)
+    /// shorter than T.
+    fn check_gaps(&mut self, history: &[Change], state: &SecretState) -> Result<(), TestCaseError> {
+        self.checker.observe(history, state, self.clock.now());
+        prop_assert!(
+            self.checker.violations.is_empty(),
+            "property 2: gap invariants violated: {:?}",
+            self.checker.violations
+        );
+        Ok(())
+    }
+
+    /// Property 5: AWSCURRENT never moves to a version without a value, nor to a value created
+    /// before the one it leaves.
+    fn check_no_rollback(&mut self, history: &[Change], state: &SecretState) -> Result<(), TestCaseError> {
+        for (id, v) in &state.versions {
+            if let Some(c) = v.created {
+                self.created.entry(id.clone()).or_insert(c);
+            }
+        }
+        for change in &history[self.history_seen.min(history.len())..] {
+            let ChangeKind::Attached(stage) = &change.what else {
+                continue;
+            };
+            if stage != AWSCURRENT {
+                continue;
+            }
+            let to = &change.version;
+            let Some(&to_created) = self.created.get(to) else {
+                return Err(TestCaseError::fail(format!(
+                    "property 5: at {} AWSCURRENT moved to version {to}, which has no value",
+                    change.at
+                )));
+            };
+            if let Some(from) = self.last_current.as_ref().filter(|f| *f != to) {
+                let from_created = self.created.get(from).copied();
+                prop_assert!(
+                    from_created.is_none_or(|f| f <= to_created),
+                    "property 5: at {} AWSCURRENT rolled back from {} (value created {:?}) to {} (value \
+                     created {})",
+                    change.at,
+                    from,
+                    from_created,
+                    to,
+                    to_created
+                );
+            }
+            self.last_current = Some(to.clone());
+        }
+        self.history_seen = history.len();
+        Ok(())
+    }
+
+    /// Runs an engine step once or twice in a row, checking properties 3 and 4 around it.
+    fn engine_step(&mut self, step: EngineStep, token: &VersionId, twice: bool) -> Result<(), TestCaseError> {
+        let inv = self.engine_invocation(step.step(), token);
+        let mut after_first = None;
+        for run in 0..if twice { 2 } else { 1 } {
+            let labels_before = self.snapshot();
+            let jobs_before = self.scheduler.fingerprint();
+            let _outcome = self.invoke(&inv)?;
+            let labels_after = self.snapshot();
+            if step == EngineStep::Test {
+                // 3. testSecret moves no label, writes no version, touches no schedule.
+                prop_assert_eq!(
+                    &labels_before,
+                    &labels_after,
+                    "property 3: testSecret changed the secret (run {})",
+                    run + 1
+                );
+                prop_assert_eq!(
+                    &jobs_before,
+                    &self.scheduler.fingerprint(),
+                    "property 3: testSecret created or deleted a schedule (run {})",
+                    run + 1
+                );
+            }
+            self.check()?;
+            match &after_first {
+                None => after_first = Some(labels_after),
+                Some(first) => {
+                    // 4. The second run in a row changes nothing the first did not.
+                    prop_assert_eq!(
+                        first,
+                        &labels_after,
+                        "property 4: a second {} in a row changed the labels",
+                        step.step().name()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        match op {
+            Op::StartRotation => {
+                self.start_rotation();
+            }
+            Op::RetryRotation { back } => {
+                if !self.tokens.is_empty() {
+                    let token = self.token(*back);
+                    // Refused while another rotation's AWSPENDING is in the way, or disabled.
+                    let _refused = self.sm.begin_rotation(&self.secret, &token);
+                }
+            }
+            Op::EngineStep { step, back, twice } => {
+                let token = self.token(*back);
+                self.engine_step(*step, &token, *twice)?;
+            }
+            Op::EngineAttempt { back } => {
+                let token = self.token(*back);
+                for step in [
+                    EngineStep::Create,
+                    EngineStep::Set,
+                    EngineStep::Test,
+                    EngineStep::Finish,
+                ] {
+                    self.engine_step(step, &token, false)?;
+                }
+            }
+            Op::Deliver { index, remove_it } => {
+                if !self.deliverable.is_empty() {
+                    let i = index.index(self.deliverable.len());
+                    let job = if *remove_it {
+                        self.deliverable.remove(i)
+                    } else {
+                        self.deliverable[i].clone()
+                    };
+                    let _outcome = self.invoke(&job.invocation)?;
+                }
+            }
+            Op::FireNext => {
+                let next = self.scheduler.live().into_iter().min_by_key(|j| j.fire_at);
+                if let Some(job) = next {
+                    self.clock.advance_to(job.fire_at);
+                    let _outcome = self.invoke(&job.invocation)?;
+                }
+            }
+            Op::Advance { secs } => self.clock.advance(Duration::from_secs(*secs)),
+            Op::Strip => {
+                let state = self.snapshot();
+                if state
+                    .holder(AWSPENDING)
+                    .is_some_and(|p| !state.has(p, AWSCURRENT))
+                {
+                    self.sm.strip_label(&self.secret, AWSPENDING);
+                }
+            }
+            Op::DisableRotation => self
+                .sm
+                .set_rotation_enabled(&self.secret, false)
+                .expect("disable"),
+            Op::EnableRotation => self.sm.set_rotation_enabled(&self.secret, true).expect("enable"),
+            Op::StoreFault { op, kind } => self.sm.inject(match kind {
+                FaultKind::Throttle => Fault::Throttle {
+                    op: Some(*op),
+                    calls: 1,
+                },
+                FaultKind::Transient => Fault::FailNext {
+                    op: *op,
+                    kind: StoreErrorKind::Transient,
+                },
+                FaultKind::LoseResponse => Fault::LoseResponse { op: *op },
+            }),
+        }
+        self.check()
+    }
+}
+
+/// Property 1: exactly one AWSCURRENT; AWSPENDING on at most one version.
+fn check_label_counts(state: &SecretState) -> Result<(), TestCaseError> {
+    let count = |stage: &str| state.versions.values().filter(|v| v.has(stage)).count();
+    prop_assert_eq!(
+        count(AWSCURRENT),
+        1,
+        "property 1: exactly one version must carry AWSCURRENT: {:?}",
+        state
+    );
+    prop_assert!(
+        count(AWSPENDING) <= 1,
+        "property 1: AWSPENDING must be on at most one version: {:?}",
+        state
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EngineStep {
+    Create,
+    Set,
+    Test,
+    Finish,
+}
+
+impl EngineStep {
+    fn step(self) -> Step {
+        match self {
+            EngineStep::Create => Step::CreateSecret,
+            EngineStep::Set => Step::SetSecret,
+            EngineStep::Test => Step::TestSecret,
+            EngineStep::Finish => Step::FinishSecret,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FaultKind {
+    Throttle,
+    Transient,
+    LoseResponse,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// The engine starts a rotation with a fresh token (refusals ignored).
+    StartRotation,
+    /// The engine retries a rotation it started (latest token for `back` 0, or an older
+    /// one): RotateSecret with the same token re-attaches AWSPENDING (refusals ignored).
+    RetryRotation {
+        back: usize,
+    },
+    /// An engine step for the latest token (`back` 0) or an older one; `twice` runs it
+    /// twice in a row (property 4).
+    EngineStep {
+        step: EngineStep,
+        back: usize,
+        twice: bool,
+    },
+    /// The engine's happy path for one token: the four steps in order, each once.
+    EngineAttempt {
+        back: usize,
+    },
+    /// Delivers a recorded job whatever its due; `remove_it` false keeps it deliverable.
+    Deliver {
+        index: Index,
+        remove_it: bool,
+    },
+    /// The scheduler fires: time advances to the earliest live job's fire time (if
+    /// later than now) and that job is delivered.
+    FireNext,
+    /// Time passes.
+    Advance {
+        secs: u64,
+    },
+    /// The engine's clean-up strips AWSPENDING from a version that is not AWSCURRENT.
+    Strip,
+    DisableRotation,
+    EnableRotation,
+    /// The next store call of `op` fails once in a way the executor re-derives through.
+    StoreFault {
+        op: StoreOp,
+        kind: FaultKind,
+    },
+}
+
+/// The operations. `engine_retries` adds [`Op::RetryRotation`], which the suite that must
+/// pass leaves out (see [`an_engine_retry_after_a_strip_lets_the_old_swap_fire_early`]).
+fn op_strategy(engine_retries: bool) -> BoxedStrategy<Op> {
+    let step = prop_oneof![
+        Just(EngineStep::Create),
+        Just(EngineStep::Set),
+        Just(EngineStep::Test),
+        Just(EngineStep::Finish),
+    ];
+    let back = prop_oneof![3 => Just(0usize), 1 => 1usize..4];
+    let store_op = prop_oneof![
+        Just(StoreOp::Describe),
+        Just(StoreOp::GetValue),
+        Just(StoreOp::PutPending),
+        Just(StoreOp::UpdateStage),
+    ];
+    let fault = prop_oneof![
+        Just(FaultKind::Throttle),
+        Just(FaultKind::Transient),
+        Just(FaultKind::LoseResponse),
+    ];
+    let ops = prop_oneof![
+        4 => Just(Op::StartRotation),
+        10 => (step, back.clone(), any::<bool>())
+            .prop_map(|(step, back, twice)| Op::EngineStep { step, back, twice }),
+        3 => back.clone().prop_map(|back| Op::EngineAttempt { back }),
+        8 => (any::<Index>(), any::<bool>()).prop_map(|(index, remove_it)| Op::Deliver { index, remove_it }),
+        4 => Just(Op::FireNext),
+        6 => (0u64..2000).prop_map(|secs| Op::Advance { secs }),
+        2 => Just(Op::Strip),
+        1 => Just(Op::DisableRotation),
+        2 => Just(Op::EnableRotation),
+        1 => (store_op, fault).prop_map(|(op, kind)| Op::StoreFault { op, kind }),
+    ];
+    if engine_retries {
+        prop_oneof![10 => ops, 1 => back.prop_map(|back| Op::RetryRotation { back })].boxed()
+    } else {
+        ops.boxed()
+    }
+}
+
+fn run_ops(world: &mut World, ops: &[Op]) -> Result<(), TestCaseError> {
+    world.check()?;
+    for op in ops {
+        world.apply(op)?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Properties 1-5 after every operation of a random sequence.
+    #[test]
+    fn random_invocation_sequences_keep_every_invariant(
+        gap_secs in 60u64..=900,
+        budget_secs in prop::sample::select(vec![0u64, 150, 300]),
+        ops in prop::collection::vec(op_strategy(false), 1..60),
+    ) {
+        let mut world = World::new(gap_secs, budget_secs);
+        run_ops(&mut world, &ops)?;
+    }
+}
+
+proptest! {
+    // The sequences that fail are rare (a strip, then a retry before keyshift sees the
+    // strip, then the old swap): more cases than the suite that must pass.
+    // It fails by design until the core is fixed: persist nothing next to this file.
+    #![proptest_config(ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::with_cases(4096)
+    })]
+
+    /// The same with the engine's retries of a rotation it started (RotateSecret with an
+    /// existing token re-attaches AWSPENDING). Fails today on property 2.
+    #[test]
+    #[ignore = "finds a first gap shorter than T: see an_engine_retry_after_a_strip_lets_the_old_swap_fire_early"]
+    fn random_invocation_sequences_with_engine_retries_keep_every_invariant(
+        gap_secs in 60u64..=900,
+        budget_secs in prop::sample::select(vec![0u64, 150, 300]),
+        ops in prop::collection::vec(op_strategy(true), 1..60),
+    ) {
+        let mut world = World::new(gap_secs, budget_secs);
+        run_ops(&mut world, &ops)?;
+    }
+}
+
+/// Found by the proptest with engine retries; its minimal case is T = 60 s, budget 0,
+/// [StartRotation, EngineAttempt, Strip, Advance 60 s, RetryRotation, Deliver the swap],
+/// a first gap of 0 s.
+///
+/// finishSecret defers the swap to created + T. The engine's clean-up strips AWSPENDING;
+/// the engine then retries the rotation with the same token, which re-attaches
+/// AWSPENDING to the same version, accepted again only from that moment. The swap
+/// scheduled by the first finishSecret still fires at its old due: `swap_pending` bounds
+/// the swap by the value's creation time and the event's due, neither of which moved, so
+/// the version becomes AWSCURRENT however recently it was re-accepted. The retry's own
+/// finishSecret would wait T from its start, but the old schedule does not wait for it.
+/// Here the re-attachment happens 640 s after the value was created and the old swap
+/// fires at that same instant: a first gap of 0 s for T = 600 s.
+#[test]
+#[ignore = "a real first-gap violation in the core, reported rather than fixed here"]
+fn an_engine_retry_after_a_strip_lets_the_old_swap_fire_early() {
+    let mut world = World::new(600, 0);
+    let ops = [
+        Op::StartRotation,
+        Op::EngineAttempt { back: 0 },
+        Op::Strip,
+        Op::Advance { secs: 640 },
+        Op::RetryRotation { back: 0 },
+        Op::FireNext,
+    ];
+    if let Err(e) = run_ops(&mut world, &ops) {
+        panic!("{e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Liveness
+// ---------------------------------------------------------------------------------------
+
+/// Drives one rotation through the four engine steps, then delivers every live job once
+/// it is due until none remain. Returns the rotation's token.
+fn rotate_to_completion(world: &mut World) -> VersionId {
+    let token = world.start_rotation().expect("the store accepts the rotation");
+    for step in [
+        Step::CreateSecret,
+        Step::SetSecret,
+        Step::TestSecret,
+        Step::FinishSecret,
+    ] {
+        let inv = world.engine_invocation(step.clone(), &token);
+        let out = world.invoke(&inv).expect("completes in one poll");
+        assert!(out.is_ok(), "{} failed: {out:?}", step.name());
+        world.check().expect("invariants hold");
+    }
+    for _ in 0..20 {
+        let live = world.scheduler.live();
+        let Some(next) = live.iter().map(|j| j.fire_at).min() else {
+            break;
+        };
+        world.clock.advance_to(next);
+        let now = world.clock.now();
+        for job in live.iter().filter(|j| j.fire_at <= now) {
+            let out = world.invoke(&job.invocation).expect("completes in one poll");
+            assert!(out.is_ok(), "{} failed: {out:?}", job.invocation.step.name());
+            world.check().expect("invariants hold");
+        }
+    }
+    token
+}
+
+fn assert_rotation_completes(gap_secs: u64, budget_secs: u64) {
+    let mut world = World::new(gap_secs, budget_secs);
+    let token = rotate_to_completion(&mut world);
+    assert!(
+        world.scheduler.live().is_empty(),
+        "jobs left: {:?}",
+        world.scheduler.live()
+    );
+    let state = world.snapshot();
+    assert_eq!(
+        state.current(),
+        Some(&token),
+        "the new version is not AWSCURRENT: {state:?}"
+    );
+    assert_eq!(state.holder(ROTATING), None, "ROTATING remains: {state:?}");
+    assert_eq!(state.holder(AWSPENDING), None, "AWSPENDING remains: {state:?}");
+    let gap = Duration::from_secs(gap_secs);
+    assert_eq!(
+        world.checker.gaps.len(),
+        2,
+        "one first and one second gap: {:?}",
+        world.checker.gaps
+    );
+    for g in &world.checker.gaps {
+        assert!(g.length >= gap, "{g:?} shorter than T");
+        // Scheduler rounding (under one minute) and nothing else: no latency here.
+        assert!(
+            g.length < gap + Duration::from_secs(60),
+            "{g:?} overshoots T by a minute or more"
+        );
+    }
+}
+
+#[test]
+fn a_rotation_completes_when_everything_is_deferred() {
+    assert_rotation_completes(600, 0);
+}
+
+#[test]
+fn a_rotation_completes_with_an_inline_budget() {
+    assert_rotation_completes(600, 300);
+}
+
+// ---------------------------------------------------------------------------------------
+// The checks can fire
+// ---------------------------------------------------------------------------------------
+
+/// An executor working to T/2 while the checker holds it to T: property 2 must fire.
+#[test]
+fn the_gap_check_fires_on_a_too_short_gap() {
+    let mut world = World::with_policies(300, 600, 0);
+    let token = world.start_rotation().expect("the store accepts the rotation");
+    let mut failure = None;
+    for step in [
+        Step::CreateSecret,
+        Step::SetSecret,
+        Step::TestSecret,
+        Step::FinishSecret,
+    ] {
+        let inv = world.engine_invocation(step, &token);
+        world.invoke(&inv).expect("completes").expect("succeeds");
+        world.check().expect("no gap has ended yet");
+    }
+    for _ in 0..20 {
+        let live = world.scheduler.live();
+        let Some(next) = live.iter().map(|j| j.fire_at).min() else {
+            break;
+        };
+        world.clock.advance_to(next);
+        for job in live.iter().filter(|j| j.fire_at <= next) {
+            world
+                .invoke(&job.invocation)
+                .expect("completes")
+                .expect("succeeds");
+            if let Err(e) = world.check() {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    let failure = failure.expect("property 2 must fire");
+    assert!(failure.to_string().contains("property 2"), "{failure}");
+}
+
+/// An operator moves AWSCURRENT back to the initial version: property 5 must fire.
+#[test]
+fn the_rollback_check_fires_on_a_manual_rollback() {
+    let mut world = World::new(60, 300);
+    // The new value must be strictly younger than the initial one for a move back to be
+    // a rollback.
+    world.clock.advance(Duration::from_secs(3600));
+    let token = rotate_to_completion(&mut world);
+    world.check().expect("a clean rotation");
+    poll_once(world.exec.store.update_stage(
+        &world.secret,
+        &LabelMove {
+            stage: AWSCURRENT.into(),
+            move_to: Some(version_id(0)),
+            remove_from: Some(token),
+        },
+    ))
+    .expect("ready")
+    .expect("the store allows an operator's rollback");
+    // The move also ends a first gap of zero (property 2); check property 5 on its own.
+    let (state, history) = (world.snapshot(), world.sm.history(&world.secret));
+    let failure = world
+        .check_no_rollback(&history, &state)
+        .expect_err("property 5 must fire");
+    assert!(failure.to_string().contains("property 5"), "{failure}");
+}
+
+/// The engine's clean-up gone wrong, AWSCURRENT stripped: property 1 must fire.
+#[test]
+fn the_label_count_check_fires_without_a_current_version() {
+    let mut world = World::new(60, 0);
+    world.check().expect("a fresh secret");
+    world.sm.strip_label(&world.secret, AWSCURRENT);
+    let failure = world.check().expect_err("property 1 must fire");
+    assert!(failure.to_string().contains("property 1"), "{failure}");
+}
