@@ -115,6 +115,36 @@ pub trait SecretStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// A store shared behind an `Arc` (the harness and the executor reading one in-memory
+/// Secrets Manager, or one SDK client across handlers) is a store.
+impl<S: SecretStore> SecretStore for std::sync::Arc<S> {
+    async fn describe(&self, secret: &SecretId) -> Result<SecretState, StoreError> {
+        (**self).describe(secret).await
+    }
+
+    async fn get_value(
+        &self,
+        secret: &SecretId,
+        version: &VersionId,
+    ) -> Result<Option<SecretValue>, StoreError> {
+        (**self).get_value(secret, version).await
+    }
+
+    async fn put_pending(
+        &self,
+        secret: &SecretId,
+        version: &VersionId,
+        value: &SecretValue,
+        rotation_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        (**self).put_pending(secret, version, value, rotation_token).await
+    }
+
+    async fn update_stage(&self, secret: &SecretId, change: &LabelMove) -> Result<(), StoreError> {
+        (**self).update_stage(secret, change).await
+    }
+}
+
 /// How a scheduler call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("scheduler: {message}")]

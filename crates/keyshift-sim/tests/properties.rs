@@ -20,8 +20,8 @@ use keyshift::event::ScheduleName;
 use keyshift::executor::Report;
 use keyshift::memory::{Change, ChangeKind, Fault, MemorySecretsManager, Op as StoreOp};
 use keyshift::ports::{
-    Clock, Job, LabelMove, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, StoreErrorKind,
-    Target, TargetError, schedule_prefix,
+    Clock, Job, LabelMove, Scheduled, Scheduler, SchedulerError, SecretStore, StoreErrorKind, Target,
+    TargetError, schedule_prefix,
 };
 use keyshift::secret::{AWSCURRENT, AWSPENDING, ROTATING};
 use keyshift::{
@@ -161,38 +161,6 @@ impl Target for CountingTarget {
     }
 }
 
-/// The in-memory Secrets Manager, shared with the harness (no blanket impl for `Arc`).
-#[derive(Debug, Clone)]
-struct Store(Arc<MemorySecretsManager>);
-
-impl SecretStore for Store {
-    async fn describe(&self, secret: &SecretId) -> Result<SecretState, StoreError> {
-        self.0.describe(secret).await
-    }
-
-    async fn get_value(
-        &self,
-        secret: &SecretId,
-        version: &VersionId,
-    ) -> Result<Option<SecretValue>, StoreError> {
-        self.0.get_value(secret, version).await
-    }
-
-    async fn put_pending(
-        &self,
-        secret: &SecretId,
-        version: &VersionId,
-        value: &SecretValue,
-        rotation_token: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.0.put_pending(secret, version, value, rotation_token).await
-    }
-
-    async fn update_stage(&self, secret: &SecretId, change: &LabelMove) -> Result<(), StoreError> {
-        self.0.update_stage(secret, change).await
-    }
-}
-
 /// Polls `f` once; every double is ready immediately, so `None` means something inside
 /// the executor is pending on a thing no double provides.
 fn poll_once<F: Future>(f: F) -> Option<F::Output> {
@@ -213,7 +181,7 @@ fn version_id(n: u64) -> VersionId {
     VersionId::new(format!("00000000-0000-4000-8000-{n:012}"))
 }
 
-type Exec = Executor<Store, RecordingScheduler, ManualClock, CountingTarget>;
+type Exec = Executor<Arc<MemorySecretsManager>, RecordingScheduler, ManualClock, CountingTarget>;
 
 struct World {
     clock: ManualClock,
@@ -256,7 +224,7 @@ impl World {
         )
         .expect("a valid policy");
         let exec = Executor::new(
-            Store(Arc::clone(&sm)),
+            Arc::clone(&sm),
             scheduler.clone(),
             clock.clone(),
             CountingTarget::default(),
@@ -713,9 +681,22 @@ fn an_engine_retry_after_a_strip_lets_the_old_swap_fire_early() {
 // Liveness
 // ---------------------------------------------------------------------------------------
 
+/// When a check ran while driving a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// After one of the four engine steps.
+    EngineStep,
+    /// After a follow-up was delivered.
+    FollowUp,
+}
+
 /// Drives one rotation through the four engine steps, then delivers every live job once
-/// it is due until none remain. Returns the rotation's token.
-fn rotate_to_completion(world: &mut World) -> VersionId {
+/// it is due until none remain, handing each invariant check to `on_check`. Every
+/// invocation must succeed. Returns the rotation's token.
+fn drive_rotation(
+    world: &mut World,
+    mut on_check: impl FnMut(Phase, Result<(), TestCaseError>),
+) -> VersionId {
     let token = world.start_rotation().expect("the store accepts the rotation");
     for step in [
         Step::CreateSecret,
@@ -726,7 +707,8 @@ fn rotate_to_completion(world: &mut World) -> VersionId {
         let inv = world.engine_invocation(step.clone(), &token);
         let out = world.invoke(&inv).expect("completes in one poll");
         assert!(out.is_ok(), "{} failed: {out:?}", step.name());
-        world.check().expect("invariants hold");
+        let checked = world.check();
+        on_check(Phase::EngineStep, checked);
     }
     for _ in 0..20 {
         let live = world.scheduler.live();
@@ -738,10 +720,16 @@ fn rotate_to_completion(world: &mut World) -> VersionId {
         for job in live.iter().filter(|j| j.fire_at <= now) {
             let out = world.invoke(&job.invocation).expect("completes in one poll");
             assert!(out.is_ok(), "{} failed: {out:?}", job.invocation.step.name());
-            world.check().expect("invariants hold");
+            let checked = world.check();
+            on_check(Phase::FollowUp, checked);
         }
     }
     token
+}
+
+/// [`drive_rotation`] with every invariant required to hold throughout.
+fn rotate_to_completion(world: &mut World) -> VersionId {
+    drive_rotation(world, |_, checked| checked.expect("invariants hold"))
 }
 
 fn assert_rotation_completes(gap_secs: u64, budget_secs: u64) {
@@ -795,34 +783,14 @@ fn a_rotation_completes_with_an_inline_budget() {
 #[test]
 fn the_gap_check_fires_on_a_too_short_gap() {
     let mut world = World::with_policies(300, 600, 0);
-    let token = world.start_rotation().expect("the store accepts the rotation");
     let mut failure = None;
-    for step in [
-        Step::CreateSecret,
-        Step::SetSecret,
-        Step::TestSecret,
-        Step::FinishSecret,
-    ] {
-        let inv = world.engine_invocation(step, &token);
-        world.invoke(&inv).expect("completes").expect("succeeds");
-        world.check().expect("no gap has ended yet");
-    }
-    for _ in 0..20 {
-        let live = world.scheduler.live();
-        let Some(next) = live.iter().map(|j| j.fire_at).min() else {
-            break;
-        };
-        world.clock.advance_to(next);
-        for job in live.iter().filter(|j| j.fire_at <= next) {
-            world
-                .invoke(&job.invocation)
-                .expect("completes")
-                .expect("succeeds");
-            if let Err(e) = world.check() {
-                failure.get_or_insert(e);
-            }
+    drive_rotation(&mut world, |phase, checked| match (phase, checked) {
+        (Phase::EngineStep, checked) => checked.expect("no gap has ended yet"),
+        (Phase::FollowUp, Err(e)) => {
+            failure.get_or_insert(e);
         }
-    }
+        (Phase::FollowUp, Ok(())) => {}
+    });
     let failure = failure.expect("property 2 must fire");
     assert!(failure.to_string().contains("property 2"), "{failure}");
 }
