@@ -13,35 +13,41 @@
 //! acting earlier never is. So every due time below is a *lower bound* assembled from
 //! facts, and where two facts give two bounds, the later one wins.
 //!
+//! # Only keyshift's own versions become AWSCURRENT
+//!
+//! The rotation engine can put AWSPENDING back on its token's version behind keyshift's
+//! back: after a strip (its undocumented clean-up after a finishSecret that did not move
+//! AWSCURRENT), a retry of the rotation re-attaches the label to the same version, and
+//! nothing in the store records when. A swap timed by that version's age could then make
+//! it current moments after consumers started accepting it again.
+//!
+//! So the engine's version is never the one promoted. finishSecret writes the pending
+//! value again as a version of keyshift's own, [`VersionId::reissue`] of the engine's
+//! (same value, so what setSecret registered and testSecret tested is what becomes
+//! current), and that version is swapped once it is T old. The engine never learns its
+//! id, so AWSPENDING on it can only be removed, never restored: if it still carries the
+//! label, it has carried it since its creation, a fact the store keeps. If the label is
+//! gone, the value is re-issued once more and the gap restarts from that version's
+//! creation. The copy costs nothing in time: finishSecret had to wait T from its own
+//! start anyway, because a re-attachment just before it is invisible.
+//!
+//! The engine and every follow-up keep naming the engine's token; the decisions act on
+//! the newest existing version of its re-issue chain (`chain_head`).
+//!
 //! # Where a due time comes from
 //!
-//! * The swap: the pending version's value creation time + T. That is on the version
+//! * The swap: the re-issued version's creation time + T. That is on the version
 //!   itself, so a swap due is re-derived on every arrival. The `DueAt` a follow-up
 //!   carries only ever delays it.
 //! * The release of ROTATING: Secrets Manager does not record when AWSCURRENT moved, so
 //!   the due travels in the `removePending` event (stamped after the move returned). A
 //!   ROTATING found with no such event in hand (a lost follow-up) gets a new release due
 //!   T from now, which is later than T after the move, so safe.
-//!
-//! * finishSecret also waits T from its own start. The engine (re-)attaches AWSPENDING
-//!   before it invokes an attempt's steps, so if a retry re-attached a stripped version
-//!   (invisible in the labels), the finishSecret that follows still leaves a whole gap.
-//!   Inline waits are cut into slices by the executor, each followed by a fresh decision,
-//!   so a strip during the wait is seen and recovered rather than slept through.
 //! * An engine retry of a token older than the current version (a rotation that a newer
 //!   one finished) is stale: it succeeds without moving anything but its own AWSPENDING.
 //!
-//! # When the engine strips AWSPENDING
-//!
-//! If AWSPENDING vanishes from the pending version before the swap (the engine's
-//! undocumented clean-up after a finishSecret that did not move AWSCURRENT), consumers
-//! drop that version from their window and the gap must restart. keyshift re-attaches
-//! AWSPENDING by writing the same value as a *new version* ([`VersionId::reissue`])
-//! rather than by putting the label back on the old one: the new version's own creation
-//! time then restarts the gap in a fact the store keeps. Re-labelling the old version
-//! would leave the restart time only in a schedule's payload, and a late duplicate of the
-//! first `swapPending` (Lambda's asynchronous delivery can duplicate) would then find
-//! AWSPENDING back, its old due passed, and swap one gap early.
+//! Inline waits are cut into slices by the executor, each followed by a fresh decision,
+//! so a strip during the wait is seen and recovered rather than slept through.
 
 use std::fmt;
 use std::time::Duration;
@@ -61,8 +67,6 @@ pub struct Input<'a> {
     pub secret: &'a SecretState,
     /// Now.
     pub now: Timestamp,
-    /// When this invocation started (before its first read of the labels).
-    pub invoked_at: Timestamp,
     /// The policy.
     pub policy: &'a Policy,
     /// How long this invocation may still wait inline (the budget minus time spent).
@@ -187,8 +191,8 @@ pub enum Outcome {
         /// When it is due.
         due: Timestamp,
     },
-    /// AWSPENDING had been stripped; the value was re-issued as `new_version` and the
-    /// first gap restarted.
+    /// The pending value was written again as `new_version`, keyshift's own version,
+    /// which becomes AWSCURRENT once it is T old (the first gap runs from now).
     Reissued {
         /// The re-issued version.
         new_version: VersionId,
@@ -225,7 +229,7 @@ impl fmt::Display for Outcome {
             Outcome::Rescheduled { due } => write!(f, "arrived early; scheduled again for {due}"),
             Outcome::Reissued { new_version } => write!(
                 f,
-                "AWSPENDING had been stripped; re-issued the value as version {new_version}, restarting the gap"
+                "re-issued the pending value as version {new_version}; the first gap runs from its creation"
             ),
             Outcome::Released => f.write_str("released: ROTATING removed from the old version"),
             Outcome::AlreadyReleased => f.write_str("the old version was already released; nothing to do"),
@@ -291,15 +295,20 @@ fn engine_step(i: &Input<'_>) -> Decision {
             version: token.clone(),
         });
     }
-    // The engine knows its token; keyshift may have re-issued it. Act on the newest
-    // version of the token's re-issue chain.
+    // The engine knows its token; keyshift re-issues it. Act on the newest version of
+    // the token's re-issue chain.
     let head = chain_head(s, token);
-    let side_effects = !matches!(step, Step::TestSecret | Step::SetSecret);
+    // setSecret and testSecret never touch labels or schedules.
+    let side_effects = matches!(step, Step::CreateSecret | Step::FinishSecret);
     if s.has(&head, AWSCURRENT) || s.has(token, AWSCURRENT) {
-        // Done already: succeed. Outside set/test, make sure a ROTATING left behind by a
-        // swap whose release was lost is released eventually.
+        // Done already: succeed. Outside set/test, take AWSPENDING off the engine's
+        // version if a retry re-attached it (or later rotations would be refused), and
+        // make sure a ROTATING left behind by a swap whose release was lost is released.
         let actions = if side_effects {
-            release_leftover(s).into_iter().collect()
+            drop_stray_pending(s, token, &head)
+                .into_iter()
+                .chain(release_leftover(s))
+                .collect()
         } else {
             Vec::new()
         };
@@ -309,41 +318,31 @@ fn engine_step(i: &Input<'_>) -> Decision {
         // An engine retry of a rotation that a newer version already finished: never move
         // AWSCURRENT back. Take AWSPENDING off the stale version so that later rotations
         // are not refused ("a previous rotation isn't complete"), and succeed.
-        let actions = if step == &Step::TestSecret {
-            Vec::new()
+        let actions = if side_effects {
+            drop_stray_pending(s, token, &head).into_iter().collect()
         } else {
-            [token, &head]
-                .into_iter()
-                .filter(|v| s.has(v, AWSPENDING))
-                .map(|v| Action::Label(remove(AWSPENDING, v)))
-                .take(1)
-                .collect()
+            Vec::new()
         };
         return apply(actions, Outcome::Superseded { by: current.clone() });
     }
     if s.current().is_none() {
         return Decision::Reject(Rejection::NoCurrentVersion);
     }
-    if !s.has(&head, AWSPENDING) {
-        // finishSecret may find its token stripped after an inline wait: recover here and
-        // succeed, or the engine's retry would re-attach AWSPENDING with no gap.
-        return match step {
-            Step::FinishSecret => lost_pending(s, &head),
-            _ => Decision::Reject(Rejection::NotPending {
-                version: token.clone(),
-            }),
-        };
+    if step == &Step::FinishSecret {
+        return promote(i, None);
     }
-    let created = s.version(&head).and_then(|v| v.created);
-    let missing = || {
-        Decision::Reject(Rejection::PendingValueMissing {
-            version: head.clone(),
-        })
+    // The version carrying this attempt's AWSPENDING: the engine's own (a fresh attempt,
+    // or a retry that re-attached it), or keyshift's re-issue of it.
+    let Some(pending) = [token, &head].into_iter().find(|v| s.has(v, AWSPENDING)) else {
+        return Decision::Reject(Rejection::NotPending {
+            version: token.clone(),
+        });
     };
+    let created = s.version(pending).and_then(|v| v.created);
     match (step, created) {
         (Step::CreateSecret, None) => {
             let mut actions = vec![Action::PutPending {
-                version: head.clone(),
+                version: pending.clone(),
             }];
             actions.extend(release_leftover(s));
             apply(actions, Outcome::Created)
@@ -355,106 +354,97 @@ fn engine_step(i: &Input<'_>) -> Decision {
         }
         (Step::SetSecret, Some(_)) => apply(
             vec![Action::SetTarget {
-                version: head.clone(),
+                version: pending.clone(),
             }],
             Outcome::TargetSet,
         ),
         (Step::TestSecret, Some(_)) => apply(
             vec![Action::TestTarget {
-                version: head.clone(),
+                version: pending.clone(),
             }],
             Outcome::Tested,
         ),
-        (Step::FinishSecret, Some(created)) => {
-            // T from the value's creation, and T from this invocation's start: the engine
-            // (re-)attaches AWSPENDING before it invokes the steps of an attempt, so an
-            // attempt that re-attached a stripped version gets a whole gap, unknowable as
-            // that re-attachment is from the labels.
-            let due = created.max(i.invoked_at).plus(i.policy.gap);
-            let follow_up = swap_follow_up(&head, due);
-            when_due(
-                i,
-                due,
-                || swap_plan(s, &head),
-                |due| Outcome::SwapScheduled { due },
-                follow_up,
-            )
-        }
-        _ => missing(),
+        _ => Decision::Reject(Rejection::PendingValueMissing {
+            version: pending.clone(),
+        }),
     }
 }
 
 fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
     let s = i.secret;
+    let token = &i.invocation.token;
     if !s.rotation_enabled {
         return apply(vec![Action::CancelFollowUps], Outcome::Abandoned);
     }
-    if s.version(&i.invocation.token).is_none() {
-        return unknown_in_follow_up(i, &i.invocation.token);
+    if s.version(token).is_none() {
+        return unknown_in_follow_up(i, token);
     }
-    // Follow the re-issue chain: a re-issue whose own follow-up was never scheduled (the
-    // response of its PutSecretValue was lost) is resumed by any follow-up of its chain,
-    // timed by its own creation.
-    let head = chain_head(s, &i.invocation.token);
-    let token = &head;
-    let Some(version) = s.version(token) else {
-        return Decision::Reject(Rejection::UnknownVersion {
-            version: token.clone(),
-        });
-    };
-    if version.has(AWSCURRENT) {
+    let head = chain_head(s, token);
+    if s.has(&head, AWSCURRENT) || s.has(token, AWSCURRENT) {
         // The swap happened (maybe by a duplicate, maybe we crashed half-way): finish it.
-        let mut actions = Vec::new();
-        if version.has(AWSPENDING) {
-            actions.push(Action::Label(remove(AWSPENDING, token)));
-        }
+        let mut actions: Vec<Action> = drop_stray_pending(s, token, &head).into_iter().collect();
         actions.extend(release_leftover(s));
         return apply(actions, Outcome::AlreadyCurrent);
     }
-    if let Some(current) = stale(s, token) {
-        let actions = if version.has(AWSPENDING) {
-            vec![Action::Label(remove(AWSPENDING, token))]
-        } else {
-            Vec::new()
-        };
+    if let Some(current) = stale(s, &head) {
+        let actions = drop_stray_pending(s, token, &head).into_iter().collect();
         return apply(actions, Outcome::Superseded { by: current.clone() });
     }
-    if !version.has(AWSPENDING) {
-        return lost_pending(s, token);
+    if s.current().is_none() {
+        return Decision::Reject(Rejection::NoCurrentVersion);
     }
-    let Some(created) = version.created else {
-        return Decision::Reject(Rejection::PendingValueMissing {
-            version: token.clone(),
-        });
-    };
-    // The event's due can only delay the swap; the version's own age bounds it below.
-    let due = event_due.max(created.plus(i.policy.gap));
-    let follow_up = swap_follow_up(token, due);
-    when_due(
-        i,
-        due,
-        || swap_plan(s, token),
-        |due| Outcome::Rescheduled { due },
-        follow_up,
-    )
+    promote(i, Some(event_due))
 }
 
-/// `version` lost AWSPENDING without becoming current. Either a newer rotation took over
-/// (a stale follow-up: do nothing), or the label was stripped: re-issue the value as a
-/// new version, whose creation restarts the gap, and schedule its swap.
-fn lost_pending(s: &SecretState, version: &VersionId) -> Decision {
-    if let Some(pending) = s.holder(AWSPENDING).filter(|p| !s.has(p, AWSCURRENT)) {
+/// finishSecret and swapPending, once the template checks passed: swap the token's
+/// re-issue when it is due, or re-issue first.
+///
+/// Only a re-issue (a version the engine does not know) that carries AWSPENDING is ever
+/// swapped: it has carried the label since its creation, so its age is how long it has
+/// been accepted. Anything else (the engine's own version, or a re-issue that lost
+/// AWSPENDING) is re-issued, and the gap runs from the new version's creation.
+fn promote(i: &Input<'_>, event_due: Option<Timestamp>) -> Decision {
+    let s = i.secret;
+    let token = &i.invocation.token;
+    let head = chain_head(s, token);
+    let later = |due| match event_due {
+        None => Outcome::SwapScheduled { due },
+        Some(_) => Outcome::Rescheduled { due },
+    };
+    if s.has(&head, AWSPENDING) && is_reissue(s, &head) {
+        let Some(created) = s.version(&head).and_then(|v| v.created) else {
+            return Decision::Reject(Rejection::PendingValueMissing { version: head });
+        };
+        // The event's due can only delay the swap; the version's own age bounds it below.
+        let due = created
+            .plus(i.policy.gap)
+            .max(event_due.unwrap_or(Timestamp::EPOCH));
+        let follow_up = swap_follow_up(token, due);
+        return when_due(i, due, || swap_plan(s, &head), later, follow_up);
+    }
+    reissue(s, token, &head)
+}
+
+/// Writes the value of `head` (the newest version of `token`'s chain) again as a new
+/// version carrying AWSPENDING, unless another rotation took over, and schedules its
+/// swap.
+fn reissue(s: &SecretState, token: &VersionId, head: &VersionId) -> Decision {
+    // AWSPENDING on a version outside this chain: a newer rotation started.
+    let ours = |v: &VersionId| v == token || v == head;
+    if let Some(pending) = s.holder(AWSPENDING).filter(|p| !ours(p) && !s.has(p, AWSCURRENT)) {
         return apply(Vec::new(), Outcome::Superseded { by: pending.clone() });
     }
-    if let Some(newer) = s.newer_than(version).into_iter().next() {
+    // A value written after this chain's: a newer rotation, or an operator's write, which
+    // abandons this rotation (as it would in AWS's engine).
+    if let Some(newer) = s.newer_than(head).into_iter().next() {
         return apply(Vec::new(), Outcome::Superseded { by: newer.clone() });
     }
-    if s.version(version).and_then(|v| v.created).is_none() {
+    if s.version(head).and_then(|v| v.created).is_none() {
         return Decision::Reject(Rejection::PendingValueMissing {
-            version: version.clone(),
+            version: head.clone(),
         });
     }
-    let new_version = version.reissue();
+    let new_version = head.reissue();
     // Schedule first, then write: once the re-issue exists, the engine cannot run this
     // rotation again (RotateSecret refuses while AWSPENDING sits on another version than
     // its token), so the re-issue must never exist without a follow-up to finish it. An
@@ -463,16 +453,27 @@ fn lost_pending(s: &SecretState, version: &VersionId) -> Decision {
         vec![
             Action::Schedule(FollowUp {
                 kind: FollowUpKind::Swap,
-                token: new_version.clone(),
+                token: token.clone(),
                 due: Due::GapAfterApply,
             }),
             Action::Reissue {
-                from: version.clone(),
+                from: head.clone(),
                 to: new_version.clone(),
             },
         ],
         Outcome::Reissued { new_version },
     )
+}
+
+/// Takes AWSPENDING off whichever of the engine's version and its chain head still
+/// carries it once the rotation is over or stale: an engine retry may have re-attached
+/// it, or a swap stopped before its last call. Left there, it would make AWS refuse
+/// every later rotation.
+fn drop_stray_pending(s: &SecretState, token: &VersionId, head: &VersionId) -> Option<Action> {
+    [token, head]
+        .into_iter()
+        .find(|v| s.has(v, AWSPENDING))
+        .map(|v| Action::Label(remove(AWSPENDING, v)))
 }
 
 /// A follow-up naming a version the secret does not have. One delivered by keyshift's own
@@ -506,6 +507,12 @@ fn chain_head(s: &SecretState, token: &VersionId) -> VersionId {
         head = next;
     }
     head
+}
+
+/// Whether `version` is keyshift's re-issue of a version this secret has. A re-issue
+/// whose parent was deleted is not recognised, which is safe: it is re-issued again.
+fn is_reissue(s: &SecretState, version: &VersionId) -> bool {
+    s.versions.keys().any(|parent| parent.reissue() == *version)
 }
 
 /// The current version, if `version`'s value is older than it: promoting `version` would

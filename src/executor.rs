@@ -166,30 +166,37 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
         // a short gap. Its schedule stays as the safety net and later finds nothing to do.
         // Only the rotation's own next phase is carried on (after a swap, the release;
         // after a re-issue, its swap): an engine step must not sit out a leftover's gap.
+        let deadline = started.plus(self.policy.inline_budget);
         let mut seen = 0;
         let mut last = report.outcome.clone();
-        while let Some(next) = matches!(last, Outcome::Swapped | Outcome::Reissued { .. })
-            .then(|| self.continuation(&report.scheduled[seen..], started))
-            .flatten()
-        {
+        while matches!(last, Outcome::Swapped | Outcome::Reissued { .. }) {
+            let Some(next) = self.continuation(&report.scheduled[seen..], deadline) else {
+                break;
+            };
             seen = report.scheduled.len();
             info!(step = next.step.name(), "continuing inline with the follow-up");
-            match self.run_one(&next, started, &mut report).await {
-                Ok(outcome) => {
-                    last = outcome.clone();
-                    report.continued.push(outcome);
+            last = loop {
+                match self.run_one(&next, started, &mut report).await {
+                    Ok(outcome) => break outcome,
+                    // Its schedule is a backstop that fires a minute after the due time:
+                    // while the budget lasts, trying again here is sooner.
+                    Err(e) if e.is_retryable() && self.clock.now() < deadline => {
+                        warn!(error = %e, "the inline follow-up failed; trying again");
+                        let pause = self.retry.first_backoff.max(Duration::from_millis(100));
+                        self.clock.sleep_until(self.clock.now().plus(pause)).await;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "the inline follow-up failed; its schedule will retry it");
+                        return Ok(report);
+                    }
                 }
-                Err(e) => {
-                    warn!(error = %e, "the inline follow-up failed; its schedule will retry it");
-                    break;
-                }
-            }
+            };
+            report.continued.push(last.clone());
         }
         Ok(report)
     }
 
-    fn continuation(&self, jobs: &[Job], started: Timestamp) -> Option<Invocation> {
-        let deadline = started.plus(self.policy.inline_budget);
+    fn continuation(&self, jobs: &[Job], deadline: Timestamp) -> Option<Invocation> {
         jobs.iter()
             .find(|j| match j.invocation.step {
                 Step::SwapPending { due } | Step::RemovePending { due, .. } => due <= deadline,
@@ -245,7 +252,6 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             invocation: inv,
             secret: &secret,
             now,
-            invoked_at: started,
             policy: &self.policy,
             wait_budget_left: self.policy.inline_budget.saturating_sub(now.since(started)),
         };
@@ -261,8 +267,12 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             }
             Decision::Apply(plan) => {
                 debug!(actions = plan.actions.len(), outcome = %plan.outcome, "plan");
+                // A plan whose outcome is carried on inline (see `run`) schedules its
+                // follow-up only as a backstop.
+                let carry_on = matches!(plan.outcome, Outcome::Swapped | Outcome::Reissued { .. })
+                    .then(|| started.plus(self.policy.inline_budget));
                 for action in &plan.actions {
-                    self.apply(inv, action, report).await?;
+                    self.apply(inv, action, carry_on, report).await?;
                     report.applied.push(action.clone());
                 }
                 Ok(Some(plan.outcome))
@@ -270,7 +280,13 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
         }
     }
 
-    async fn apply(&self, inv: &Invocation, action: &Action, report: &mut Report) -> Result<(), ExecError> {
+    async fn apply(
+        &self,
+        inv: &Invocation,
+        action: &Action,
+        carry_on: Option<Timestamp>,
+        report: &mut Report,
+    ) -> Result<(), ExecError> {
         let secret = &inv.secret_id;
         match action {
             Action::PutPending { version } => {
@@ -283,7 +299,10 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             }
             Action::Reissue { from, to } => {
                 let value = self.value_of(secret, from, "re-issue").await?;
-                self.store.put_pending(secret, to, &value, None).await?;
+                // finishSecret is an engine step: its RotationToken authorises this write
+                // as it does createSecret's. Follow-ups have none and need none.
+                let rotation_token = inv.rotation_token.as_ref().map(|t| t.expose());
+                self.store.put_pending(secret, to, &value, rotation_token).await?;
                 info!(from = %from, to = %to, "re-issued the pending value as a new version");
             }
             Action::Label(change) => {
@@ -291,7 +310,7 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                 info!(change = %change, "label");
             }
             Action::Schedule(follow_up) => {
-                let job = self.job(secret, follow_up);
+                let job = self.job(secret, follow_up, carry_on);
                 let created = self.scheduler.schedule(&job).await?;
                 info!(
                     schedule = %job.name,
@@ -341,13 +360,20 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
 
     /// Resolves a follow-up into a job: the due time (relative dues count from now,
     /// i.e. after every earlier action of the plan returned), when to fire, and the name.
-    fn job(&self, secret: &SecretId, follow_up: &FollowUp) -> Job {
+    /// The job for `follow_up`. One due by `carry_on` (this invocation's inline deadline,
+    /// when its plan is carried on) will be run inline: its schedule is only a backstop,
+    /// fired after the due time rather than early, so that it finds the work done instead
+    /// of racing the invocation that does it.
+    fn job(&self, secret: &SecretId, follow_up: &FollowUp, carry_on: Option<Timestamp>) -> Job {
         let now = self.clock.now();
         let due = match follow_up.due {
             Due::At(t) => t,
             Due::GapAfterApply => now.plus(self.policy.gap),
         };
-        let fire_at = self.policy.fire_time(due, now);
+        let fire_at = match carry_on {
+            Some(deadline) if due <= deadline => self.policy.backstop_time(due),
+            _ => self.policy.fire_time(due, now),
+        };
         let (kind, step, named_version) = match &follow_up.kind {
             FollowUpKind::Swap => ("swap", Step::SwapPending { due }, &follow_up.token),
             FollowUpKind::Release { release } => (

@@ -100,6 +100,13 @@ impl Policy {
         };
         fire.max(now)
     }
+
+    /// When to fire the schedule behind a follow-up that the scheduling invocation will
+    /// carry on inline: at least one precision after `due`, so that it only acts if that
+    /// invocation died, and never races it.
+    pub fn backstop_time(&self, due: Timestamp) -> Timestamp {
+        due.plus(self.precision).ceil_to(self.precision)
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +155,18 @@ mod tests {
             let fire = p.fire_time(due, now);
             assert!(fire >= due);
             assert!(fire.since(due) < secs(60));
+        }
+    }
+
+    #[test]
+    fn a_backstop_fires_only_after_its_whole_firing_window_passed_the_due_time() {
+        let p = Policy::new(secs(60), secs(300)).unwrap();
+        for offset in [0, 1, 30, 59] {
+            let due = Timestamp::from_secs(1_800_000 + offset);
+            let fire = p.backstop_time(due);
+            assert!(fire.since(due) >= p.precision, "offset {offset}");
+            assert!(fire.since(due) < secs(120), "offset {offset}");
+            assert_eq!(fire, fire.floor_to(p.precision));
         }
     }
 }

@@ -71,10 +71,11 @@ impl VersionId {
         &self.0
     }
 
-    /// The version id keyshift gives the re-issue of `self` when the engine stripped
-    /// AWSPENDING from it (see [`crate::decide`]). Deterministic, so that two invocations
-    /// racing to re-issue the same version write the same version (PutSecretValue with
-    /// the same token and value is a no-op), and shaped like a UUID (36 characters).
+    /// The version id of keyshift's copy of `self`: finishSecret copies the engine's
+    /// version to it, and a copy that lost AWSPENDING is copied again (see
+    /// [`crate::decide`]). Deterministic, so that two invocations racing to re-issue the
+    /// same version write the same version (PutSecretValue with the same token and value
+    /// is a no-op), and shaped like a UUID (36 characters).
     pub fn reissue(&self) -> VersionId {
         use sha2::{Digest, Sha256};
         let digest = Sha256::digest(format!("keyshift-reissue:{}", self.0).as_bytes());

@@ -56,8 +56,6 @@ fn decide_at(invocation: &Invocation, s: &SecretState, now: i64) -> Decision {
         invocation,
         secret: s,
         now: at(now),
-        // Most fixtures create the pending value at 0; the engine step started then too.
-        invoked_at: at(0).min(at(now)),
         policy: &p,
         wait_budget_left: p.inline_budget,
     })
@@ -164,39 +162,49 @@ fn create_keeps_a_value_already_stored_for_the_token() {
 }
 
 #[test]
-fn finish_waits_a_whole_gap_from_its_own_start() {
-    // An engine retry long after the value was stored: AWSPENDING may have been stripped
-    // and re-attached just before this attempt, so T runs from this invocation's start.
-    let p = policy();
-    let i = inv(Step::FinishSecret, '2');
-    let s = mid_rotation();
-    let input = |now: i64| Input {
-        invocation: &i,
-        secret: &s,
-        now: at(now),
-        invoked_at: at(5_000),
-        policy: &p,
-        wait_budget_left: p.inline_budget,
-    };
-    assert_eq!(
-        plan(decide(&input(5_000))).outcome,
-        Outcome::SwapScheduled { due: at(5_600) }
-    );
-    assert_eq!(decide(&input(5_400)), Decision::WaitUntil(at(5_600)));
-    assert_eq!(plan(decide(&input(5_600))).outcome, Outcome::Swapped);
+fn finish_reissues_the_engines_version_before_anything_else() {
+    // However old K2's value is, the engine may have re-attached AWSPENDING to it just
+    // now: finishSecret copies it to keyshift's own version and swaps that one later.
+    let k2r = v('2').reissue();
+    for now in [1, 600, 50_000] {
+        let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &mid_rotation(), now));
+        assert_eq!(
+            p.outcome,
+            Outcome::Reissued {
+                new_version: k2r.clone()
+            }
+        );
+        assert_eq!(
+            p.actions,
+            vec![
+                schedule(FollowUpKind::Swap, '2', Due::GapAfterApply),
+                Action::Reissue {
+                    from: v('2'),
+                    to: k2r.clone()
+                },
+            ]
+        );
+    }
 }
 
-/// K1 current, K2 re-issued as K2' (pending, created at 100).
-fn reissued() -> SecretState {
-    let mut s = secret(&[('1', &[AWSCURRENT], Some(-10_000)), ('2', &[], Some(0))]);
+/// `s` with AWSPENDING moved from `from` to its re-issue, created at `created`.
+fn with_reissue(mut s: SecretState, from: char, created: i64) -> SecretState {
+    if let Some(info) = s.versions.get_mut(&v(from)) {
+        info.stages.remove(AWSPENDING);
+    }
     s.versions.insert(
-        v('2').reissue(),
+        v(from).reissue(),
         VersionInfo {
             stages: [AWSPENDING.to_string()].into(),
-            created: Some(at(100)),
+            created: Some(at(created)),
         },
     );
     s
+}
+
+/// K1 current, K2 (created at 0) re-issued as K2' (pending, created at 100).
+fn reissued() -> SecretState {
+    with_reissue(mid_rotation(), '2', 100)
 }
 
 #[test]
@@ -237,13 +245,16 @@ fn engine_steps_on_a_stale_token_never_move_awscurrent_back() {
         ('2', &[AWSPENDING], Some(-5_000)),
         ('3', &[AWSCURRENT], Some(-1_000)),
     ]);
-    for step in [Step::CreateSecret, Step::SetSecret, Step::FinishSecret] {
+    for step in [Step::CreateSecret, Step::FinishSecret] {
         let p = plan(decide_at(&inv(step, '2'), &s, 0));
         assert_eq!(p.outcome, Outcome::Superseded { by: v('3') });
         assert_eq!(p.actions, vec![label(AWSPENDING, None, Some('2'))]);
     }
-    let test = plan(decide_at(&inv(Step::TestSecret, '2'), &s, 0));
-    assert!(test.actions.is_empty(), "testSecret has no side effects");
+    for step in [Step::SetSecret, Step::TestSecret] {
+        let p = plan(decide_at(&inv(step.clone(), '2'), &s, 0));
+        assert_eq!(p.outcome, Outcome::Superseded { by: v('3') });
+        assert!(p.actions.is_empty(), "{} has no side effects", step.name());
+    }
     // The same for a follow-up.
     let p = plan(decide_at(&swap('2', -4_000), &s, 0));
     assert_eq!(
@@ -325,12 +336,6 @@ fn set_and_test_refuse_a_placeholder_without_value() {
 
 // ---- finishSecret: inline and deferred ------------------------------------------------
 
-fn swap_actions(old: char, new: char, rotating_from: Option<char>) -> Vec<Action> {
-    let mut a = swap_actions_to(old, &v(new));
-    a[0] = label(ROTATING, Some(old), rotating_from);
-    a
-}
-
 fn swap_actions_to(old: char, new: &VersionId) -> Vec<Action> {
     vec![
         label(ROTATING, Some(old), None),
@@ -354,40 +359,40 @@ fn swap_actions_to(old: char, new: &VersionId) -> Vec<Action> {
 
 #[test]
 fn finish_waits_inline_when_the_rest_of_the_gap_fits_the_budget() {
-    // Created at 0, T = 600 s, budget 300 s: at 300 s the 300 s left fit.
+    // K2' created at 100, T = 600 s, budget 300 s: at 400 s the 300 s left fit.
     assert_eq!(
-        decide_at(&inv(Step::FinishSecret, '2'), &mid_rotation(), 300),
-        Decision::WaitUntil(at(600))
+        decide_at(&inv(Step::FinishSecret, '2'), &reissued(), 400),
+        Decision::WaitUntil(at(700))
     );
 }
 
 #[test]
 fn finish_defers_the_swap_when_the_rest_does_not_fit() {
-    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &mid_rotation(), 299));
-    assert_eq!(p.outcome, Outcome::SwapScheduled { due: at(600) });
+    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &reissued(), 399));
+    assert_eq!(p.outcome, Outcome::SwapScheduled { due: at(700) });
+    // The follow-up names the engine's token; it acts on the token's re-issue chain.
     assert_eq!(
         p.actions,
-        vec![schedule(FollowUpKind::Swap, '2', Due::At(at(600)))]
+        vec![schedule(FollowUpKind::Swap, '2', Due::At(at(700)))]
     );
 }
 
 #[test]
 fn finish_swaps_at_once_when_the_gap_is_over_in_the_safe_order() {
-    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &mid_rotation(), 600));
+    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &reissued(), 700));
     assert_eq!(p.outcome, Outcome::Swapped);
-    assert_eq!(p.actions, swap_actions('1', '2', None));
+    assert_eq!(p.actions, swap_actions_to('1', &v('2').reissue()));
 }
 
 #[test]
 fn finish_honours_the_remaining_budget_not_the_configured_one() {
     let p = policy();
     let i = inv(Step::FinishSecret, '2');
-    let s = mid_rotation();
+    let s = reissued();
     let d = decide(&Input {
         invocation: &i,
         secret: &s,
-        now: at(500),
-        invoked_at: at(0),
+        now: at(600),
         policy: &p,
         wait_budget_left: Duration::from_secs(50),
     });
@@ -407,8 +412,11 @@ fn the_swap_moves_a_leftover_rotating_onto_the_old_current() {
         ('1', &[AWSCURRENT, AWSPREVIOUS], Some(-5_000)),
         ('2', &[AWSPENDING], Some(0)),
     ]);
-    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &s, 601));
-    assert_eq!(p.actions, swap_actions('1', '2', Some('0')));
+    let s = with_reissue(s, '2', 10);
+    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &s, 611));
+    let mut expected = swap_actions_to('1', &v('2').reissue());
+    expected[0] = label(ROTATING, Some('1'), Some('0'));
+    assert_eq!(p.actions, expected);
 }
 
 #[test]
@@ -418,14 +426,9 @@ fn the_swap_keeps_rotating_already_on_the_old_current() {
         ('1', &[AWSCURRENT, ROTATING], Some(-5_000)),
         ('2', &[AWSPENDING], Some(0)),
     ]);
-    let p = plan(decide_at(
-        &Invocation {
-            ..inv(Step::SwapPending { due: at(600) }, '2')
-        },
-        &s,
-        601,
-    ));
-    assert_eq!(p.actions[..], swap_actions('1', '2', None)[1..]);
+    let s = with_reissue(s, '2', 0);
+    let p = plan(decide_at(&swap('2', 600), &s, 601));
+    assert_eq!(p.actions[..], swap_actions_to('1', &v('2').reissue())[1..]);
 }
 
 // ---- swapPending ----------------------------------------------------------------------
@@ -458,40 +461,118 @@ fn follow_ups_abandon_quietly_when_rotation_was_disabled() {
 
 #[test]
 fn swap_arriving_early_waits_a_short_remainder_and_reschedules_a_long_one() {
+    // K2' was created at 100: due at 700.
     assert_eq!(
-        decide_at(&swap('2', 600), &mid_rotation(), 540),
-        Decision::WaitUntil(at(600))
+        decide_at(&swap('2', 700), &reissued(), 640),
+        Decision::WaitUntil(at(700))
     );
-    let p = plan(decide_at(&swap('2', 600), &mid_rotation(), 100));
-    assert_eq!(p.outcome, Outcome::Rescheduled { due: at(600) });
+    let p = plan(decide_at(&swap('2', 700), &reissued(), 200));
+    assert_eq!(p.outcome, Outcome::Rescheduled { due: at(700) });
     assert_eq!(
         p.actions,
-        vec![schedule(FollowUpKind::Swap, '2', Due::At(at(600)))]
+        vec![schedule(FollowUpKind::Swap, '2', Due::At(at(700)))]
     );
 }
 
 #[test]
 fn swap_due_is_never_earlier_than_the_versions_own_age_allows() {
-    // A hand-made or corrupted event claims the swap was due at 10 s: the version, created
-    // at 0, must still be accepted for T = 600 s first.
+    // A hand-made or corrupted event claims the swap was due at 10 s: the re-issue,
+    // created at 100, must still be accepted for T = 600 s first.
     assert_eq!(
-        decide_at(&swap('2', 10), &mid_rotation(), 400),
-        Decision::WaitUntil(at(600))
+        decide_at(&swap('2', 10), &reissued(), 500),
+        Decision::WaitUntil(at(700))
     );
     // A later event due only delays.
     assert_eq!(
-        decide_at(&swap('2', 700), &mid_rotation(), 650),
-        Decision::WaitUntil(at(700))
+        decide_at(&swap('2', 800), &reissued(), 750),
+        Decision::WaitUntil(at(800))
     );
 }
 
 #[test]
 fn swap_when_due_follows_the_safe_order() {
-    let p = plan(decide_at(&swap('2', 600), &mid_rotation(), 600));
+    let p = plan(decide_at(&swap('2', 700), &reissued(), 700));
     assert_eq!(
         (p.outcome, p.actions),
-        (Outcome::Swapped, swap_actions('1', '2', None))
+        (Outcome::Swapped, swap_actions_to('1', &v('2').reissue()))
     );
+}
+
+#[test]
+fn swap_never_promotes_the_engines_own_version() {
+    // A swapPending for K2 that finds AWSPENDING on K2 itself (no re-issue yet, or the
+    // re-issue's write was lost): its age says nothing about when the label came back,
+    // so it is re-issued rather than swapped, however overdue.
+    let p = plan(decide_at(&swap('2', 600), &mid_rotation(), 5_000));
+    assert_eq!(
+        p.outcome,
+        Outcome::Reissued {
+            new_version: v('2').reissue()
+        }
+    );
+}
+
+#[test]
+fn a_retry_that_re_attached_the_engines_version_restarts_the_gap() {
+    // The minimal case the property tests found: K2' (the re-issue) was stripped, and an
+    // engine retry put AWSPENDING back on K2 at an unknown moment. Neither K2's age nor
+    // K2''s counts: the value is re-issued again, as K2'', from the newest copy.
+    let mut s = secret(&[('1', &[AWSCURRENT], Some(-5_000)), ('2', &[AWSPENDING], Some(0))]);
+    s.versions.insert(
+        v('2').reissue(),
+        VersionInfo {
+            stages: BTreeSet::new(),
+            created: Some(at(10)),
+        },
+    );
+    let k2r = v('2').reissue();
+    let k2rr = k2r.reissue();
+    for i in [swap('2', 610), inv(Step::FinishSecret, '2')] {
+        let p = plan(decide_at(&i, &s, 700));
+        assert_eq!(
+            p.actions,
+            vec![
+                schedule(FollowUpKind::Swap, '2', Due::GapAfterApply),
+                Action::Reissue {
+                    from: k2r.clone(),
+                    to: k2rr.clone()
+                },
+            ],
+            "{}",
+            i.step.name()
+        );
+    }
+    // The retry's own steps act on K2, where the engine put AWSPENDING.
+    let p = plan(decide_at(&inv(Step::SetSecret, '2'), &s, 700));
+    assert_eq!(p.actions, vec![Action::SetTarget { version: v('2') }]);
+    let p = plan(decide_at(&inv(Step::CreateSecret, '2'), &s, 700));
+    assert_eq!(p.outcome, Outcome::KeptExisting);
+}
+
+#[test]
+fn a_retry_after_the_reissue_became_current_only_cleans_up() {
+    // K2' is current; the engine's retry re-attached AWSPENDING to K2. createSecret and
+    // finishSecret take it off again (or AWS would refuse the next rotation); setSecret
+    // and testSecret touch nothing.
+    let mut s = secret(&[('1', &[AWSPREVIOUS], Some(-5_000)), ('2', &[AWSPENDING], Some(0))]);
+    s.versions.insert(
+        v('2').reissue(),
+        VersionInfo {
+            stages: [AWSCURRENT.to_string()].into(),
+            created: Some(at(10)),
+        },
+    );
+    for step in ENGINE_STEPS {
+        let p = plan(decide_at(&inv(step.clone(), '2'), &s, 2_000));
+        assert_eq!(p.outcome, Outcome::AlreadyCurrent);
+        let expected = match step {
+            Step::CreateSecret | Step::FinishSecret => vec![label(AWSPENDING, None, Some('2'))],
+            _ => vec![],
+        };
+        assert_eq!(p.actions, expected, "{}", step.name());
+    }
+    let p = plan(decide_at(&swap('2', 610), &s, 2_000));
+    assert_eq!(p.actions, vec![label(AWSPENDING, None, Some('2'))]);
 }
 
 #[test]
@@ -533,11 +614,7 @@ fn swap_reissues_when_the_engine_stripped_awspending() {
     assert_eq!(
         p.actions,
         vec![
-            Action::Schedule(FollowUp {
-                kind: FollowUpKind::Swap,
-                token: new.clone(),
-                due: Due::GapAfterApply
-            }),
+            schedule(FollowUpKind::Swap, '2', Due::GapAfterApply),
             Action::Reissue {
                 from: v('2'),
                 to: new
