@@ -15,7 +15,7 @@ use std::time::Duration;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::decide::{self, Action, Decision, Due, FollowUp, FollowUpKind, Input, Outcome, Rejection};
-use crate::event::{Invocation, Step};
+use crate::event::{Invocation, ScheduleName, Step};
 use crate::policy::Policy;
 use crate::ports::{
     Clock, Job, Retry, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, StoreErrorKind, Target,
@@ -310,7 +310,7 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                 info!(change = %change, "label");
             }
             Action::Schedule(follow_up) => {
-                let job = self.job(secret, follow_up, carry_on);
+                let job = self.job(secret, follow_up, carry_on, inv.schedule.as_ref());
                 let created = self.scheduler.schedule(&job).await?;
                 info!(
                     schedule = %job.name,
@@ -364,7 +364,18 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
     /// when its plan is carried on) will be run inline: its schedule is only a backstop,
     /// fired after the due time rather than early, so that it finds the work done instead
     /// of racing the invocation that does it.
-    fn job(&self, secret: &SecretId, follow_up: &FollowUp, carry_on: Option<Timestamp>) -> Job {
+    ///
+    /// A job must never take the name of the schedule delivering this invocation: that
+    /// one is deleted once it has run (ActionAfterCompletion DELETE), so a create that
+    /// found it "already scheduled" would be lost with it. A rescheduled follow-up that
+    /// lands on the same second moves one second later.
+    fn job(
+        &self,
+        secret: &SecretId,
+        follow_up: &FollowUp,
+        carry_on: Option<Timestamp>,
+        delivering: Option<&ScheduleName>,
+    ) -> Job {
         let now = self.clock.now();
         let due = match follow_up.due {
             Due::At(t) => t,
@@ -385,7 +396,12 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                 release,
             ),
         };
-        let name = schedule_name(secret, kind, named_version, fire_at);
+        let mut fire_at = fire_at;
+        let mut name = schedule_name(secret, kind, named_version, fire_at);
+        if delivering == Some(&name) {
+            fire_at = fire_at.plus(Duration::from_secs(1));
+            name = schedule_name(secret, kind, named_version, fire_at);
+        }
         Job {
             name: name.clone(),
             fire_at,

@@ -928,3 +928,31 @@ fn an_inline_follow_up_that_fails_is_tried_again_within_the_budget() {
         );
     }
 }
+
+/// A follow-up that arrives early and is rescheduled for the same second must not take
+/// the name of the schedule delivering it: that one is deleted after it has run, and a
+/// create answered "already scheduled" would vanish with it.
+#[test]
+fn a_reschedule_never_reuses_the_delivering_schedules_name() {
+    let mut world = World::new(600, 0);
+    engine_attempt(&mut world);
+    let live = world.scheduler.live();
+    let [swap] = live.as_slice() else {
+        panic!("one swap scheduled: {live:?}")
+    };
+    // Delivered early (before its due; with no inline budget it is rescheduled for the
+    // same minute it was scheduled for).
+    let report = world
+        .invoke(&swap.invocation)
+        .expect("completes in one poll")
+        .expect("the early swap succeeds");
+    assert!(
+        matches!(report.outcome, keyshift::Outcome::Rescheduled { .. }),
+        "{report:?}"
+    );
+    let [again] = report.scheduled.as_slice() else {
+        panic!("one reschedule: {report:?}")
+    };
+    assert_ne!(again.name, swap.name);
+    assert_eq!(again.fire_at, swap.fire_at.plus(Duration::from_secs(1)));
+}

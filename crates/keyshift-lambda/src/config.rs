@@ -1,0 +1,255 @@
+//! Configuration from environment variables, validated once at cold start, and the
+//! per-secret overrides read from the secret's tags.
+
+use std::fmt;
+use std::time::Duration;
+
+use keyshift::Policy;
+
+use crate::secrets::CreatedDates;
+
+/// `KEYSHIFT_GAP_SECONDS`: T, the propagation gap (required).
+pub const GAP: &str = "KEYSHIFT_GAP_SECONDS";
+/// `KEYSHIFT_INLINE_BUDGET_SECONDS`: how long one invocation may wait inline (default 600).
+pub const INLINE_BUDGET: &str = "KEYSHIFT_INLINE_BUDGET_SECONDS";
+/// `KEYSHIFT_SCHEDULER`: `scheduler` (EventBridge Scheduler, default) or `rules`.
+pub const BACKEND: &str = "KEYSHIFT_SCHEDULER";
+/// `KEYSHIFT_SCHEDULE_GROUP`: the Scheduler schedule group (default `keyshift`).
+pub const GROUP: &str = "KEYSHIFT_SCHEDULE_GROUP";
+/// `KEYSHIFT_SCHEDULER_ROLE_ARN`: the role Scheduler assumes to invoke the function
+/// (required with the `scheduler` backend).
+pub const ROLE_ARN: &str = "KEYSHIFT_SCHEDULER_ROLE_ARN";
+/// `KEYSHIFT_FUNCTION_ARN`: the function's own ARN, the follow-ups' target (default: the
+/// ARN the invocation context reports).
+pub const FUNCTION_ARN: &str = "KEYSHIFT_FUNCTION_ARN";
+/// `KEYSHIFT_DEAD_LETTER_ARN`: an SQS queue ARN for follow-ups that were never delivered.
+pub const DEAD_LETTER_ARN: &str = "KEYSHIFT_DEAD_LETTER_ARN";
+/// `KEYSHIFT_EVENT_BUS`: an EventBridge bus for lifecycle events (none: not published).
+pub const EVENT_BUS: &str = "KEYSHIFT_EVENT_BUS";
+/// `KEYSHIFT_PASSWORD_LENGTH`: length of generated values (default 48).
+pub const PASSWORD_LENGTH: &str = "KEYSHIFT_PASSWORD_LENGTH";
+/// `KEYSHIFT_CREATED_DATES`: `list-versions` (default, AWS) or `get-value` (emulators
+/// whose ListSecretVersionIds misreports CreatedDate, such as moto).
+pub const CREATED_DATES: &str = "KEYSHIFT_CREATED_DATES";
+
+/// The secret tag that overrides T for one secret (whole seconds).
+pub const GAP_TAG: &str = "keyshift:gap-seconds";
+
+/// Which EventBridge API carries follow-ups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// EventBridge Scheduler one-time schedules.
+    Scheduler,
+    /// Classic EventBridge rules with one-shot cron expressions.
+    Rules,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// T and the inline budget.
+    pub policy: Policy,
+    /// Scheduler or rules.
+    pub backend: BackendKind,
+    /// The Scheduler group.
+    pub group: String,
+    /// The Scheduler's role.
+    pub role_arn: Option<String>,
+    /// The follow-ups' target, if configured.
+    pub function_arn: Option<String>,
+    /// The dead-letter queue.
+    pub dead_letter_arn: Option<String>,
+    /// The lifecycle event bus.
+    pub event_bus: Option<String>,
+    /// Length of generated values.
+    pub password_length: i64,
+    /// Where creation dates come from.
+    pub created_dates: CreatedDates,
+}
+
+/// A configuration error: names the variable, never echoes anything secret (none of
+/// these variables holds a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable.
+    pub variable: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration: {}: {}", self.variable, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+fn seconds(variable: &'static str, text: &str) -> Result<u64, ConfigError> {
+    text.trim().parse::<u64>().map_err(|_| {
+        err(
+            variable,
+            format!("must be a whole number of seconds, got {text:?}"),
+        )
+    })
+}
+
+impl Config {
+    /// Reads and validates the configuration; `var` looks a variable up (the process
+    /// environment in the Lambda, a map in tests).
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let gap = seconds(
+            GAP,
+            &get(GAP).ok_or_else(|| err(GAP, "is required (T, in seconds)"))?,
+        )?;
+        let budget = match get(INLINE_BUDGET) {
+            Some(v) => seconds(INLINE_BUDGET, &v)?,
+            None => 600,
+        };
+        let policy = Policy::new(Duration::from_secs(gap), Duration::from_secs(budget)).map_err(|e| {
+            let variable = match e {
+                keyshift::policy::PolicyError::GapTooShort => GAP,
+                _ => INLINE_BUDGET,
+            };
+            err(variable, e.to_string())
+        })?;
+        let backend = match get(BACKEND).as_deref().map(str::trim) {
+            None | Some("scheduler") => BackendKind::Scheduler,
+            Some("rules") => BackendKind::Rules,
+            Some(other) => {
+                return Err(err(
+                    BACKEND,
+                    format!("must be `scheduler` or `rules`, got {other:?}"),
+                ));
+            }
+        };
+        let group = get(GROUP).unwrap_or_else(|| "keyshift".to_owned());
+        if !(1..=64).contains(&group.len())
+            || !group
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(err(GROUP, "must be 1 to 64 of [0-9a-zA-Z-_.]"));
+        }
+        let arn = |name: &'static str| -> Result<Option<String>, ConfigError> {
+            match get(name) {
+                Some(v) if v.starts_with("arn:") => Ok(Some(v)),
+                Some(_) => Err(err(name, "must be an ARN (arn:...)")),
+                None => Ok(None),
+            }
+        };
+        let role_arn = arn(ROLE_ARN)?;
+        if backend == BackendKind::Scheduler && role_arn.is_none() {
+            return Err(err(ROLE_ARN, "is required with the `scheduler` backend"));
+        }
+        let password_length = match get(PASSWORD_LENGTH) {
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (16..=4096).contains(n))
+                .ok_or_else(|| err(PASSWORD_LENGTH, "must be a whole number from 16 to 4096"))?,
+            None => 48,
+        };
+        let created_dates = match get(CREATED_DATES).as_deref().map(str::trim) {
+            None | Some("list-versions") => CreatedDates::ListVersions,
+            Some("get-value") => CreatedDates::GetValue,
+            Some(_) => return Err(err(CREATED_DATES, "must be `list-versions` or `get-value`")),
+        };
+        Ok(Config {
+            policy,
+            backend,
+            group,
+            role_arn,
+            function_arn: arn(FUNCTION_ARN)?,
+            dead_letter_arn: arn(DEAD_LETTER_ARN)?,
+            event_bus: get(EVENT_BUS),
+            password_length,
+            created_dates,
+        })
+    }
+
+    /// The policy for one secret: T from its `keyshift:gap-seconds` tag if it has a valid
+    /// one, else the configured T. An invalid tag is reported, not silently ignored.
+    pub fn policy_for(&self, gap_tag: Option<&str>) -> Result<Policy, ConfigError> {
+        let Some(text) = gap_tag else {
+            return Ok(self.policy);
+        };
+        let gap = seconds(GAP_TAG_VAR, text)?;
+        Policy::new(Duration::from_secs(gap), self.policy.inline_budget)
+            .map_err(|e| err(GAP_TAG_VAR, e.to_string()))
+    }
+}
+
+/// How [`Config::policy_for`] names the tag in its errors.
+const GAP_TAG_VAR: &str = "secret tag keyshift:gap-seconds";
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const ROLE: (&str, &str) = (ROLE_ARN, "arn:aws:iam::111122223333:role/keyshift-scheduler");
+
+    #[test]
+    fn the_minimum_is_t_and_the_scheduler_role() {
+        let c = config(&[(GAP, "900"), ROLE]).expect("valid");
+        assert_eq!(c.policy.gap, Duration::from_secs(900));
+        assert_eq!(c.policy.inline_budget, Duration::from_secs(600));
+        assert_eq!(c.backend, BackendKind::Scheduler);
+        assert_eq!(c.group, "keyshift");
+        assert_eq!(c.created_dates, CreatedDates::ListVersions);
+    }
+
+    #[test]
+    fn every_bad_variable_is_named() {
+        let cases: [(&[(&str, &str)], &str); 9] = [
+            (&[ROLE], GAP),
+            (&[(GAP, "ten"), ROLE], GAP),
+            (&[(GAP, "0"), ROLE], GAP),
+            (&[(GAP, "600"), (INLINE_BUDGET, "900"), ROLE], INLINE_BUDGET),
+            (&[(GAP, "600")], ROLE_ARN),
+            (&[(GAP, "600"), (ROLE_ARN, "role/x")], ROLE_ARN),
+            (&[(GAP, "600"), ROLE, (BACKEND, "cron")], BACKEND),
+            (&[(GAP, "600"), ROLE, (GROUP, "no spaces")], GROUP),
+            (&[(GAP, "600"), ROLE, (PASSWORD_LENGTH, "8")], PASSWORD_LENGTH),
+        ];
+        for (vars, variable) in cases {
+            let e = config(vars).expect_err("invalid");
+            assert_eq!(e.variable, variable, "{e}");
+            assert!(e.to_string().contains(variable), "{e}");
+        }
+    }
+
+    #[test]
+    fn rules_need_no_scheduler_role() {
+        let c = config(&[(GAP, "600"), (BACKEND, "rules")]).expect("valid");
+        assert_eq!(c.backend, BackendKind::Rules);
+    }
+
+    #[test]
+    fn a_secret_tag_overrides_t_and_a_bad_one_is_an_error() {
+        let c = config(&[(GAP, "600"), ROLE]).expect("valid");
+        assert_eq!(c.policy_for(None).expect("default").gap, Duration::from_secs(600));
+        assert_eq!(
+            c.policy_for(Some("1200")).expect("tag").gap,
+            Duration::from_secs(1200)
+        );
+        let e = c.policy_for(Some("soon")).expect_err("bad tag");
+        assert!(e.to_string().contains("keyshift:gap-seconds"), "{e}");
+    }
+}

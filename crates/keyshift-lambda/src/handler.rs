@@ -1,0 +1,173 @@
+//! One invocation: parse, configure, execute, report.
+
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use keyshift::Executor;
+use keyshift::executor::ExecError;
+use keyshift::ports::Clock;
+use keyshift::{Invocation, Policy};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::clock::SystemClock;
+use crate::config::{BackendKind, Config, GAP_TAG};
+use crate::lifecycle::Lifecycle;
+use crate::scheduler::{Backend, Delivery, EventBridgeRules, EventBridgeScheduler};
+use crate::secrets::SdkSecretStore;
+use crate::target::GeneratedValue;
+
+/// Time kept free at the end of an invocation for the last calls after an inline wait.
+pub const DEADLINE_HEADROOM: Duration = Duration::from_secs(30);
+
+/// A failed invocation as the Lambda runtime reports it: `error_type` tells a bad request
+/// (retrying will not help) from a bad moment (it may).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError {
+    /// `keyshift.InvalidEvent`, `keyshift.Rejected`, `keyshift.Configuration`,
+    /// `keyshift.Retryable` or `keyshift.Failed`.
+    pub error_type: &'static str,
+    /// What went wrong; never a secret value or a RotationToken.
+    pub message: String,
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type.to_owned(),
+            error_message: e.message,
+        }
+    }
+}
+
+impl From<&ExecError> for HandlerError {
+    fn from(e: &ExecError) -> Self {
+        let error_type = match e {
+            ExecError::Rejected(_) => "keyshift.Rejected",
+            e if e.is_retryable() => "keyshift.Retryable",
+            _ => "keyshift.Failed",
+        };
+        HandlerError {
+            error_type,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The rotation function: configuration and SDK clients, built once per container.
+#[derive(Debug, Clone)]
+pub struct Function {
+    config: Config,
+    store: SdkSecretStore,
+    target: GeneratedValue,
+    scheduler: aws_sdk_scheduler::Client,
+    rules: aws_sdk_eventbridge::Client,
+    lifecycle: Option<Lifecycle>,
+}
+
+impl Function {
+    /// Builds the clients from `sdk` (region, credentials, endpoint).
+    pub fn new(config: Config, sdk: &SdkConfig) -> Self {
+        let sm = aws_sdk_secretsmanager::Client::new(sdk);
+        let events = aws_sdk_eventbridge::Client::new(sdk);
+        Function {
+            store: SdkSecretStore::new(sm.clone(), config.created_dates),
+            target: GeneratedValue::new(sm, config.password_length),
+            scheduler: aws_sdk_scheduler::Client::new(sdk),
+            lifecycle: config
+                .event_bus
+                .as_ref()
+                .map(|bus| Lifecycle::new(events.clone(), bus)),
+            rules: events,
+            config,
+        }
+    }
+
+    /// Handles one payload. `context_arn` is the ARN the invocation context reports (the
+    /// follow-ups' target unless configured); `time_left` is how long the runtime will
+    /// let this invocation run, which caps the inline budget.
+    pub async fn handle(
+        &self,
+        payload: &Value,
+        context_arn: &str,
+        time_left: Option<Duration>,
+    ) -> Result<Value, HandlerError> {
+        let invocation = Invocation::from_value(payload).map_err(|e| HandlerError {
+            error_type: "keyshift.InvalidEvent",
+            message: e.to_string(),
+        })?;
+        let tag = self
+            .store
+            .tag(&invocation.secret_id, GAP_TAG)
+            .await
+            .map_err(|e| HandlerError::from(&ExecError::Store(e)))?;
+        let mut policy: Policy = self.config.policy_for(tag.as_deref()).map_err(|e| HandlerError {
+            error_type: "keyshift.Configuration",
+            message: e.to_string(),
+        })?;
+        if let Some(left) = time_left {
+            policy.inline_budget = policy.inline_budget.min(left.saturating_sub(DEADLINE_HEADROOM));
+        }
+        let function_arn = self
+            .config
+            .function_arn
+            .clone()
+            .unwrap_or_else(|| context_arn.to_owned());
+        let backend = match self.config.backend {
+            BackendKind::Scheduler => Backend::Scheduler(EventBridgeScheduler::new(
+                self.scheduler.clone(),
+                &self.config.group,
+                Delivery {
+                    function_arn,
+                    role_arn: self.config.role_arn.clone().unwrap_or_default(),
+                    dead_letter_arn: self.config.dead_letter_arn.clone(),
+                },
+            )),
+            BackendKind::Rules => Backend::Rules(EventBridgeRules::new(self.rules.clone(), function_arn)),
+        };
+        let executor = Executor::new(
+            self.store.clone(),
+            backend,
+            SystemClock,
+            self.target.clone(),
+            policy,
+        );
+        let started = SystemClock.now();
+        let report = executor
+            .handle(&invocation)
+            .await
+            .map_err(|e| HandlerError::from(&e))?;
+        if let Some(lifecycle) = &self.lifecycle {
+            let mut outcomes = vec![report.outcome.clone()];
+            outcomes.extend(report.continued.iter().cloned());
+            match lifecycle
+                .publish(&invocation.secret_id, &invocation.token, &outcomes)
+                .await
+            {
+                Ok(n) => info!(events = n, "lifecycle events published"),
+                Err(e) => warn!(error = %e, "lifecycle events not published"),
+            }
+        }
+        Ok(json!({
+            "step": invocation.step.name(),
+            "outcome": report.outcome.to_string(),
+            "continued": report.continued.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "scheduled": report.scheduled.iter().map(|j| json!({
+                "name": j.name.as_str(),
+                "step": j.invocation.step.name(),
+                "fireAt": j.fire_at.to_rfc3339(),
+            })).collect::<Vec<_>>(),
+            "attempts": report.attempts,
+            "startedAt": started.to_rfc3339(),
+            "gapSeconds": policy.gap.as_secs(),
+        }))
+    }
+}

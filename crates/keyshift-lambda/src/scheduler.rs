@@ -1,0 +1,379 @@
+//! Follow-ups through Amazon EventBridge: Scheduler one-time schedules (the default) or
+//! classic EventBridge rules, behind [`Scheduler`].
+
+use aws_sdk_eventbridge::types::{RuleState, Target as RuleTarget};
+use aws_sdk_scheduler::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_scheduler::types::{
+    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
+};
+use keyshift::event::ScheduleName;
+use keyshift::ports::{Job, Scheduled, Scheduler, SchedulerError, schedule_prefix};
+use keyshift::secret::SecretId;
+use keyshift::time::Timestamp;
+
+use crate::secrets::short_error;
+
+/// Where follow-ups are delivered and with what permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The rotation function's ARN: every follow-up invokes it.
+    pub function_arn: String,
+    /// The role EventBridge Scheduler assumes to invoke the function (Scheduler only).
+    pub role_arn: String,
+    /// An SQS queue for follow-ups that could not be delivered (Scheduler only).
+    pub dead_letter_arn: Option<String>,
+}
+
+/// EventBridge Scheduler: one `at()` schedule per follow-up, FlexibleTimeWindow OFF,
+/// ActionAfterCompletion DELETE, a retry policy, and the dead-letter queue if one is
+/// configured.
+#[derive(Debug, Clone)]
+pub struct EventBridgeScheduler {
+    client: aws_sdk_scheduler::Client,
+    group: String,
+    delivery: Delivery,
+}
+
+/// Retries the scheduler makes of a failed delivery before the dead-letter queue.
+pub const DELIVERY_RETRIES: i32 = 10;
+/// How long the scheduler keeps retrying a failed delivery.
+pub const DELIVERY_MAX_AGE_SECS: i32 = 3600;
+
+impl EventBridgeScheduler {
+    /// Schedules in `group` (which must exist: the template creates it).
+    pub fn new(client: aws_sdk_scheduler::Client, group: impl Into<String>, delivery: Delivery) -> Self {
+        EventBridgeScheduler {
+            client,
+            group: group.into(),
+            delivery,
+        }
+    }
+}
+
+/// `at(yyyy-mm-ddThh:mm:ss)` in UTC, as Scheduler wants it.
+pub fn at_expression(t: Timestamp) -> String {
+    format!("at({})", t.to_at_expression_time())
+}
+
+/// `cron(m h d mon ? yyyy)` for the minute of `t`, as classic rules want it.
+pub fn cron_expression(t: Timestamp) -> String {
+    let text = t.to_rfc3339();
+    let (y, mo, d, h, mi) = (
+        &text[0..4],
+        &text[5..7],
+        &text[8..10],
+        &text[11..13],
+        &text[14..16],
+    );
+    let n = |s: &str| s.trim_start_matches('0').to_owned();
+    let or_zero = |s: String| if s.is_empty() { "0".to_owned() } else { s };
+    format!(
+        "cron({} {} {} {} ? {y})",
+        or_zero(n(mi)),
+        or_zero(n(h)),
+        or_zero(n(d)),
+        or_zero(n(mo))
+    )
+}
+
+fn sched_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: &SdkError<E, R>,
+    operation: &str,
+) -> SchedulerError {
+    let retryable = match e {
+        SdkError::ServiceError(_) => matches!(
+            e.code().unwrap_or_default(),
+            "ThrottlingException" | "InternalServerException" | "ServiceQuotaExceededException" | ""
+        ),
+        SdkError::ConstructionFailure(_) => false,
+        _ => true,
+    };
+    let message = e.message().map(str::to_owned).unwrap_or_else(|| short_error(e));
+    SchedulerError {
+        retryable,
+        message: format!("{operation}: {}: {message}", e.code().unwrap_or("no error code")),
+    }
+}
+
+fn is_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, codes: &[&str]) -> bool {
+    matches!(e, SdkError::ServiceError(_)) && codes.contains(&e.code().unwrap_or_default())
+}
+
+impl Scheduler for EventBridgeScheduler {
+    async fn schedule(&self, job: &Job) -> Result<Scheduled, SchedulerError> {
+        let input = serde_json::to_string(&job.invocation.to_value()).map_err(|_| SchedulerError {
+            retryable: false,
+            message: "the follow-up event could not be serialised".into(),
+        })?;
+        let mut target = Target::builder()
+            .arn(&self.delivery.function_arn)
+            .role_arn(&self.delivery.role_arn)
+            .input(input)
+            .retry_policy(
+                RetryPolicy::builder()
+                    .maximum_retry_attempts(DELIVERY_RETRIES)
+                    .maximum_event_age_in_seconds(DELIVERY_MAX_AGE_SECS)
+                    .build(),
+            );
+        if let Some(dlq) = &self.delivery.dead_letter_arn {
+            target = target.dead_letter_config(DeadLetterConfig::builder().arn(dlq).build());
+        }
+        let target = target.build().map_err(|e| SchedulerError {
+            retryable: false,
+            message: format!("schedule target: {e}"),
+        })?;
+        let window = FlexibleTimeWindow::builder()
+            .mode(FlexibleTimeWindowMode::Off)
+            .build()
+            .map_err(|e| SchedulerError {
+                retryable: false,
+                message: format!("schedule window: {e}"),
+            })?;
+        let out = self
+            .client
+            .create_schedule()
+            .name(job.name.as_str())
+            .group_name(&self.group)
+            .schedule_expression(at_expression(job.fire_at))
+            .schedule_expression_timezone("UTC")
+            .flexible_time_window(window)
+            .action_after_completion(ActionAfterCompletion::Delete)
+            .target(target)
+            .description(format!("keyshift {}", job.invocation.step.name()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(Scheduled::Created),
+            // AWS answers 409, moto 400: the code is what matters.
+            Err(e) if is_code(&e, &["ConflictException"]) => Ok(Scheduled::AlreadyScheduled),
+            Err(e) => Err(sched_error(&e, "CreateSchedule")),
+        }
+    }
+
+    async fn complete(&self, _name: &ScheduleName) -> Result<(), SchedulerError> {
+        // ActionAfterCompletion DELETE removes the schedule once it has run.
+        Ok(())
+    }
+
+    async fn cancel_all(&self, secret: &SecretId) -> Result<usize, SchedulerError> {
+        let prefix = schedule_prefix(secret);
+        let mut names = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_schedules()
+                .group_name(&self.group)
+                .name_prefix(&prefix)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| sched_error(&e, "ListSchedules"))?;
+            names.extend(
+                page.schedules()
+                    .iter()
+                    .filter_map(|s| s.name())
+                    .filter(|n| n.starts_with(&prefix))
+                    .map(str::to_owned),
+            );
+            match page.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        let mut deleted = 0;
+        for name in names {
+            match self
+                .client
+                .delete_schedule()
+                .name(&name)
+                .group_name(&self.group)
+                .send()
+                .await
+            {
+                Ok(_) => deleted += 1,
+                Err(e) if is_code(&e, &["ResourceNotFoundException"]) => {}
+                Err(e) => return Err(sched_error(&e, "DeleteSchedule")),
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// Classic EventBridge rules: one rule per follow-up with a one-shot `cron(... yyyy)`
+/// expression and the function as its only target, removed (targets, then rule) once
+/// the follow-up has run. AWS calls scheduled rules legacy and allows 300 per bus; prefer
+/// Scheduler where it is available.
+#[derive(Debug, Clone)]
+pub struct EventBridgeRules {
+    client: aws_sdk_eventbridge::Client,
+    function_arn: String,
+}
+
+/// The id of the function's target on each rule.
+pub const RULE_TARGET_ID: &str = "keyshift";
+
+impl EventBridgeRules {
+    /// Rules on the default bus, invoking `function_arn` (which must allow
+    /// `events.amazonaws.com` to invoke it for rules named `ks-*`).
+    pub fn new(client: aws_sdk_eventbridge::Client, function_arn: impl Into<String>) -> Self {
+        EventBridgeRules {
+            client,
+            function_arn: function_arn.into(),
+        }
+    }
+
+    async fn delete_rule(&self, name: &str) -> Result<bool, SchedulerError> {
+        match self
+            .client
+            .remove_targets()
+            .rule(name)
+            .ids(RULE_TARGET_ID)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_code(&e, &["ResourceNotFoundException"]) => return Ok(false),
+            Err(e) => return Err(sched_error(&e, "RemoveTargets")),
+        }
+        match self.client.delete_rule().name(name).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_code(&e, &["ResourceNotFoundException"]) => Ok(false),
+            Err(e) => Err(sched_error(&e, "DeleteRule")),
+        }
+    }
+}
+
+impl Scheduler for EventBridgeRules {
+    async fn schedule(&self, job: &Job) -> Result<Scheduled, SchedulerError> {
+        match self.client.describe_rule().name(job.name.as_str()).send().await {
+            Ok(_) => return Ok(Scheduled::AlreadyScheduled),
+            Err(e) if is_code(&e, &["ResourceNotFoundException"]) => {}
+            Err(e) => return Err(sched_error(&e, "DescribeRule")),
+        }
+        // Rules fire at the minute's start at the earliest; round up so that the cron
+        // minute is never before the intended fire time.
+        let fire = job.fire_at.ceil_to(std::time::Duration::from_secs(60));
+        self.client
+            .put_rule()
+            .name(job.name.as_str())
+            .schedule_expression(cron_expression(fire))
+            .state(RuleState::Enabled)
+            .description(format!("keyshift {}", job.invocation.step.name()))
+            .send()
+            .await
+            .map_err(|e| sched_error(&e, "PutRule"))?;
+        let input = serde_json::to_string(&job.invocation.to_value()).map_err(|_| SchedulerError {
+            retryable: false,
+            message: "the follow-up event could not be serialised".into(),
+        })?;
+        let target = RuleTarget::builder()
+            .id(RULE_TARGET_ID)
+            .arn(&self.function_arn)
+            .input(input)
+            .build()
+            .map_err(|e| SchedulerError {
+                retryable: false,
+                message: format!("rule target: {e}"),
+            })?;
+        let out = self
+            .client
+            .put_targets()
+            .rule(job.name.as_str())
+            .targets(target)
+            .send()
+            .await
+            .map_err(|e| sched_error(&e, "PutTargets"))?;
+        if out.failed_entry_count() > 0 {
+            return Err(SchedulerError {
+                retryable: true,
+                message: format!("PutTargets: {} failed entries", out.failed_entry_count()),
+            });
+        }
+        Ok(Scheduled::Created)
+    }
+
+    async fn complete(&self, name: &ScheduleName) -> Result<(), SchedulerError> {
+        self.delete_rule(name.as_str()).await.map(|_| ())
+    }
+
+    async fn cancel_all(&self, secret: &SecretId) -> Result<usize, SchedulerError> {
+        let prefix = schedule_prefix(secret);
+        let mut names = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_rules()
+                .name_prefix(&prefix)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| sched_error(&e, "ListRules"))?;
+            names.extend(
+                page.rules()
+                    .iter()
+                    .filter_map(|r| r.name())
+                    .filter(|n| n.starts_with(&prefix))
+                    .map(str::to_owned),
+            );
+            match page.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        let mut deleted = 0;
+        for name in names {
+            if self.delete_rule(&name).await? {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// The scheduler backend chosen by configuration.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// EventBridge Scheduler (the default).
+    Scheduler(EventBridgeScheduler),
+    /// Classic EventBridge rules.
+    Rules(EventBridgeRules),
+}
+
+impl Scheduler for Backend {
+    async fn schedule(&self, job: &Job) -> Result<Scheduled, SchedulerError> {
+        match self {
+            Backend::Scheduler(s) => s.schedule(job).await,
+            Backend::Rules(r) => r.schedule(job).await,
+        }
+    }
+
+    async fn complete(&self, name: &ScheduleName) -> Result<(), SchedulerError> {
+        match self {
+            Backend::Scheduler(s) => s.complete(name).await,
+            Backend::Rules(r) => r.complete(name).await,
+        }
+    }
+
+    async fn cancel_all(&self, secret: &SecretId) -> Result<usize, SchedulerError> {
+        match self {
+            Backend::Scheduler(s) => s.cancel_all(secret).await,
+            Backend::Rules(r) => r.cancel_all(secret).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions_are_what_the_services_parse() {
+        let t = Timestamp::parse_rfc3339("2026-03-04T05:06:07.890Z").expect("a timestamp");
+        assert_eq!(at_expression(t), "at(2026-03-04T05:06:07)");
+        assert_eq!(cron_expression(t), "cron(6 5 4 3 ? 2026)");
+        let midnight = Timestamp::parse_rfc3339("2027-01-01T00:00:00.000Z").expect("a timestamp");
+        assert_eq!(cron_expression(midnight), "cron(0 0 1 1 ? 2027)");
+    }
+}

@@ -1,0 +1,290 @@
+//! Secrets Manager through aws-sdk-secretsmanager, behind [`SecretStore`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_types::DateTime;
+use keyshift::ports::{LabelMove, SecretStore, StoreError, StoreErrorKind};
+use keyshift::secret::{AWSPENDING, SecretId, SecretState, SecretValue, VersionId, VersionInfo};
+use keyshift::time::Timestamp;
+
+/// Where a version's value creation time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CreatedDates {
+    /// `ListSecretVersionIds`' CreatedDate: one call for every version (AWS).
+    #[default]
+    ListVersions,
+    /// `GetSecretValue`'s CreatedDate, one call per version not seen before (cached).
+    /// For emulators whose `ListSecretVersionIds` reports the wrong date (moto reports
+    /// the time of the call for every version).
+    GetValue,
+}
+
+/// The Secrets Manager adapter.
+///
+/// `describe` reads `DescribeSecret` (rotation enabled) and every page of
+/// `ListSecretVersionIds` with deprecated versions included: the core follows re-issue
+/// chains through versions that lost all their labels. The AWSPENDING holder is read with
+/// `GetSecretValue` too, because only that tells the engine's value-less placeholder from
+/// a version with a value.
+#[derive(Debug, Clone)]
+pub struct SdkSecretStore {
+    client: Client,
+    dates: CreatedDates,
+    /// Creation times of versions known to have a value: neither ever changes.
+    known: Arc<Mutex<HashMap<(String, String), Timestamp>>>,
+}
+
+impl SdkSecretStore {
+    /// An adapter over `client`.
+    pub fn new(client: Client, dates: CreatedDates) -> Self {
+        SdkSecretStore {
+            client,
+            dates,
+            known: Arc::default(),
+        }
+    }
+
+    fn cached(&self, secret: &SecretId, version: &str) -> Option<Timestamp> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .get(&(secret.as_str().to_owned(), version.to_owned()))
+            .copied()
+    }
+
+    fn remember(&self, secret: &SecretId, version: &str, created: Timestamp) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.insert((secret.as_str().to_owned(), version.to_owned()), created);
+    }
+
+    /// The version's value creation time, or `None` for a placeholder without a value.
+    async fn created_by_value(
+        &self,
+        secret: &SecretId,
+        version: &str,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        if let Some(t) = self.cached(secret, version) {
+            return Ok(Some(t));
+        }
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(secret.as_str())
+            .version_id(version)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                let created = out.created_date().map(timestamp).ok_or_else(|| {
+                    StoreError::new(
+                        StoreErrorKind::Transient,
+                        "GetSecretValue returned no CreatedDate",
+                    )
+                })?;
+                self.remember(secret, version, created);
+                Ok(Some(created))
+            }
+            Err(e) => match classify(e, "GetSecretValue") {
+                e if e.kind == StoreErrorKind::NotFound => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+}
+
+/// A CreatedDate as a timestamp. Dates that fall on a whole second may have been cut to
+/// the second (moto does; AWS reports milliseconds): the next second is a bound that is
+/// never early, and a gap measured from it is never short.
+pub fn timestamp(d: &DateTime) -> Timestamp {
+    let ms = d.to_millis().unwrap_or(i64::MAX);
+    if ms % 1000 == 0 {
+        Timestamp::from_millis(ms.saturating_add(1000))
+    } else {
+        Timestamp::from_millis(ms)
+    }
+}
+
+impl SecretStore for SdkSecretStore {
+    async fn describe(&self, secret: &SecretId) -> Result<SecretState, StoreError> {
+        let described = self
+            .client
+            .describe_secret()
+            .secret_id(secret.as_str())
+            .send()
+            .await
+            .map_err(|e| classify(e, "DescribeSecret"))?;
+        let mut state = SecretState {
+            rotation_enabled: described.rotation_enabled().unwrap_or(false),
+            ..Default::default()
+        };
+        let mut next: Option<String> = None;
+        let mut listed = Vec::new();
+        loop {
+            let page = self
+                .client
+                .list_secret_version_ids()
+                .secret_id(secret.as_str())
+                .include_deprecated(true)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| classify(e, "ListSecretVersionIds"))?;
+            for v in page.versions() {
+                let Some(id) = v.version_id() else { continue };
+                let stages: BTreeSet<String> = v.version_stages().iter().cloned().collect();
+                listed.push((id.to_owned(), stages, v.created_date().map(timestamp)));
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        for (id, stages, listed_date) in listed {
+            let created = if stages.contains(AWSPENDING) || self.dates == CreatedDates::GetValue {
+                // Only GetSecretValue tells a placeholder from a value.
+                self.created_by_value(secret, &id).await?
+            } else {
+                listed_date
+            };
+            state
+                .versions
+                .insert(VersionId::new(id), VersionInfo { stages, created });
+        }
+        Ok(state)
+    }
+
+    async fn get_value(
+        &self,
+        secret: &SecretId,
+        version: &VersionId,
+    ) -> Result<Option<SecretValue>, StoreError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(secret.as_str())
+            .version_id(version.as_str())
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                if let Some(d) = out.created_date() {
+                    self.remember(secret, version.as_str(), timestamp(d));
+                }
+                Ok(out.secret_string().map(SecretValue::new))
+            }
+            Err(e) => {
+                let e = classify(e, "GetSecretValue");
+                // A version listed with no value is the engine's placeholder.
+                if e.kind == StoreErrorKind::NotFound
+                    && self.describe(secret).await?.version(version).is_some()
+                {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn put_pending(
+        &self,
+        secret: &SecretId,
+        version: &VersionId,
+        value: &SecretValue,
+        rotation_token: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_secret_value()
+            .secret_id(secret.as_str())
+            .client_request_token(version.as_str())
+            .secret_string(value.expose())
+            .version_stages(AWSPENDING)
+            .set_rotation_token(rotation_token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| classify(e, "PutSecretValue"))?;
+        Ok(())
+    }
+
+    async fn update_stage(&self, secret: &SecretId, change: &LabelMove) -> Result<(), StoreError> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(secret.as_str())
+            .version_stage(&change.stage)
+            .set_move_to_version_id(change.move_to.as_ref().map(|v| v.as_str().to_owned()))
+            .set_remove_from_version_id(change.remove_from.as_ref().map(|v| v.as_str().to_owned()))
+            .send()
+            .await
+            .map_err(|e| classify(e, "UpdateSecretVersionStage"))?;
+        Ok(())
+    }
+}
+
+/// Classifies an SDK error once. The message carries the operation, the error code and
+/// the service's message about the request, never a request parameter (so never a value
+/// or a RotationToken).
+pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+    operation: &str,
+) -> StoreError {
+    let kind = match &e {
+        SdkError::ServiceError(_) => match e.code().unwrap_or_default() {
+            "ResourceNotFoundException" => StoreErrorKind::NotFound,
+            "ResourceExistsException" => StoreErrorKind::AlreadyExists,
+            "InvalidParameterException" => StoreErrorKind::InvalidParameter,
+            "InvalidRequestException" => StoreErrorKind::InvalidRequest,
+            "LimitExceededException" => StoreErrorKind::LimitExceeded,
+            "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" => {
+                StoreErrorKind::AccessDenied
+            }
+            "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
+                StoreErrorKind::Throttled
+            }
+            // InternalServiceError and anything new: worth another try.
+            _ => StoreErrorKind::Transient,
+        },
+        // Construction failures are bugs in the request, not in the moment.
+        SdkError::ConstructionFailure(_) => StoreErrorKind::InvalidParameter,
+        _ => StoreErrorKind::Transient,
+    };
+    let code = e.code().unwrap_or("no error code").to_owned();
+    let message = e.message().map(str::to_owned).unwrap_or_else(|| short_error(&e));
+    StoreError::new(kind, format!("{operation}: {code}: {message}"))
+}
+
+/// The error's own text, first line only (transport errors can be long).
+pub fn short_error(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
+}
+
+impl SdkSecretStore {
+    /// The value of one of the secret's tags (DescribeSecret), if it has it.
+    pub async fn tag(&self, secret: &SecretId, key: &str) -> Result<Option<String>, StoreError> {
+        let described = self
+            .client
+            .describe_secret()
+            .secret_id(secret.as_str())
+            .send()
+            .await
+            .map_err(|e| classify(e, "DescribeSecret"))?;
+        Ok(described
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value())
+            .map(str::to_owned))
+    }
+}
