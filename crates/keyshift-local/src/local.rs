@@ -1,0 +1,622 @@
+//! A whole rotation on the emulator, through the real runtime path: moto's server as
+//! Secrets Manager and EventBridge Scheduler, the release binary under `cargo lambda
+//! watch`, a driver that plays the rotation engine and the scheduler, and a fleet of
+//! consumers on the real Rust SDK.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_secretsmanager::types::RotationRulesType;
+use keyshift::secret::{AWSCURRENT, AWSPENDING, ROTATING};
+use rand::Rng;
+use serde_json::{Value, json};
+
+use crate::moto::{Moto, emulator_env};
+use crate::watch::{FUNCTION, Watch};
+
+/// The schedule group the function schedules into (created on the emulator).
+pub const GROUP: &str = "keyshift";
+/// The function's ARN as the follow-ups name it.
+pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:keyshift-rotation";
+/// The role the scheduler would assume.
+pub const SCHEDULER_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/keyshift-scheduler";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// T, in seconds.
+    pub gap_secs: u64,
+    /// The inline budget, in seconds.
+    pub budget_secs: u64,
+    /// How often each consumer refreshes (R < T).
+    pub refresh: Duration,
+    /// Consumer instances (each also produces).
+    pub consumers: usize,
+    /// Rotations, one after the other.
+    pub rotations: usize,
+    /// Where the function's output goes.
+    pub log: std::path::PathBuf,
+}
+
+/// A measured gap, bounded by the label samples around its two ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gap {
+    /// 1 (pending → current) or 2 (current → released).
+    pub which: u8,
+    /// The gap is at least this long.
+    pub at_least: Duration,
+    /// ...and at most this long.
+    pub at_most: Duration,
+}
+
+/// What a run showed.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Rotations that reached the clean end state.
+    pub converged: usize,
+    /// Consumer operations (a producer's value checked by a consumer).
+    pub operations: u64,
+    /// Of which failed.
+    pub failed: u64,
+    /// Every gap measured.
+    pub gaps: Vec<Gap>,
+    /// Follow-ups the driver fired from the schedule list.
+    pub fired: u64,
+    /// Every value the secret had (to check that no log line shows one).
+    pub values: Vec<String>,
+    /// RotationTokens sent (same).
+    pub rotation_tokens: Vec<String>,
+    /// Malformed or wrong invocations tried, each refused with no label change.
+    pub refused: Vec<String>,
+}
+
+type Labels = BTreeMap<String, BTreeSet<String>>;
+
+/// Prints timeline lines with the time since the start.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    start: Instant,
+    lines: Arc<Mutex<Vec<String>>>,
+    echo: bool,
+}
+
+impl Timeline {
+    /// A timeline that also prints each line when `echo`.
+    pub fn new(echo: bool) -> Self {
+        Timeline {
+            start: Instant::now(),
+            lines: Arc::default(),
+            echo,
+        }
+    }
+
+    /// Adds a line.
+    pub fn say(&self, text: impl AsRef<str>) {
+        let line = format!("[+{:8.3}s] {}", self.start.elapsed().as_secs_f64(), text.as_ref());
+        if self.echo {
+            println!("{line}");
+        }
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    }
+}
+
+fn short(v: &str) -> &str {
+    &v[..v.len().min(8)]
+}
+
+fn show(labels: &Labels) -> String {
+    labels
+        .iter()
+        .filter(|(_, s)| !s.is_empty())
+        .map(|(v, s)| format!("{}:{}", short(v), s.iter().cloned().collect::<Vec<_>>().join("+")))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+async fn labels(sm: &aws_sdk_secretsmanager::Client, secret: &str) -> Result<Labels, String> {
+    let d = sm
+        .describe_secret()
+        .secret_id(secret)
+        .send()
+        .await
+        .map_err(|e| format!("DescribeSecret: {e}"))?;
+    Ok(d.version_ids_to_stages()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+fn holder<'a>(l: &'a Labels, stage: &str) -> Option<&'a String> {
+    l.iter().find(|(_, s)| s.contains(stage)).map(|(v, _)| v)
+}
+
+/// One consumer's view: the value it uses and the values it accepts.
+#[derive(Debug, Clone, Default)]
+struct View {
+    current: Option<String>,
+    accepted: HashSet<String>,
+}
+
+/// Runs the whole thing: start the emulator and the runtime, rotate, stop everything.
+pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String> {
+    let moto = Moto::start()?;
+    timeline.say(format!("moto's server is up on 127.0.0.1:{}", moto.port));
+    let sdk = moto.sdk_config().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let sched = aws_sdk_scheduler::Client::new(&sdk);
+    sched
+        .create_schedule_group()
+        .name(GROUP)
+        .send()
+        .await
+        .map_err(|e| format!("CreateScheduleGroup: {e}"))?;
+    let initial: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
+    let created = sm
+        .create_secret()
+        .name("keyshift-demo/api-key")
+        .secret_string(&initial)
+        .send()
+        .await
+        .map_err(|e| format!("CreateSecret: {e}"))?;
+    let arn = created.arn().unwrap_or_default().to_owned();
+    timeline.say(format!("created the secret {arn}"));
+
+    let mut env = emulator_env(&moto.endpoint());
+    env.extend([
+        ("KEYSHIFT_GAP_SECONDS", opts.gap_secs.to_string()),
+        ("KEYSHIFT_INLINE_BUDGET_SECONDS", opts.budget_secs.to_string()),
+        ("KEYSHIFT_SCHEDULE_GROUP", GROUP.to_owned()),
+        ("KEYSHIFT_SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN.to_owned()),
+        ("KEYSHIFT_FUNCTION_ARN", FUNCTION_ARN.to_owned()),
+        ("KEYSHIFT_CREATED_DATES", "get-value".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ]);
+    timeline.say("building the release binary and starting `cargo lambda watch`");
+    let watch = Arc::new(Watch::start(&env, &opts.log)?);
+    timeline.say(format!(
+        "the local Lambda runtime serves {FUNCTION} on 127.0.0.1:{}",
+        watch.port
+    ));
+
+    let mut summary = Summary {
+        values: vec![initial.clone()],
+        ..Default::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let ops = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let fired = Arc::new(AtomicU64::new(0));
+    let samples: Arc<Mutex<Vec<(Instant, Labels)>>> = Arc::default();
+    let mut tasks = Vec::new();
+
+    // The label monitor: samples every 50 ms, prints each change.
+    {
+        let (sm, arn, stop, samples, tl) = (
+            sm.clone(),
+            arn.clone(),
+            stop.clone(),
+            samples.clone(),
+            timeline.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut last: Option<Labels> = None;
+            while !stop.load(Ordering::SeqCst) {
+                let before = Instant::now();
+                if let Ok(l) = labels(&sm, &arn).await {
+                    if last.as_ref() != Some(&l) {
+                        tl.say(format!("labels  {}", show(&l)));
+                        last = Some(l.clone());
+                    }
+                    samples
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((before, l));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }));
+    }
+
+    // The consumer fleet: each instance refreshes every R from a random phase.
+    let views: Arc<Mutex<Vec<View>>> = Arc::new(Mutex::new(vec![View::default(); opts.consumers]));
+    let values: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    for i in 0..opts.consumers {
+        let (sm, arn, stop, views, values) = (
+            sm.clone(),
+            arn.clone(),
+            stop.clone(),
+            views.clone(),
+            values.clone(),
+        );
+        let refresh = opts.refresh;
+        tasks.push(tokio::spawn(async move {
+            let phase = rand::rng().random_range(0..refresh.as_millis() as u64);
+            tokio::time::sleep(Duration::from_millis(phase)).await;
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(view) = refresh_view(&sm, &arn, &values).await {
+                    views.lock().unwrap_or_else(|e| e.into_inner())[i] = view;
+                }
+                tokio::time::sleep(refresh).await;
+            }
+        }));
+    }
+    // Producers: every 20 ms, one instance's current value is checked by another's window.
+    {
+        let (stop, views, ops, failed, tl) = (
+            stop.clone(),
+            views.clone(),
+            ops.clone(),
+            failed.clone(),
+            timeline.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                {
+                    let views = views.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut rng = rand::rng();
+                    let (p, c) = (rng.random_range(0..views.len()), rng.random_range(0..views.len()));
+                    if let Some(used) = &views[p].current {
+                        if !views[c].accepted.is_empty() {
+                            ops.fetch_add(1, Ordering::SeqCst);
+                            if !views[c].accepted.contains(used) {
+                                failed.fetch_add(1, Ordering::SeqCst);
+                                tl.say(format!("FAILED consumer operation: instance {c} does not accept what instance {p} uses"));
+                            }
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    // The scheduler: fires each schedule at its at() time and deletes it, as
+    // ActionAfterCompletion DELETE does; on `drain`, fires what is left at once.
+    let drain = Arc::new(AtomicBool::new(false));
+    let firer = {
+        let (sched, watch, stop, drain, fired, tl) = (
+            sched.clone(),
+            watch.clone(),
+            stop.clone(),
+            drain.clone(),
+            fired.clone(),
+            timeline.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let _ = fire_due(&sched, &watch, drain.load(Ordering::SeqCst), &fired, &tl).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+
+    tokio::time::sleep(opts.refresh * 2).await;
+    for n in 0..opts.rotations {
+        let before = labels(&sm, &arn).await?;
+        let old = holder(&before, AWSCURRENT).cloned().unwrap_or_default();
+        let token = uuid_v4();
+        let rotation_token = format!("{}-{}", uuid_v4(), uuid_v4());
+        summary.rotation_tokens.push(rotation_token.clone());
+        timeline.say(format!("rotation {n}: RotateSecret with token {}", short(&token)));
+        // moto cannot run the Lambda: RotateSecret fails on the function's ARN but leaves
+        // the engine's value-less AWSPENDING placeholder, as AWS does before createSecret.
+        let _expected_error = sm
+            .rotate_secret()
+            .secret_id(&arn)
+            .client_request_token(&token)
+            .rotation_lambda_arn(FUNCTION_ARN)
+            .rotation_rules(RotationRulesType::builder().automatically_after_days(30).build())
+            .send()
+            .await;
+        let l = labels(&sm, &arn).await?;
+        if holder(&l, AWSPENDING) != Some(&token) {
+            return Err(format!(
+                "RotateSecret left no placeholder for {token}: {}",
+                show(&l)
+            ));
+        }
+        if n == 0 {
+            summary.refused = refusals(&watch, &sm, &arn, &token, timeline).await?;
+        }
+        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+            let event = json!({"Step": step, "SecretId": arn, "ClientRequestToken": token, "RotationToken": rotation_token});
+            timeline.say(format!("engine: invoke {step}"));
+            match watch.invoke(&event).await {
+                Ok(r) => timeline.say(format!(
+                    "engine: {step} ok: {}{}",
+                    r["outcome"].as_str().unwrap_or("?"),
+                    continued(&r)
+                )),
+                Err(e) => return Err(format!("{step} failed: {e}")),
+            }
+        }
+        // Converged: AWSCURRENT moved off the old version, no AWSPENDING, no ROTATING.
+        let deadline = Instant::now() + Duration::from_secs(opts.gap_secs * 3 + 150);
+        loop {
+            let l = labels(&sm, &arn).await?;
+            let current = holder(&l, AWSCURRENT);
+            if current.is_some_and(|c| *c != old)
+                && holder(&l, AWSPENDING).is_none()
+                && holder(&l, ROTATING).is_none()
+            {
+                summary.converged += 1;
+                timeline.say(format!("rotation {n} converged: {}", show(&l)));
+                break;
+            }
+            if Instant::now() > deadline {
+                timeline.say(format!("rotation {n} did NOT converge: {}", show(&l)));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(opts.refresh * 2).await;
+    }
+    // Deliver every schedule still listed (backstops): early, which keyshift tolerates.
+    drain.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    let _ = firer.await;
+    for t in tasks {
+        let _ = t.await;
+    }
+    summary.operations = ops.load(Ordering::SeqCst);
+    summary.failed = failed.load(Ordering::SeqCst);
+    summary.fired = fired.load(Ordering::SeqCst);
+    summary.gaps = gaps(&samples.lock().unwrap_or_else(|e| e.into_inner()));
+    // Every value the secret ever had, for the log check.
+    for v in labels(&sm, &arn).await?.keys() {
+        if let Ok(out) = sm.get_secret_value().secret_id(&arn).version_id(v).send().await {
+            if let Some(s) = out.secret_string() {
+                summary.values.push(s.to_owned());
+            }
+        }
+    }
+    drop(watch);
+    drop(moto);
+    Ok(summary)
+}
+
+fn continued(r: &Value) -> String {
+    let c: Vec<&str> = r["continued"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if c.is_empty() {
+        String::new()
+    } else {
+        format!("; carried on inline: {}", c.join("; "))
+    }
+}
+
+/// Malformed and wrong invocations: each must be refused, and change no label.
+async fn refusals(
+    watch: &Watch,
+    sm: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+    token: &str,
+    timeline: &Timeline,
+) -> Result<Vec<String>, String> {
+    let bad = [
+        json!({"Step": "rotateEverything", "SecretId": arn, "ClientRequestToken": token}),
+        json!({"Step": "createSecret", "SecretId": arn}),
+        json!({"Step": "createSecret", "SecretId": arn, "ClientRequestToken": 42}),
+        json!({"Step": "createSecret", "SecretId": arn, "ClientRequestToken": uuid_v4()}),
+        json!({"Step": "finishSecret", "SecretId": "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf", "ClientRequestToken": token}),
+        json!([1, 2, 3]),
+    ];
+    let mut refused = Vec::new();
+    for event in bad {
+        let before = labels(sm, arn).await?;
+        match watch.invoke(&event).await {
+            Ok(r) => return Err(format!("a bad invocation was accepted: {event} -> {r}")),
+            Err(e) => {
+                let after = labels(sm, arn).await?;
+                if before != after {
+                    return Err(format!("a refused invocation changed the labels: {event}"));
+                }
+                timeline.say(format!("refused as it must be, labels unchanged: {}", e.body));
+                refused.push(e.body);
+            }
+        }
+    }
+    Ok(refused)
+}
+
+async fn refresh_view(
+    sm: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+    values: &Mutex<HashMap<String, String>>,
+) -> Result<View, String> {
+    let l = labels(sm, arn).await?;
+    let mut view = View::default();
+    for (version, stages) in &l {
+        if !stages
+            .iter()
+            .any(|s| s == AWSCURRENT || s == AWSPENDING || s == ROTATING)
+        {
+            continue;
+        }
+        let cached = values
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(version)
+            .cloned();
+        let value = match cached {
+            Some(v) => v,
+            None => {
+                let Ok(out) = sm
+                    .get_secret_value()
+                    .secret_id(arn)
+                    .version_id(version)
+                    .send()
+                    .await
+                else {
+                    continue; // the engine's placeholder has no value yet
+                };
+                let v = out.secret_string().unwrap_or_default().to_owned();
+                values
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(version.clone(), v.clone());
+                v
+            }
+        };
+        if stages.contains(AWSCURRENT) {
+            view.current = Some(value.clone());
+        }
+        view.accepted.insert(value);
+    }
+    Ok(view)
+}
+
+async fn fire_due(
+    sched: &aws_sdk_scheduler::Client,
+    watch: &Watch,
+    all: bool,
+    fired: &AtomicU64,
+    tl: &Timeline,
+) -> Result<(), String> {
+    let list = sched
+        .list_schedules()
+        .group_name(GROUP)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let now = keyshift_lambda::clock::SystemClock;
+    for s in list.schedules() {
+        let Some(name) = s.name() else { continue };
+        let Ok(got) = sched.get_schedule().group_name(GROUP).name(name).send().await else {
+            continue;
+        };
+        let at = got
+            .schedule_expression()
+            .and_then(|e| e.strip_prefix("at(")?.strip_suffix(')').map(str::to_owned))
+            .and_then(|t| keyshift::Timestamp::parse_rfc3339(&format!("{t}Z")).ok());
+        let due = at.is_some_and(|at| keyshift::ports::Clock::now(&now) >= at);
+        if !(due || all) {
+            continue;
+        }
+        let input = got
+            .target()
+            .map(|t| t.input().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        let _ = sched.delete_schedule().group_name(GROUP).name(name).send().await;
+        fired.fetch_add(1, Ordering::SeqCst);
+        let Ok(payload) = serde_json::from_str::<Value>(&input) else {
+            continue;
+        };
+        tl.say(format!(
+            "scheduler: fire {name}{}",
+            if due { "" } else { " (early, draining)" }
+        ));
+        // Scheduler invokes asynchronously: do not wait for the function.
+        let (watch_port, tl) = (watch.port, tl.clone());
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            let path = format!("/2015-03-31/functions/{FUNCTION}/invocations");
+            let body = serde_json::to_vec(&payload).unwrap_or_default();
+            match crate::http::post_json(watch_port, &path, &body, Duration::from_secs(900)).await {
+                Ok(r) => {
+                    let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+                    tl.say(format!(
+                        "follow-up {name}: {}{}",
+                        v["outcome"].as_str().unwrap_or(&String::from_utf8_lossy(&r.body)),
+                        continued(&v)
+                    ));
+                }
+                Err(e) => tl.say(format!("follow-up {name} failed: {e}")),
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The gaps each rotation left, bounded by the samples around each end.
+fn gaps(samples: &[(Instant, Labels)]) -> Vec<Gap> {
+    let mut out = Vec::new();
+    // (last sample without, first sample with) for each (version, stage) attachment,
+    // and the same for each detachment.
+    let mut attach: Vec<(String, &str, Instant, Instant)> = Vec::new();
+    let mut detach: Vec<(String, &str, Instant, Instant)> = Vec::new();
+    for w in samples.windows(2) {
+        let ((t0, a), (t1, b)) = (&w[0], &w[1]);
+        for stage in [AWSPENDING, AWSCURRENT, ROTATING] {
+            let (ha, hb) = (holder(a, stage), holder(b, stage));
+            if ha != hb {
+                if let Some(v) = hb {
+                    attach.push((v.clone(), stage, *t0, *t1));
+                }
+                if let Some(v) = ha {
+                    detach.push((v.clone(), stage, *t0, *t1));
+                }
+            }
+        }
+    }
+    for (v, stage, cur_without, cur_with) in attach.iter().filter(|a| a.1 == AWSCURRENT) {
+        let _ = stage;
+        // Gap 1: v accepted (AWSPENDING) → v current.
+        if let Some((_, _, pend_without, pend_with)) = attach
+            .iter()
+            .rev()
+            .find(|a| a.0 == *v && a.1 == AWSPENDING && a.3 <= *cur_with)
+        {
+            out.push(Gap {
+                which: 1,
+                at_least: cur_without.saturating_duration_since(*pend_with),
+                at_most: cur_with.saturating_duration_since(*pend_without),
+            });
+        }
+        // Gap 2: the old current stops being used → stops being accepted (ROTATING off).
+        if let Some((_, _, rot_with, rot_without)) =
+            detach.iter().find(|d| d.1 == ROTATING && d.2 >= *cur_without)
+        {
+            out.push(Gap {
+                which: 2,
+                at_least: rot_with.saturating_duration_since(*cur_with),
+                at_most: rot_without.saturating_duration_since(*cur_without),
+            });
+        }
+    }
+    out
+}
+
+/// A random UUID (version 4), as the engine makes tokens.
+pub fn uuid_v4() -> String {
+    let b: [u8; 16] = rand::rng().random();
+    let h: String = b
+        .iter()
+        .enumerate()
+        .map(|(i, x)| match i {
+            6 => format!("{:02x}", (x & 0x0f) | 0x40),
+            8 => format!("{:02x}", (x & 0x3f) | 0x80),
+            _ => format!("{x:02x}"),
+        })
+        .collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Reads the function's log and returns the lines that contain any of `needles`.
+pub fn leaks(log: &Path, needles: &[String]) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    Ok(text
+        .lines()
+        .filter(|l| needles.iter().any(|n| !n.is_empty() && l.contains(n.as_str())))
+        .map(str::to_owned)
+        .collect())
+}

@@ -1,0 +1,133 @@
+//! moto's server as a local AWS: started on a free loopback port, waited for, stopped
+//! on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// The environment variable naming the virtualenv that has `moto_server` and
+/// `cargo-lambda` (the Makefile sets it; default `.venv` at the workspace root).
+pub const VENV: &str = "KEYSHIFT_VENV";
+
+/// The virtualenv: `$KEYSHIFT_VENV`, else `.venv` at the workspace root.
+pub fn venv() -> PathBuf {
+    std::env::var_os(VENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv"))
+}
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the server to take).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits until something accepts connections on `port`, or `timeout` passes.
+pub fn wait_for_port(port: u16, timeout: Duration, child: &mut Child, what: &str) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{what} exited before it listened on {port}: {status}"));
+        }
+        if start.elapsed() > timeout {
+            return Err(format!(
+                "{what} did not listen on 127.0.0.1:{port} within {timeout:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running moto server; killed when dropped.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Moto {
+    /// Starts `moto_server` from the virtualenv on a free port and waits for it.
+    pub fn start() -> Result<Moto, String> {
+        let bin = venv().join("bin").join("moto_server");
+        if !bin.exists() {
+            return Err(format!(
+                "{} not found: run `make venv` (or set {VENV} to a virtualenv with moto[server])",
+                bin.display()
+            ));
+        }
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let mut child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("could not start {}: {e}", bin.display()))?;
+        if let Err(e) = wait_for_port(port, Duration::from_secs(30), &mut child, "moto_server") {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        Ok(Moto { child, port })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An SDK configuration for this server: its endpoint, a fixed region and dummy
+    /// credentials (moto accepts any).
+    pub async fn sdk_config(&self) -> SdkConfig {
+        sdk_config(&self.endpoint()).await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The region every local component uses.
+pub const REGION: &str = "us-east-1";
+
+/// The environment a process talking to the emulator needs (the function under
+/// `cargo lambda watch`, for one).
+pub fn emulator_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_DEFAULT_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ]
+}
+
+/// An SDK configuration for an emulator at `endpoint`.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    let creds =
+        aws_sdk_secretsmanager::config::Credentials::new("testing", "testing", None, None, "keyshift-local");
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(creds)
+        .load()
+        .await
+}
