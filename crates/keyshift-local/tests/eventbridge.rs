@@ -1,0 +1,125 @@
+//! EventBridge against moto's server.
+//!
+//! The classic rules backend: a one-shot cron rule per follow-up with the function as
+//! its only target and the event as its input; a second create is "already scheduled";
+//! `complete` removes the target, then the rule; `cancel_all` removes every rule of one
+//! secret and no other. And lifecycle events: one PutEvents entry per phase change.
+
+use keyshift::event::{Invocation, Step};
+use keyshift::ports::{Job, Scheduled, Scheduler, schedule_name};
+use keyshift::{SecretId, Timestamp, VersionId};
+use keyshift_lambda::scheduler::{EventBridgeRules, RULE_TARGET_ID};
+use keyshift_local::moto::Moto;
+
+const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:keyshift-rotation";
+
+fn job(secret: &SecretId, fire_secs: i64) -> Job {
+    let token = VersionId::new("0b0b0b0b-1111-4222-8333-444444444444");
+    let fire_at = Timestamp::from_secs(fire_secs);
+    let name = schedule_name(secret, "swap", &token, fire_at);
+    Job {
+        name: name.clone(),
+        fire_at,
+        invocation: Invocation {
+            step: Step::SwapPending { due: fire_at },
+            secret_id: secret.clone(),
+            token,
+            rotation_token: None,
+            schedule: Some(name),
+        },
+    }
+}
+
+#[tokio::test]
+async fn rules_backend_on_moto() {
+    let moto = Moto::start().unwrap_or_else(|e| panic!("{e}"));
+    let client = aws_sdk_eventbridge::Client::new(&moto.sdk_config().await);
+    let rules = EventBridgeRules::new(client.clone(), FUNCTION);
+    let (a, b) = (SecretId::new("rules/a"), SecretId::new("rules/b"));
+    // 2026-11-24T00:17:30Z: the cron minute rounds up to 00:18.
+    let (ja, jb) = (job(&a, 1_795_479_450), job(&b, 1_795_479_450));
+
+    assert_eq!(rules.schedule(&ja).await, Ok(Scheduled::Created));
+    assert_eq!(rules.schedule(&ja).await, Ok(Scheduled::AlreadyScheduled));
+    assert_eq!(rules.schedule(&jb).await, Ok(Scheduled::Created));
+
+    let rule = client
+        .describe_rule()
+        .name(ja.name.as_str())
+        .send()
+        .await
+        .expect("the rule exists");
+    assert_eq!(rule.schedule_expression(), Some("cron(18 0 24 11 ? 2026)"));
+    let targets = client
+        .list_targets_by_rule()
+        .rule(ja.name.as_str())
+        .send()
+        .await
+        .expect("its targets");
+    let [target] = targets.targets() else {
+        panic!("one target: {:?}", targets.targets())
+    };
+    assert_eq!(target.id(), RULE_TARGET_ID);
+    assert_eq!(target.arn(), FUNCTION);
+    let input = target.input().expect("the event as input");
+    assert_eq!(
+        Invocation::from_slice(input.as_bytes()).expect("parses"),
+        ja.invocation
+    );
+
+    // Once delivered, the rule is cleaned up (targets first: moto, like AWS, refuses to
+    // delete a rule that still has targets).
+    rules.complete(&ja.name).await.expect("complete");
+    assert!(
+        client
+            .describe_rule()
+            .name(ja.name.as_str())
+            .send()
+            .await
+            .is_err()
+    );
+    rules.complete(&ja.name).await.expect("a second complete is fine");
+
+    assert_eq!(rules.schedule(&ja).await, Ok(Scheduled::Created));
+    assert_eq!(rules.cancel_all(&a).await, Ok(1));
+    assert_eq!(rules.cancel_all(&a).await, Ok(0));
+    assert!(
+        client.describe_rule().name(jb.name.as_str()).send().await.is_ok(),
+        "another secret's rule is untouched"
+    );
+}
+
+#[tokio::test]
+async fn lifecycle_events_on_moto() {
+    use keyshift::decide::Outcome;
+    use keyshift_lambda::lifecycle::{Lifecycle, phase};
+
+    let moto = Moto::start().unwrap_or_else(|e| panic!("{e}"));
+    let client = aws_sdk_eventbridge::Client::new(&moto.sdk_config().await);
+    client
+        .create_event_bus()
+        .name("keyshift-events")
+        .send()
+        .await
+        .expect("create the bus");
+    let lifecycle = Lifecycle::new(client, "keyshift-events");
+    let secret = SecretId::new("arn:aws:secretsmanager:us-east-1:123456789012:secret:demo-AbCdEf");
+    let token = VersionId::new("0b0b0b0b-1111-4222-8333-444444444444");
+    let outcomes = [
+        Outcome::Created,
+        Outcome::Tested,
+        Outcome::Reissued {
+            new_version: token.reissue(),
+        },
+        Outcome::Swapped,
+        Outcome::AlreadyReleased,
+        Outcome::Released,
+    ];
+    // Only phase changes are events: not Tested, not AlreadyReleased.
+    assert_eq!(outcomes.iter().filter(|o| phase(o).is_some()).count(), 4);
+    assert_eq!(lifecycle.publish(&secret, &token, &outcomes).await, Ok(4));
+    assert_eq!(
+        lifecycle.publish(&secret, &token, &[Outcome::Tested]).await,
+        Ok(0)
+    );
+}
