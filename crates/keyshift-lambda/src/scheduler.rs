@@ -95,16 +95,21 @@ fn sched_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
     }
 }
 
+/// The follow-up event as the JSON text both backends deliver as the target's input.
+fn job_input(job: &Job) -> Result<String, SchedulerError> {
+    serde_json::to_string(&job.invocation.to_value()).map_err(|_| SchedulerError {
+        retryable: false,
+        message: "the follow-up event could not be serialised".into(),
+    })
+}
+
 fn is_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, codes: &[&str]) -> bool {
     matches!(e, SdkError::ServiceError(_)) && codes.contains(&e.code().unwrap_or_default())
 }
 
 impl Scheduler for EventBridgeScheduler {
     async fn schedule(&self, job: &Job) -> Result<Scheduled, SchedulerError> {
-        let input = serde_json::to_string(&job.invocation.to_value()).map_err(|_| SchedulerError {
-            retryable: false,
-            message: "the follow-up event could not be serialised".into(),
-        })?;
+        let input = job_input(job)?;
         let mut target = Target::builder()
             .arn(&self.delivery.function_arn)
             .role_arn(&self.delivery.role_arn)
@@ -263,10 +268,7 @@ impl Scheduler for EventBridgeRules {
             .send()
             .await
             .map_err(|e| sched_error(&e, "PutRule"))?;
-        let input = serde_json::to_string(&job.invocation.to_value()).map_err(|_| SchedulerError {
-            retryable: false,
-            message: "the follow-up event could not be serialised".into(),
-        })?;
+        let input = job_input(job)?;
         let target = RuleTarget::builder()
             .id(RULE_TARGET_ID)
             .arn(&self.function_arn)
