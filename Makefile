@@ -10,8 +10,19 @@ VENV ?= $(CURDIR)/.venv
 export KEYSHIFT_VENV := $(VENV)
 PYTHON ?= python3
 PY_PACKAGES = "moto[server]==5.2.5" "cargo-lambda==1.9.2"
+# The template checkers in a virtualenv of their own: aws-sam-cli pins a boto3 that
+# conflicts with moto's.
+SAM_VENV ?= $(CURDIR)/.venv-sam
+SAM_PACKAGES = "aws-sam-cli==1.170.0" "cfn-lint==1.58.0"
+# sam and cfn-lint run offline: no credentials, no profile, no telemetry, a region for
+# the rules that need one.
+OFFLINE_AWS = env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
+	AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+	AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 SAM_CLI_TELEMETRY=0
+LAMBDA_BIN = keyshift-rotation
+ARM64_TARGET = aarch64-unknown-linux-gnu
 
-.PHONY: test demo venv unit sim sim-test control lint fmt clippy sim-demo
+.PHONY: test demo venv sam-venv unit sim sim-test control lint fmt clippy template-lint sim-demo build build-x86 deploy
 
 ## make demo: a real rotation on this machine: moto's server as AWS, the release binary
 ## under `cargo lambda watch`, a consumer fleet on the real SDK, a live label timeline.
@@ -31,8 +42,42 @@ $(VENV)/.installed:
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_PACKAGES)
 	touch $@
 
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check $(SAM_PACKAGES)
+	touch $@
+
+sam-venv: $(SAM_VENV)/.installed
+
 ## make test: everything CI runs.
-test: lint unit sim-test
+test: lint unit sim-test build-x86
+
+## make build: the Lambda artefact as deployed: an arm64 (Graviton) `bootstrap` for
+## provided.al2023, cross-compiled by cargo-lambda with zig (both come with `make venv`).
+## Needs the Rust standard library for aarch64-unknown-linux-gnu (rustup adds it).
+build: venv
+	@if ! rustup target list --installed 2>/dev/null | grep -qx $(ARM64_TARGET); then \
+	  echo "make build: adding the Rust target $(ARM64_TARGET)"; \
+	  rustup target add $(ARM64_TARGET) || { \
+	    echo "make build: cannot build for arm64: the Rust standard library for $(ARM64_TARGET) is missing and 'rustup target add $(ARM64_TARGET)' failed (no rustup, or no network to static.rust-lang.org). Install that target, or use 'make build-x86' and deploy with Architectures: [x86_64]." >&2; \
+	    exit 1; }; \
+	fi
+	PATH="$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --bin $(LAMBDA_BIN)
+	@ls -l $(CARGO_TARGET_DIR)/lambda/$(LAMBDA_BIN)/bootstrap
+	@file $(CARGO_TARGET_DIR)/lambda/$(LAMBDA_BIN)/bootstrap 2>/dev/null || true
+
+## The x86-64 release build of the function (CI runs it; the emulator tests run this binary).
+build-x86:
+	$(CARGO) build --release -p keyshift-lambda --bin $(LAMBDA_BIN)
+	mkdir -p $(CARGO_TARGET_DIR)/lambda-x86_64/$(LAMBDA_BIN)
+	cp $(CARGO_TARGET_DIR)/release/$(LAMBDA_BIN) $(CARGO_TARGET_DIR)/lambda-x86_64/$(LAMBDA_BIN)/bootstrap
+	@ls -l $(CARGO_TARGET_DIR)/lambda-x86_64/$(LAMBDA_BIN)/bootstrap
+
+## make deploy: SAM builds the arm64 bootstrap itself (BuildMethod rust-cargolambda) and
+## asks for every parameter (README, "Deploying"). Needs AWS credentials.
+deploy: venv sam-venv
+	PATH="$(VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
+	$(SAM_VENV)/bin/sam deploy --guided --capabilities CAPABILITY_IAM
 
 ## Unit, property and integration tests of every crate, the contract suite against the
 ## in-memory model and moto's server, and the rotation through `cargo lambda watch`.
@@ -54,7 +99,13 @@ control:
 sim-test:
 	$(CARGO) test --release -p keyshift-sim
 
-lint: fmt clippy
+## Formatting, clippy, and the template: cfn-lint and `sam validate --lint`, offline.
+## (The template's IAM review is a cargo test: crates/keyshift-lambda/tests/template.rs.)
+lint: fmt clippy template-lint
+
+template-lint: sam-venv
+	$(OFFLINE_AWS) $(SAM_VENV)/bin/cfn-lint template.yaml
+	$(OFFLINE_AWS) $(SAM_VENV)/bin/sam validate --lint --template template.yaml
 
 fmt:
 	$(CARGO) fmt --all --check

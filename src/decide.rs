@@ -112,8 +112,6 @@ pub enum Action {
     Label(LabelMove),
     /// Schedule a follow-up.
     Schedule(FollowUp),
-    /// Delete every pending follow-up of this secret.
-    CancelFollowUps,
     /// Register the version's value with the target (setSecret).
     SetTarget {
         /// The pending version.
@@ -238,7 +236,7 @@ impl fmt::Display for Outcome {
                 write!(f, "version {version} does not exist; stale follow-up, nothing to do")
             }
             Outcome::Abandoned => f.write_str(
-                "rotation is disabled for this secret: abandoned the rotation, deleted its follow-ups, restored nothing",
+                "rotation is disabled for this secret: this follow-up abandons itself (each other one does the same when it fires), restored nothing",
             ),
         }
     }
@@ -374,7 +372,7 @@ fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
     let s = i.secret;
     let token = &i.invocation.token;
     if !s.rotation_enabled {
-        return apply(vec![Action::CancelFollowUps], Outcome::Abandoned);
+        return apply(Vec::new(), Outcome::Abandoned);
     }
     if s.version(token).is_none() {
         return unknown_in_follow_up(i, token);
@@ -528,7 +526,7 @@ fn remove_pending(i: &Input<'_>, due: Timestamp, release: &VersionId) -> Decisio
     let s = i.secret;
     let token = &i.invocation.token;
     if !s.rotation_enabled {
-        return apply(vec![Action::CancelFollowUps], Outcome::Abandoned);
+        return apply(Vec::new(), Outcome::Abandoned);
     }
     let Some(old) = s.version(release) else {
         return unknown_in_follow_up(i, release);

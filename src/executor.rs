@@ -321,10 +321,6 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                 );
                 report.scheduled.push(job);
             }
-            Action::CancelFollowUps => {
-                let n = self.scheduler.cancel_all(secret).await?;
-                info!(deleted = n, "deleted the secret's follow-ups");
-            }
             Action::SetTarget { version } => {
                 let value = self.value_of(secret, version, "register").await?;
                 self.target.set(version, &value).await?;

@@ -183,9 +183,6 @@ pub trait Scheduler: Send + Sync {
     /// Cleans up after a delivered job (classic rules need RemoveTargets + DeleteRule;
     /// Scheduler's ActionAfterCompletion DELETE needs nothing). Absent is fine.
     fn complete(&self, name: &ScheduleName) -> impl Future<Output = Result<(), SchedulerError>> + Send;
-
-    /// Deletes every pending job of this secret; returns how many it deleted.
-    fn cancel_all(&self, secret: &SecretId) -> impl Future<Output = Result<usize, SchedulerError>> + Send;
 }
 
 /// Wall-clock time and waiting. The only clock the executor reads.
@@ -239,8 +236,8 @@ pub trait Target: Send + Sync {
 /// A schedule name for a follow-up: `ks-<secret hash>-<kind>-<version hash>-<fire secs>`.
 /// Deterministic in all four, so a duplicate create is "already scheduled", while a
 /// reschedule to another minute gets a new name (the schedule that delivered the early
-/// arrival may not be deleted yet). The secret prefix lets [`Scheduler::cancel_all`]
-/// find a secret's jobs by name prefix.
+/// arrival may not be deleted yet). The secret prefix groups a secret's jobs for an
+/// operator listing them.
 pub fn schedule_name(secret: &SecretId, kind: &str, version: &VersionId, fire_at: Timestamp) -> ScheduleName {
     let name = format!(
         "{}{kind}-{}-{}",

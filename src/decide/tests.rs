@@ -452,10 +452,7 @@ fn follow_ups_abandon_quietly_when_rotation_was_disabled() {
         ),
     ] {
         let p = plan(decide_at(&i, &s, 700));
-        assert_eq!(
-            (p.outcome, p.actions),
-            (Outcome::Abandoned, vec![Action::CancelFollowUps])
-        );
+        assert_eq!((p.outcome, p.actions), (Outcome::Abandoned, vec![]));
     }
 }
 

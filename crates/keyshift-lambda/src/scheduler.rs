@@ -7,8 +7,7 @@ use aws_sdk_scheduler::types::{
     ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
 };
 use keyshift::event::ScheduleName;
-use keyshift::ports::{Job, Scheduled, Scheduler, SchedulerError, schedule_prefix};
-use keyshift::secret::SecretId;
+use keyshift::ports::{Job, Scheduled, Scheduler, SchedulerError};
 use keyshift::time::Timestamp;
 
 use crate::secrets::short_error;
@@ -159,50 +158,6 @@ impl Scheduler for EventBridgeScheduler {
         // ActionAfterCompletion DELETE removes the schedule once it has run.
         Ok(())
     }
-
-    async fn cancel_all(&self, secret: &SecretId) -> Result<usize, SchedulerError> {
-        let prefix = schedule_prefix(secret);
-        let mut names = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_schedules()
-                .group_name(&self.group)
-                .name_prefix(&prefix)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| sched_error(&e, "ListSchedules"))?;
-            names.extend(
-                page.schedules()
-                    .iter()
-                    .filter_map(|s| s.name())
-                    .filter(|n| n.starts_with(&prefix))
-                    .map(str::to_owned),
-            );
-            match page.next_token() {
-                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
-                _ => break,
-            }
-        }
-        let mut deleted = 0;
-        for name in names {
-            match self
-                .client
-                .delete_schedule()
-                .name(&name)
-                .group_name(&self.group)
-                .send()
-                .await
-            {
-                Ok(_) => deleted += 1,
-                Err(e) if is_code(&e, &["ResourceNotFoundException"]) => {}
-                Err(e) => return Err(sched_error(&e, "DeleteSchedule")),
-            }
-        }
-        Ok(deleted)
-    }
 }
 
 /// Classic EventBridge rules: one rule per follow-up with a one-shot `cron(... yyyy)`
@@ -298,40 +253,6 @@ impl Scheduler for EventBridgeRules {
     async fn complete(&self, name: &ScheduleName) -> Result<(), SchedulerError> {
         self.delete_rule(name.as_str()).await.map(|_| ())
     }
-
-    async fn cancel_all(&self, secret: &SecretId) -> Result<usize, SchedulerError> {
-        let prefix = schedule_prefix(secret);
-        let mut names = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_rules()
-                .name_prefix(&prefix)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| sched_error(&e, "ListRules"))?;
-            names.extend(
-                page.rules()
-                    .iter()
-                    .filter_map(|r| r.name())
-                    .filter(|n| n.starts_with(&prefix))
-                    .map(str::to_owned),
-            );
-            match page.next_token() {
-                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
-                _ => break,
-            }
-        }
-        let mut deleted = 0;
-        for name in names {
-            if self.delete_rule(&name).await? {
-                deleted += 1;
-            }
-        }
-        Ok(deleted)
-    }
 }
 
 /// The scheduler backend chosen by configuration.
@@ -355,13 +276,6 @@ impl Scheduler for Backend {
         match self {
             Backend::Scheduler(s) => s.complete(name).await,
             Backend::Rules(r) => r.complete(name).await,
-        }
-    }
-
-    async fn cancel_all(&self, secret: &SecretId) -> Result<usize, SchedulerError> {
-        match self {
-            Backend::Scheduler(s) => s.cancel_all(secret).await,
-            Backend::Rules(r) => r.cancel_all(secret).await,
         }
     }
 }

@@ -922,7 +922,7 @@ fn swap_job(secret: &SecretId, fire_at: Timestamp) -> Job {
     }
 }
 
-/// Schedule, duplicate, inspect, cancel, cancel again; another secret's job untouched.
+/// Schedule, duplicate, inspect; another secret's job is its own.
 async fn scheduler_contract<S: SchedulerBackend>(s: &S) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -936,7 +936,7 @@ async fn scheduler_contract<S: SchedulerBackend>(s: &S) {
     let other = swap_job(&bystander, fire_at);
 
     let mut failures = Vec::new();
-    run(&mut failures, "10 schedule, duplicate, cancel", async {
+    run(&mut failures, "10 schedule, duplicate, another secret", async {
         let port = s.port();
         let first = port.schedule(&job).await.map_err(|e| format!("schedule: {e}"))?;
         ensure!(
@@ -960,40 +960,6 @@ async fn scheduler_contract<S: SchedulerBackend>(s: &S) {
             o == Scheduled::Created,
             "another secret's job should be Created, was {o:?}"
         );
-        let n = port
-            .cancel_all(&secret)
-            .await
-            .map_err(|e| format!("cancel_all: {e}"))?;
-        ensure!(
-            n == 1,
-            "cancel_all should delete the one job of the secret, deleted {n}"
-        );
-        let n = port
-            .cancel_all(&secret)
-            .await
-            .map_err(|e| format!("cancel_all again: {e}"))?;
-        ensure!(n == 0, "a second cancel_all should delete nothing, deleted {n}");
-        let again = port
-            .schedule(&job)
-            .await
-            .map_err(|e| format!("schedule after cancel: {e}"))?;
-        ensure!(
-            again == Scheduled::Created,
-            "after cancel_all the same job can be created again, was {again:?}"
-        );
-        let n = port
-            .cancel_all(&bystander)
-            .await
-            .map_err(|e| format!("cancel_all (bystander): {e}"))?;
-        ensure!(
-            n == 1,
-            "the other secret's job should have survived cancel_all, deleted {n}"
-        );
-        let n = port
-            .cancel_all(&secret)
-            .await
-            .map_err(|e| format!("final cancel_all: {e}"))?;
-        ensure!(n == 1, "the re-created job should be cancelled, deleted {n}");
         Ok(())
     })
     .await;

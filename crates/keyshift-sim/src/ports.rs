@@ -9,8 +9,7 @@ use std::time::Duration;
 use keyshift::event::ScheduleName;
 use keyshift::memory::MemorySecretsManager;
 use keyshift::ports::{
-    Clock, Job, LabelMove, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, Target,
-    TargetError, schedule_prefix,
+    Clock, Job, LabelMove, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, Target, TargetError,
 };
 use keyshift::{SecretId, SecretState, SecretValue, VersionId};
 use rand::{Rng, SeedableRng};
@@ -119,8 +118,6 @@ pub struct SchedulerState {
     pub outbox: Vec<Job>,
     /// CreateSchedule calls that found the name taken.
     pub conflicts: u64,
-    /// Jobs deleted by cancel_all.
-    pub cancelled: u64,
     /// Fail this many CreateSchedule calls (transiently) before succeeding again.
     pub fail_next_creates: u32,
 }
@@ -160,16 +157,6 @@ impl Scheduler for SimScheduler {
     async fn complete(&self, name: &ScheduleName) -> Result<(), SchedulerError> {
         lock(&self.0).live.remove(name);
         Ok(())
-    }
-
-    async fn cancel_all(&self, secret: &SecretId) -> Result<usize, SchedulerError> {
-        let prefix = schedule_prefix(secret);
-        let mut s = lock(&self.0);
-        let before = s.live.len();
-        s.live.retain(|name, _| !name.as_str().starts_with(&prefix));
-        let n = before - s.live.len();
-        s.cancelled += n as u64;
-        Ok(n)
     }
 }
 

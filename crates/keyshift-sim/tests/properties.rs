@@ -21,7 +21,7 @@ use keyshift::executor::Report;
 use keyshift::memory::{Change, ChangeKind, Fault, MemorySecretsManager, Op as StoreOp};
 use keyshift::ports::{
     Clock, Job, LabelMove, Scheduled, Scheduler, SchedulerError, SecretStore, StoreErrorKind, Target,
-    TargetError, schedule_prefix,
+    TargetError,
 };
 use keyshift::secret::{AWSCURRENT, AWSPENDING, ROTATING};
 use keyshift::{
@@ -123,18 +123,6 @@ impl Scheduler for RecordingScheduler {
             s.mutations += 1;
         }
         Ok(())
-    }
-
-    async fn cancel_all(&self, secret: &SecretId) -> Result<usize, SchedulerError> {
-        let prefix = schedule_prefix(secret);
-        let mut s = self.lock();
-        let before = s.jobs.len();
-        s.jobs.retain(|name, _| !name.as_str().starts_with(&prefix));
-        let deleted = before - s.jobs.len();
-        if deleted > 0 {
-            s.mutations += 1;
-        }
-        Ok(deleted)
     }
 }
 
