@@ -62,7 +62,7 @@ build: venv
 	    echo "make build: cannot build for arm64: the Rust standard library for $(ARM64_TARGET) is missing and 'rustup target add $(ARM64_TARGET)' failed (no rustup, or no network to static.rust-lang.org). Install that target, or use 'make build-x86' and deploy with Architectures: [x86_64]." >&2; \
 	    exit 1; }; \
 	fi
-	PATH="$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --bin $(LAMBDA_BIN)
+	PATH="$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --manifest-path crates/keyshift-lambda/Cargo.toml --bin $(LAMBDA_BIN)
 	@ls -l $(CARGO_TARGET_DIR)/lambda/$(LAMBDA_BIN)/bootstrap
 	@file $(CARGO_TARGET_DIR)/lambda/$(LAMBDA_BIN)/bootstrap 2>/dev/null || true
 

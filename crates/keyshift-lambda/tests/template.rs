@@ -573,3 +573,19 @@ fn the_template_matches_the_core_limits() {
         .is_err()
     );
 }
+
+#[test]
+fn the_readme_names_every_parameter() {
+    let t = shipped();
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    let params = t["Parameters"].as_object().expect("Parameters");
+    assert!(params.len() >= 10, "only {} parameters?", params.len());
+    let missing: Vec<&String> = params
+        .keys()
+        .filter(|p| !readme.contains(&format!("| `{p}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README.md's parameter table lacks {missing:?}"
+    );
+}
