@@ -8,6 +8,7 @@
 //! is returned, not stored), so every read of it is a GetSecretValue.
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
@@ -77,38 +78,27 @@ pub async fn time_hits(
     Ok(Samples::from_batches(&durations[1..], ops))
 }
 
-/// What one reader did over a run.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ReaderLog {
-    /// Lookups made (one per stage read).
-    pub lookups: u64,
-    /// Lookups that returned an error (a stage no version carries).
-    pub errors: u64,
+/// Reads `stages` of `secret` once (errors ignored: a stage no version carries).
+pub async fn read_once(cache: &SecretsManagerCachingClient, secret: &str, stages: &[&str]) {
+    for stage in stages {
+        let _ = cache.get_secret_value(secret, None, Some(stage), false).await;
+    }
 }
 
 /// Reads `stages` of `secret` every `every` until `until`, the way a service that
-/// consults the cache per request would.
+/// consults the cache per request would, counting rounds in `rounds`.
 pub async fn read_until(
     cache: &SecretsManagerCachingClient,
     secret: &str,
     stages: &[&str],
     every: Duration,
     until: Instant,
-) -> ReaderLog {
-    let mut log = ReaderLog::default();
+    rounds: &AtomicU64,
+) {
     let mut tick = tokio::time::interval(every);
     while Instant::now() < until {
         tick.tick().await;
-        for stage in stages {
-            log.lookups += 1;
-            if cache
-                .get_secret_value(secret, None, Some(stage), false)
-                .await
-                .is_err()
-            {
-                log.errors += 1;
-            }
-        }
+        read_once(cache, secret, stages).await;
+        rounds.fetch_add(1, Ordering::Relaxed);
     }
-    log
 }
