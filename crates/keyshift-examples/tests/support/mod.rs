@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::Client as Sdk;
 use aws_sdk_secretsmanager::types::RotationRulesType;
 use keyshift::event::ScheduleName;
 use keyshift::ports::{Clock, Job, Scheduled, Scheduler, SchedulerError, Target};
 use keyshift::{Executor, Invocation, Policy, SecretId};
+use keyshift_client::{Client, Config, SdkSource};
 use keyshift_lambda::clock::SystemClock;
 use keyshift_lambda::secrets::{CreatedDates, SdkSecretStore};
 use keyshift_local::local::uuid_v4;
@@ -30,7 +31,7 @@ pub struct Aws {
     /// The SDK configuration the services under test use.
     pub config: aws_config::SdkConfig,
     /// For setup and label checks.
-    pub sm: Client,
+    pub sm: Sdk,
 }
 
 impl Aws {
@@ -38,7 +39,7 @@ impl Aws {
     pub async fn start() -> Aws {
         let moto = Moto::start().unwrap_or_else(|e| panic!("moto: {e}"));
         let config = moto.sdk_config().await;
-        let sm = Client::new(&config);
+        let sm = Sdk::new(&config);
         Aws { moto, config, sm }
     }
 
@@ -74,6 +75,21 @@ impl Aws {
             .collect()
     }
 
+    /// Writes `value` as a new AWSCURRENT version at once (an emergency rotation by
+    /// hand, with no gap); returns its version id.
+    pub async fn put_current(&self, secret: &str, value: &str) -> String {
+        let out = self
+            .sm
+            .put_secret_value()
+            .secret_id(secret)
+            .secret_string(value)
+            .version_stages("AWSCURRENT")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutSecretValue: {e:?}"));
+        out.version_id().unwrap_or_default().to_owned()
+    }
+
     /// The version carrying `stage`.
     pub async fn holder(&self, secret: &str, stage: &str) -> Option<String> {
         self.labels(secret)
@@ -82,6 +98,41 @@ impl Aws {
             .find(|(_, stages)| stages.iter().any(|s| s == stage))
             .map(|(id, _)| id)
     }
+}
+
+/// The consumers' configuration: T as the rotation's, refreshes well inside it, and a
+/// short miss interval so a lookup right after a refresh may fetch.
+pub fn client_config() -> Config {
+    Config::builder(GAP)
+        .read_lag(Duration::from_millis(100))
+        .refresh(Duration::from_millis(300), Duration::from_millis(600))
+        .miss_interval(MISS_INTERVAL)
+        .build()
+        .unwrap_or_else(|e| panic!("client config: {e}"))
+}
+
+/// The consumers' miss interval.
+pub const MISS_INTERVAL: Duration = Duration::from_millis(20);
+
+/// A started window cache of `secret`.
+pub async fn client(aws: &Aws, secret: &str) -> Client<SdkSource> {
+    client_with(aws, secret, client_config()).await
+}
+
+/// A started window cache of `secret` with `config`.
+pub async fn client_with(aws: &Aws, secret: &str, config: Config) -> Client<SdkSource> {
+    Client::start(SdkSource::new(aws.sm.clone(), secret), config)
+        .await
+        .unwrap_or_else(|e| panic!("keyshift-client start: {e}"))
+}
+
+/// Refreshes `client` now (its refresher would within 600 ms; the tests do not wait).
+pub async fn refresh(client: &Client<SdkSource>) {
+    client
+        .cache()
+        .refresh(client.source(), keyshift_client::SystemClock::new().now())
+        .await
+        .unwrap_or_else(|e| panic!("refresh: {e}"));
 }
 
 /// The scheduler, in process: jobs are kept and fired by [`Rotation::remove`].
@@ -123,7 +174,7 @@ impl Scheduler for Jobs {
 pub struct Rotation<T> {
     executor: Executor<SdkSecretStore, Jobs, SystemClock, T>,
     jobs: Jobs,
-    sm: Client,
+    sm: Sdk,
     arn: String,
     token: String,
     rotation_token: String,
