@@ -165,6 +165,11 @@ impl WindowCache {
         self.shared.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    #[cfg(test)]
+    pub(crate) fn core_for_tests(&self) -> MutexGuard<'_, Core> {
+        self.core()
+    }
+
     fn publish(&self, core: &mut Core) {
         self.shared.published.store(Arc::new(core.publish()));
     }

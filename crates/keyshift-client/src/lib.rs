@@ -79,6 +79,9 @@ mod sdk;
 pub mod source;
 pub mod view;
 
+#[cfg(test)]
+mod tests;
+
 pub use cache::{Accepted, Stats, ViewRef, WindowCache};
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use error::LookupError;
