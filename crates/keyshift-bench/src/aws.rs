@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use aws_secretsmanager_caching::SecretsManagerCachingClient;
 
-use crate::timing::Samples;
+use aws_secretsmanager_caching::output::GetSecretValueOutputDef;
 
 /// Their documented default TTL (the Agent's `ttl_seconds`, and the README examples).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
@@ -42,40 +42,53 @@ pub enum Lookup<'a> {
     Version(&'a str),
 }
 
-/// Times cache hits of `lookup` on `secret`: primes the entry once (a real request to
-/// the emulator), then `batches` batches of `ops` hits, each checked to be the
-/// expected version.
-pub async fn time_hits(
+impl Lookup<'_> {
+    async fn get(
+        &self,
+        cache: &SecretsManagerCachingClient,
+        secret: &str,
+    ) -> Result<GetSecretValueOutputDef, String> {
+        let version_id = match self {
+            Lookup::Current => None,
+            Lookup::Version(id) => Some(*id),
+        };
+        cache
+            .get_secret_value(secret, version_id, None, false)
+            .await
+            .map_err(|e| format!("get_secret_value on {secret}: {e}"))
+    }
+}
+
+/// Primes the cache entry for `lookup` (a real request to the emulator) and checks it
+/// holds `expect_version`.
+pub async fn prime(
     cache: &SecretsManagerCachingClient,
     secret: &str,
     lookup: Lookup<'_>,
     expect_version: &str,
-    batches: usize,
-    ops: u64,
-) -> Result<Samples, String> {
-    let (version_id, stage) = match lookup {
-        Lookup::Current => (None, None),
-        Lookup::Version(id) => (Some(id), None),
-    };
-    let get = || cache.get_secret_value(secret, version_id, stage, false);
-    let primed = get().await.map_err(|e| format!("priming {secret}: {e}"))?;
+) -> Result<(), String> {
+    let primed = lookup.get(cache, secret).await?;
     if primed.version_id.as_deref() != Some(expect_version) {
         return Err(format!(
             "priming {secret} returned version {:?}, expected {expect_version}",
             primed.version_id
         ));
     }
-    let mut durations = Vec::with_capacity(batches + 1);
-    // The first batch warms up and is dropped.
-    for _ in 0..=batches {
-        let start = Instant::now();
-        for _ in 0..ops {
-            let hit = get().await.map_err(|e| format!("cache hit on {secret}: {e}"))?;
-            std::hint::black_box(hit);
-        }
-        durations.push(start.elapsed());
+    Ok(())
+}
+
+/// One timed batch of `ops` cache hits of `lookup`.
+pub async fn batch(
+    cache: &SecretsManagerCachingClient,
+    secret: &str,
+    lookup: Lookup<'_>,
+    ops: u64,
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    for _ in 0..ops {
+        std::hint::black_box(lookup.get(cache, secret).await?);
     }
-    Ok(Samples::from_batches(&durations[1..], ops))
+    Ok(start.elapsed())
 }
 
 /// Reads `stages` of `secret` once (errors ignored: a stage no version carries).

@@ -2,12 +2,10 @@
 //! refresher.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use keyshift_client::{Client, Config, SdkSource};
-
-use crate::timing::Samples;
 
 /// A client for `secret` over `config`, started (first refresh done, refresher
 /// running).
@@ -23,13 +21,9 @@ pub fn default_config(gap: Duration) -> Result<Config, String> {
     Config::new(gap).map_err(|e| format!("keyshift-client config: {e}"))
 }
 
-/// Times `current()`, the value to use, after checking it is `expect_version`.
-pub fn time_current(
-    client: &Client<SdkSource>,
-    expect_version: &str,
-    batches: usize,
-    ops: u64,
-) -> Result<Samples, String> {
+/// Checks that `current()` is `expect_version` and `accepted_version(expect_version)`
+/// is served, before anything is timed.
+pub fn check(client: &Client<SdkSource>, expect_version: &str) -> Result<(), String> {
     let current = client.current().map_err(|e| format!("current(): {e}"))?;
     if current.id().as_str() != expect_version {
         return Err(format!(
@@ -37,22 +31,27 @@ pub fn time_current(
             current.id()
         ));
     }
-    Ok(Samples::measure(batches, ops, || {
-        let _ = black_box(client.current());
-    }))
+    client
+        .accepted_version(expect_version)
+        .map_err(|e| format!("accepted_version({expect_version}): {e}"))?;
+    Ok(())
 }
 
-/// Times `accepted_version(id)`, an accepted version by id (a verifier's `kid`).
-pub fn time_accepted(
-    client: &Client<SdkSource>,
-    id: &str,
-    batches: usize,
-    ops: u64,
-) -> Result<Samples, String> {
-    client
-        .accepted_version(id)
-        .map_err(|e| format!("accepted_version({id}): {e}"))?;
-    Ok(Samples::measure(batches, ops, || {
+/// One timed batch of `ops` calls of `current()`, the value to use.
+pub fn batch_current(client: &Client<SdkSource>, ops: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..ops {
+        let _ = black_box(client.current());
+    }
+    start.elapsed()
+}
+
+/// One timed batch of `ops` calls of `accepted_version(id)`, an accepted version by id
+/// (a verifier's `kid`).
+pub fn batch_accepted(client: &Client<SdkSource>, id: &str, ops: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..ops {
         let _ = black_box(client.accepted_version(black_box(id)));
-    }))
+    }
+    start.elapsed()
 }

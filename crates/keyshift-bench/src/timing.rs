@@ -1,7 +1,7 @@
-//! Repeated timing of a hot-path operation: ns per operation over several batches,
-//! summarised by the median and the spread (min and max of the batches).
+//! Timed batches of a hot-path operation: ns per operation per batch, summarised by the
+//! median and the spread (min and max of the batches).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// ns/op of each batch.
 #[derive(Debug, Clone)]
@@ -11,24 +11,7 @@ pub struct Samples {
 }
 
 impl Samples {
-    /// Times `batches` batches of `ops` calls of `op` (after one untimed warm-up batch).
-    pub fn measure(batches: usize, ops: u64, mut op: impl FnMut()) -> Samples {
-        for _ in 0..ops {
-            op();
-        }
-        let ns_per_op = (0..batches)
-            .map(|_| {
-                let start = Instant::now();
-                for _ in 0..ops {
-                    op();
-                }
-                per_op(start.elapsed(), ops)
-            })
-            .collect();
-        Samples { ns_per_op }
-    }
-
-    /// Builds samples from batch durations measured elsewhere (an async loop).
+    /// Samples from batch durations of `ops` operations each.
     pub fn from_batches(batches: &[Duration], ops: u64) -> Samples {
         Samples {
             ns_per_op: batches.iter().map(|d| per_op(*d, ops)).collect(),
@@ -66,6 +49,19 @@ impl Samples {
             self.ns_per_op.len(),
             ops
         )
+    }
+}
+
+/// The spread of per-batch ratios `slow / fast` of two interleaved series: batch i of
+/// each ran back to back, under the same load.
+pub fn ratios(fast: &Samples, slow: &Samples) -> Samples {
+    Samples {
+        ns_per_op: fast
+            .ns_per_op
+            .iter()
+            .zip(&slow.ns_per_op)
+            .map(|(f, s)| s / f)
+            .collect(),
     }
 }
 

@@ -13,6 +13,34 @@
 //! (sign, encrypt); **accept** AWSCURRENT, AWSPENDING and ROTATING (verify); **decrypt
 //! stored data** by the exact version id it carries, fetching that version on a miss,
 //! never "try current, then previous".
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use keyshift_client::{Client, Config, SdkSource};
+//! use keyshift_examples::{data_service::DataService, token_service::TokenService};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+//! let sm = aws_sdk_secretsmanager::Client::new(&aws);
+//! // T: the propagation gap the rotation function was deployed with.
+//! let config = Config::new(Duration::from_secs(900))?;
+//!
+//! let tokens = TokenService::new(Client::start(SdkSource::new(sm.clone(), "prod/token-signing"), config.clone()).await?);
+//! let token = tokens.issue(&serde_json::json!({"sub": "alice"}))?;
+//! let claims = tokens.verify(&token).await?;
+//!
+//! let data = DataService::new(Client::start(SdkSource::new(sm, "prod/data-key"), config).await?);
+//! let sealed = data.encrypt(b"4111 1111 1111 1111")?;
+//! let plain = data.decrypt(&sealed).await?;
+//! # let _ = (claims, plain);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The secrets' values are private JWKs (see [`keys`]); rotate them with keyshift and
+//! the [`rotation`] targets so that every new version is real key material.
 
 pub mod data_service;
 pub mod keys;

@@ -31,6 +31,10 @@ async fn keyshift_rotates_a_signing_key_through_the_window() {
         "{labels:?}"
     );
     assert_eq!(aws.holder(&arn, "AWSPENDING").await, None, "{labels:?}");
+    // keyshift swaps its own copy of the pending value (a version id derived from the
+    // token), never the engine's version, which ends without labels: consumers see two
+    // new version ids per rotation, with the same key.
+    assert_ne!(current, pending, "{labels:?}");
 
     rotation.remove(&aws).await;
     let labels = aws.labels(&arn).await;
@@ -40,6 +44,7 @@ async fn keyshift_rotates_a_signing_key_through_the_window() {
         Some(v1.as_str())
     );
 
+    let mut publics = Vec::new();
     for version in [&pending, &current] {
         let value = aws
             .sm
@@ -49,7 +54,10 @@ async fn keyshift_rotates_a_signing_key_through_the_window() {
             .send()
             .await
             .expect("GetSecretValue");
-        SigningKey::from_jwk(value.secret_string().unwrap_or_default())
+        let key = SigningKey::from_jwk(value.secret_string().unwrap_or_default())
             .unwrap_or_else(|e| panic!("version {version} is not a signing key: {e}"));
+        publics.push(key.public_key().to_vec());
     }
+    assert_eq!(publics[0], publics[1], "the copy carries the same key");
+    assert_ne!(publics[0], k1.public_key(), "a new key");
 }
