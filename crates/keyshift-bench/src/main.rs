@@ -231,7 +231,7 @@ fn report(readers: &[Reader], [start, middle, finish]: [&Snapshot; 3], ours: &Co
          writes two: the engine's version and keyshift's copy of its value):"
     );
     println!(
-        "     aws_smc, AWSCURRENT only     3600/{} = {} DescribeSecret + V GetSecretValue",
+        "     aws_smc, AWSCURRENT only     3600/{} = {} DescribeSecret + 1 GetSecretValue per move of AWSCURRENT",
         aws::DEFAULT_TTL.as_secs(),
         thousands(their_per_hour)
     );
@@ -281,7 +281,7 @@ fn report(readers: &[Reader], [start, middle, finish]: [&Snapshot; 3], ours: &Co
                 (_, "A") => (our_refreshes, 0.0),
                 (_, _) => (our_refreshes, 1.0),
             };
-            println!(
+            let line = format!(
                 "   {:<26} {phase} {:>6}  {:>10.1} / {:<9}  {:>10.0} / {:<9}{}",
                 r.name,
                 rounds,
@@ -295,6 +295,7 @@ fn report(readers: &[Reader], [start, middle, finish]: [&Snapshot; 3], ours: &Co
                     String::new()
                 }
             );
+            println!("{}", line.trim_end());
         }
     }
     println!(
