@@ -83,7 +83,10 @@ impl fmt::Debug for WindowCache {
             Published::NotReady => d.field("state", &"not ready"),
             Published::Ready(v) => d
                 .field("generation", &v.generation())
-                .field("accepted", &v.accepted().iter().map(|v| v.id()).collect::<Vec<_>>())
+                .field(
+                    "accepted",
+                    &v.accepted().iter().map(|v| v.id()).collect::<Vec<_>>(),
+                )
                 .field("health", &v.health()),
             Published::Expired(e) => d.field("state", e),
         };
@@ -370,7 +373,11 @@ impl WindowCache {
         self.lookup(id, accepted_only, false)
     }
 
-    async fn refresh_locked<S: Source + ?Sized>(&self, source: &S, now: Timestamp) -> Result<(), SourceError> {
+    async fn refresh_locked<S: Source + ?Sized>(
+        &self,
+        source: &S,
+        now: Timestamp,
+    ) -> Result<(), SourceError> {
         let requested = self.core().begin(now);
         let counters = &self.shared.counters;
         if !requested.is_empty() {

@@ -40,7 +40,9 @@ pub enum ConfigError {
         gap: Duration,
     },
     /// A healthy cache would expire between two refreshes.
-    #[error("the maximum staleness ({max_staleness:?}) must be longer than the longest refresh interval ({refresh_max:?})")]
+    #[error(
+        "the maximum staleness ({max_staleness:?}) must be longer than the longest refresh interval ({refresh_max:?})"
+    )]
     StalenessBelowRefresh {
         /// The maximum staleness asked for.
         max_staleness: Duration,
@@ -197,7 +199,9 @@ impl ConfigBuilder {
     pub fn build(self) -> Result<Config, ConfigError> {
         let gap = self.gap;
         if gap.is_zero() {
-            return Err(ConfigError::Zero { what: "the propagation gap T" });
+            return Err(ConfigError::Zero {
+                what: "the propagation gap T",
+            });
         }
         let (refresh_min, refresh_max) = match self.refresh {
             Some(r) => r,
@@ -209,7 +213,9 @@ impl ConfigBuilder {
         // Whole milliseconds: the cache's clock (`Timestamp`) has no finer grain.
         let (refresh_min, refresh_max) = (whole_ms(refresh_min), whole_ms(refresh_max));
         if refresh_min.is_zero() || refresh_max.is_zero() {
-            return Err(ConfigError::Zero { what: "the refresh interval" });
+            return Err(ConfigError::Zero {
+                what: "the refresh interval",
+            });
         }
         if refresh_min > refresh_max {
             return Err(ConfigError::RefreshRangeInverted {
@@ -234,7 +240,9 @@ impl ConfigBuilder {
             });
         }
         if self.retry.is_zero() {
-            return Err(ConfigError::Zero { what: "the retry delay" });
+            return Err(ConfigError::Zero {
+                what: "the retry delay",
+            });
         }
         if self.miss_interval.is_zero() {
             return Err(ConfigError::Zero {
@@ -284,7 +292,9 @@ mod tests {
         let e = Config::builder(S(60)).refresh(S(30), S(58)).build().unwrap_err();
         assert!(matches!(e, ConfigError::RefreshNotBelowGap { .. }), "{e}");
         assert!(e.to_string().contains("shorter than the propagation gap"), "{e}");
-        let ok = Config::builder(S(60)).refresh(S(30), Duration::from_millis(57_999)).build();
+        let ok = Config::builder(S(60))
+            .refresh(S(30), Duration::from_millis(57_999))
+            .build();
         assert!(ok.is_ok(), "{ok:?}");
         let e = Config::builder(S(60))
             .refresh(S(10), S(50))
@@ -303,13 +313,19 @@ mod tests {
             b().refresh(S(20), S(10)).build(),
             Err(ConfigError::RefreshRangeInverted { .. })
         ));
-        assert!(matches!(b().refresh(S(0), S(10)).build(), Err(ConfigError::Zero { .. })));
+        assert!(matches!(
+            b().refresh(S(0), S(10)).build(),
+            Err(ConfigError::Zero { .. })
+        ));
         assert!(matches!(
             b().refresh(S(10), S(100)).max_staleness(S(100)).build(),
             Err(ConfigError::StalenessBelowRefresh { .. })
         ));
         assert!(matches!(b().retry(S(0)).build(), Err(ConfigError::Zero { .. })));
-        assert!(matches!(b().miss_interval(S(0)).build(), Err(ConfigError::Zero { .. })));
+        assert!(matches!(
+            b().miss_interval(S(0)).build(),
+            Err(ConfigError::Zero { .. })
+        ));
         assert!(matches!(Config::new(S(0)), Err(ConfigError::Zero { .. })));
     }
 }

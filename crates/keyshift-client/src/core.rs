@@ -217,7 +217,11 @@ impl Core {
         for old in &self.window {
             if !window.iter().any(|v| v.id() == old.id()) {
                 let stages = labels.stages(old.id()).into_iter().flatten().cloned();
-                leaving.push(Arc::new(Version::new(old.id().clone(), stages, old.value().clone())));
+                leaving.push(Arc::new(Version::new(
+                    old.id().clone(),
+                    stages,
+                    old.value().clone(),
+                )));
             }
         }
         for (id, value) in fetched.drain() {

@@ -55,7 +55,10 @@ mod tests {
         let (lo, hi) = (Duration::from_millis(10), Duration::from_millis(20));
         let draws: Vec<_> = (0..2000).map(|_| j.between(lo, hi)).collect();
         assert!(draws.iter().all(|d| (lo..=hi).contains(d)));
-        assert!(draws.contains(&lo) && draws.contains(&hi), "both ends are reachable");
+        assert!(
+            draws.contains(&lo) && draws.contains(&hi),
+            "both ends are reachable"
+        );
         assert_eq!(Jitter::new(3).between(lo, lo), lo);
     }
 }

@@ -62,7 +62,9 @@ pub struct Client<S: Source + 'static> {
 
 impl<S: Source + 'static> fmt::Debug for Client<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("cache", &self.cache).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,13 +103,17 @@ impl<S: Source + 'static> Client<S> {
     /// Version `id`, accepted or past; a miss refreshes (rate limited) and looks again.
     /// See [`WindowCache::fetch_version`].
     pub async fn fetch_version(&self, id: &str) -> Result<Arc<Version>, LookupError> {
-        self.cache.fetch_version(&*self.source, id, self.clock.now()).await
+        self.cache
+            .fetch_version(&*self.source, id, self.clock.now())
+            .await
     }
 
     /// The accepted version `id`; a miss refreshes (rate limited) and looks again. See
     /// [`WindowCache::fetch_accepted`].
     pub async fn fetch_accepted(&self, id: &str) -> Result<Arc<Version>, LookupError> {
-        self.cache.fetch_accepted(&*self.source, id, self.clock.now()).await
+        self.cache
+            .fetch_accepted(&*self.source, id, self.clock.now())
+            .await
     }
 }
 

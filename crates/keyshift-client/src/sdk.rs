@@ -62,7 +62,9 @@ impl Source for SdkSource {
                 Some(s) => Ok(Some(SecretValue::new(s))),
                 None => Err(SourceError::new(
                     SourceErrorKind::Inconsistent,
-                    format!("GetSecretValue: version {version} has no SecretString (binary secrets are not supported)"),
+                    format!(
+                        "GetSecretValue: version {version} has no SecretString (binary secrets are not supported)"
+                    ),
                 )),
             },
             Err(e) => {
@@ -115,5 +117,10 @@ fn first_line(e: &dyn std::error::Error) -> String {
         text = format!("{text}: {s}");
         source = s.source();
     }
-    text.lines().next().unwrap_or_default().chars().take(300).collect()
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
 }

@@ -143,8 +143,10 @@ pub trait Source: Send + Sync {
     /// The value of `version` (`GetSecretValue` by `VersionId`), or `None` when the
     /// version has no value: the rotation engine's AWSPENDING placeholder, or a version
     /// that does not exist (any more).
-    fn value(&self, version: &VersionId)
-    -> impl Future<Output = Result<Option<SecretValue>, SourceError>> + Send;
+    fn value(
+        &self,
+        version: &VersionId,
+    ) -> impl Future<Output = Result<Option<SecretValue>, SourceError>> + Send;
 }
 
 impl<S: Source + ?Sized> Source for Arc<S> {

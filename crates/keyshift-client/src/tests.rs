@@ -98,7 +98,10 @@ impl Source for Fake {
         s.describes += 1;
         if s.fail_describes > 0 {
             s.fail_describes -= 1;
-            return Err(SourceError::new(SourceErrorKind::Transient, "DescribeSecret: 503"));
+            return Err(SourceError::new(
+                SourceErrorKind::Transient,
+                "DescribeSecret: 503",
+            ));
         }
         Ok(s.labels.clone())
     }
@@ -107,7 +110,10 @@ impl Source for Fake {
         let mut s = self.state();
         *s.value_calls.entry(version.clone()).or_default() += 1;
         if s.fail_values {
-            return Err(SourceError::new(SourceErrorKind::Throttled, "GetSecretValue: throttled"));
+            return Err(SourceError::new(
+                SourceErrorKind::Throttled,
+                "GetSecretValue: throttled",
+            ));
         }
         Ok(s.values.get(version).map(SecretValue::new))
     }
@@ -143,7 +149,11 @@ fn new_versions_are_fetched_once_and_known_ones_never_again() {
     src.put(2, &[AWSPENDING]);
     block(cache.refresh(&src, at(90.0))).unwrap();
     assert_eq!(ids(&cache), vec![vid(1), vid(2)]);
-    assert_eq!(cache.current().unwrap().id(), &vid(1), "pending is accepted, not used");
+    assert_eq!(
+        cache.current().unwrap().id(),
+        &vid(1),
+        "pending is accepted, not used"
+    );
     src.relabel(1, &[AWSPREVIOUS, ROTATING]);
     src.relabel(2, &[AWSCURRENT]);
     block(cache.refresh(&src, at(120.0))).unwrap();
@@ -157,13 +167,20 @@ fn new_versions_are_fetched_once_and_known_ones_never_again() {
     }
 
     assert_eq!(src.fetches(1), 1, "K1 read once");
-    assert_eq!(src.fetches(2), 2, "K2: once as a placeholder (no value), once with its value");
+    assert_eq!(
+        src.fetches(2),
+        2,
+        "K2: once as a placeholder (no value), once with its value"
+    );
     let stats = cache.stats();
     assert_eq!(stats.describe_calls, 9);
     assert_eq!(stats.value_calls, 3);
     assert_eq!(stats.refreshes, 9);
     // K1 left the window: still readable by id, not accepted, and not fetched again.
-    assert_eq!(cache.version(vid(1).as_str()).unwrap().value().expose(), value_of(1));
+    assert_eq!(
+        cache.version(vid(1).as_str()).unwrap().value().expose(),
+        value_of(1)
+    );
     assert_eq!(
         cache.accepted_version(vid(1).as_str()).unwrap_err(),
         LookupError::NotAccepted(vid(1))
@@ -185,7 +202,11 @@ fn a_version_coming_back_into_the_window_is_not_fetched_again() {
     block(cache.refresh(&src, at(60.0))).unwrap();
     assert_eq!(ids(&cache), vec![vid(1), vid(2)]);
     assert_eq!(src.fetches(2), 1);
-    assert_eq!(cache.view().unwrap().past_len(), 0, "a window version is not also a past one");
+    assert_eq!(
+        cache.view().unwrap().past_len(),
+        0,
+        "a window version is not also a past one"
+    );
 }
 
 #[test]
@@ -214,14 +235,19 @@ fn every_refresh_interval_is_inside_the_jitter_range_and_below_t() {
             intervals.push(interval);
             now = next;
         }
-        let spread = intervals.iter().max().unwrap().as_secs_f64() - intervals.iter().min().unwrap().as_secs_f64();
+        let spread =
+            intervals.iter().max().unwrap().as_secs_f64() - intervals.iter().min().unwrap().as_secs_f64();
         assert!(spread > 15.0, "jitter covers the range: spread {spread}");
         schedules.push(intervals);
     }
     assert_ne!(schedules[0], schedules[1], "seeds spread a fleet out");
     let again = WindowCache::new(config, 1);
     block(again.refresh(&src, at(0.0))).unwrap();
-    assert_eq!(again.next_wake().since(at(0.0)), schedules[0][0], "a seed replays");
+    assert_eq!(
+        again.next_wake().since(at(0.0)),
+        schedules[0][0],
+        "a seed replays"
+    );
 }
 
 #[test]
@@ -239,7 +265,11 @@ fn a_failing_refresh_serves_the_last_view_until_max_staleness_then_fails_loudly(
     let mut retries = Vec::new();
     while now < at(0.0).plus(max) {
         cache.handle_timeout(now);
-        assert_eq!(cache.current().unwrap().value().expose(), value_of(1), "stale but served at {now}");
+        assert_eq!(
+            cache.current().unwrap().value().expose(),
+            value_of(1),
+            "stale but served at {now}"
+        );
         if cache.refresh_due(now) {
             let e = block(cache.refresh(&src, now)).unwrap_err();
             assert_eq!(e.kind(), SourceErrorKind::Transient);
@@ -248,12 +278,21 @@ fn a_failing_refresh_serves_the_last_view_until_max_staleness_then_fails_loudly(
         now = cache.next_wake();
     }
     let view = cache.view().unwrap();
-    assert!(matches!(view.health(), Health::Stale { error: SourceErrorKind::Transient, .. }));
+    assert!(matches!(
+        view.health(),
+        Health::Stale {
+            error: SourceErrorKind::Transient,
+            ..
+        }
+    ));
     assert_eq!(view.valid_until(), at(0.0).plus(max));
     drop(view);
     // Retries back off from 1 s, doubling, jittered to [d/2, d], capped at the shortest interval.
     assert!(retries[0] <= Duration::from_secs(1), "{retries:?}");
-    assert!(retries.iter().all(|r| *r <= Duration::from_secs(20)), "{retries:?}");
+    assert!(
+        retries.iter().all(|r| *r <= Duration::from_secs(20)),
+        "{retries:?}"
+    );
     assert!(retries.len() > 5, "{retries:?}");
 
     // The limit: the next wake-up is exactly the expiry.
@@ -302,7 +341,10 @@ fn a_cache_nobody_drives_expires_too() {
     cache.handle_timeout(at(0.0).plus(config().max_staleness()));
     assert!(matches!(
         cache.current(),
-        Err(LookupError::Expired { failing_since: None, .. })
+        Err(LookupError::Expired {
+            failing_since: None,
+            ..
+        })
     ));
 }
 
@@ -321,7 +363,11 @@ fn a_failing_value_fetch_or_a_current_without_value_keeps_the_last_view() {
     src.relabel(1, &[AWSPREVIOUS]);
     let e = block(cache.refresh(&src, at(31.0))).unwrap_err();
     assert_eq!(e.kind(), SourceErrorKind::Inconsistent);
-    assert_eq!(cache.current().unwrap().id(), &vid(1), "never a current without a value");
+    assert_eq!(
+        cache.current().unwrap().id(),
+        &vid(1),
+        "never a current without a value"
+    );
 }
 
 #[test]
@@ -337,15 +383,25 @@ fn misses_within_the_interval_start_one_refresh() {
 
     // Synchronous lookups only request: N misses, one refresh.
     for n in 10..20 {
-        assert_eq!(cache.version(vid(n).as_str()).unwrap_err(), LookupError::UnknownVersion);
+        assert_eq!(
+            cache.version(vid(n).as_str()).unwrap_err(),
+            LookupError::UnknownVersion
+        );
     }
     assert!(cache.refresh_due(t0));
     assert!(block(cache.refresh_if_due(&src, t0)).unwrap());
     assert_eq!(cache.stats().miss_refreshes, 1);
-    assert_eq!(cache.accepted_version(vid(99).as_str()).unwrap_err(), LookupError::UnknownVersion);
+    assert_eq!(
+        cache.accepted_version(vid(99).as_str()).unwrap_err(),
+        LookupError::UnknownVersion
+    );
     let within = t0.plus(interval).minus(Duration::from_millis(1));
     assert!(!cache.refresh_due(within), "rate limited");
-    assert_eq!(cache.next_wake(), t0.plus(interval), "the queued miss wakes the driver");
+    assert_eq!(
+        cache.next_wake(),
+        t0.plus(interval),
+        "the queued miss wakes the driver"
+    );
     assert!(cache.refresh_due(t0.plus(interval)));
     block(cache.refresh_if_due(&src, t0.plus(interval))).unwrap();
 
@@ -357,7 +413,11 @@ fn misses_within_the_interval_start_one_refresh() {
         let r = block(cache.fetch_accepted(&src, vid(500 + i).as_str(), now));
         assert_eq!(r.unwrap_err(), LookupError::UnknownVersion);
     }
-    assert_eq!(src.describes() - before, 1, "20 misses within the interval: one refresh");
+    assert_eq!(
+        src.describes() - before,
+        1,
+        "20 misses within the interval: one refresh"
+    );
 
     // An emergency rotation: the new current's kid heals in one round trip.
     src.put(7, &[AWSCURRENT]);
@@ -375,7 +435,10 @@ fn misses_within_the_interval_start_one_refresh() {
         block(cache.fetch_version(&src, "not a version id", at(40.0))).unwrap_err(),
         LookupError::InvalidVersionId
     );
-    assert_eq!(cache.version(&"x".repeat(65)).unwrap_err(), LookupError::InvalidVersionId);
+    assert_eq!(
+        cache.version(&"x".repeat(65)).unwrap_err(),
+        LookupError::InvalidVersionId
+    );
     assert_eq!((src.describes(), cache.stats()), before);
     assert!(!cache.refresh_due(at(30.0)));
 }
@@ -401,17 +464,29 @@ fn the_past_version_cache_stays_bounded_and_window_versions_are_always_served() 
     for n in 1..=20 {
         let v = block(cache.fetch_version(&src, vid(n).as_str(), now)).unwrap();
         assert_eq!(v.value().expose(), value_of(n));
-        assert!(cache.view().unwrap().past_len() <= bound, "bound exceeded after {n}");
+        assert!(
+            cache.view().unwrap().past_len() <= bound,
+            "bound exceeded after {n}"
+        );
         // Keep version 1 in use: least recently used goes first, not oldest.
         cache.version(vid(1).as_str()).unwrap();
         for w in [100, 101, 102] {
-            assert!(cache.version(vid(w).as_str()).is_ok(), "window version {w} evicted");
+            assert!(
+                cache.version(vid(w).as_str()).is_ok(),
+                "window version {w} evicted"
+            );
         }
         now = now.plus(Duration::from_secs(2));
     }
     assert_eq!(cache.view().unwrap().past_len(), bound);
-    assert!(cache.version(vid(1).as_str()).is_ok(), "the recently used one survived");
-    assert!(cache.version(vid(2).as_str()).is_err(), "an unused old one was evicted");
+    assert!(
+        cache.version(vid(1).as_str()).is_ok(),
+        "the recently used one survived"
+    );
+    assert!(
+        cache.version(vid(2).as_str()).is_err(),
+        "an unused old one was evicted"
+    );
     assert_eq!(src.fetches(1), 1);
     assert_eq!(ids(&cache), vec![vid(100), vid(101), vid(102)]);
 }
@@ -462,20 +537,31 @@ fn jwks_publishes_the_accepted_public_keys_under_their_version_ids() {
     assert_eq!(jwks.kids().count(), 3, "{}", jwks.as_str());
     let reparsed: serde_json::Value = serde_json::from_str(jwks.as_str()).unwrap();
     assert_eq!(&reparsed, jwks.as_json());
-    assert!(std::sync::Arc::ptr_eq(&jwks, &cache.jwks().unwrap()), "built once per view");
+    assert!(
+        std::sync::Arc::ptr_eq(&jwks, &cache.jwks().unwrap()),
+        "built once per view"
+    );
 
     // A symmetric key has no public part: refused, without echoing it.
     src.relabel(3, &[]);
     jwk(5, format!(r#"{{"kty":"oct","k":"{SECRET}"}}"#), &[AWSPENDING]);
     block(cache.refresh(&src, at(30.0))).unwrap();
     let e = cache.jwks().unwrap_err();
-    assert!(matches!(&e, LookupError::Jwk { version, problem: crate::JwkProblem::Symmetric } if *version == vid(5)));
+    assert!(
+        matches!(&e, LookupError::Jwk { version, problem: crate::JwkProblem::Symmetric } if *version == vid(5))
+    );
     assert!(!e.to_string().contains(SECRET));
     jwk(5, format!("not json {SECRET}"), &[AWSPENDING]);
     let cache = WindowCache::new(config(), 1);
     block(cache.refresh(&src, at(0.0))).unwrap();
     let e = cache.jwks().unwrap_err();
-    assert!(matches!(&e, LookupError::Jwk { problem: crate::JwkProblem::NotJsonObject, .. }));
+    assert!(matches!(
+        &e,
+        LookupError::Jwk {
+            problem: crate::JwkProblem::NotJsonObject,
+            ..
+        }
+    ));
     assert!(!e.to_string().contains(SECRET));
 }
 
@@ -484,10 +570,22 @@ fn public_jwk_checks_key_types() {
     use crate::JwkProblem;
     use crate::jwks::public_jwk;
     let k = |s: &str| public_jwk(&vid(1), &SecretValue::new(s));
-    assert_eq!(k(r#"{"kty":"OKP","crv":"X25519","x":"a","d":"b"}"#), Err(JwkProblem::NotForSigning));
-    assert_eq!(k(r#"{"kty":"OKP","crv":"Ed25519","d":"b"}"#), Err(JwkProblem::MissingPublicMember("x")));
-    assert_eq!(k(r#"{"kty":"EC","crv":"P-256","x":"a","d":"b"}"#), Err(JwkProblem::MissingPublicMember("y")));
-    assert_eq!(k(r#"{"kty":"RSA","n":"a","e":"b","use":"enc"}"#), Err(JwkProblem::NotForSigning));
+    assert_eq!(
+        k(r#"{"kty":"OKP","crv":"X25519","x":"a","d":"b"}"#),
+        Err(JwkProblem::NotForSigning)
+    );
+    assert_eq!(
+        k(r#"{"kty":"OKP","crv":"Ed25519","d":"b"}"#),
+        Err(JwkProblem::MissingPublicMember("x"))
+    );
+    assert_eq!(
+        k(r#"{"kty":"EC","crv":"P-256","x":"a","d":"b"}"#),
+        Err(JwkProblem::MissingPublicMember("y"))
+    );
+    assert_eq!(
+        k(r#"{"kty":"RSA","n":"a","e":"b","use":"enc"}"#),
+        Err(JwkProblem::NotForSigning)
+    );
     assert_eq!(k(r#"{"kty":"foo"}"#), Err(JwkProblem::UnsupportedKeyType));
     assert_eq!(k(r#"["kty"]"#), Err(JwkProblem::NotJsonObject));
     let ec = k(r#"{"kty":"EC","crv":"P-384","x":"a","y":"b","d":"c"}"#).unwrap();
@@ -533,7 +631,10 @@ fn reads_take_no_lock_and_make_no_call() {
         finished
     });
     assert!(finished.is_ok(), "a read waited for the core's lock");
-    assert_eq!(before, (src.describes(), src.fetches(1), src.fetches(2), cache.stats()));
+    assert_eq!(
+        before,
+        (src.describes(), src.fetches(1), src.fetches(2), cache.stats())
+    );
 }
 
 #[test]
