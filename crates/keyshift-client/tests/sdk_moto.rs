@@ -4,6 +4,7 @@
 //! error classification. Starts its own server from the virtualenv
 //! (`$KEYSHIFT_VENV`, else `.venv` at the workspace root; `make venv` makes it) and fails,
 //! never skips, when it cannot.
+#![cfg(feature = "sdk")]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -101,7 +102,7 @@ async fn stage(aws: &sm::Client, secret: &str, label: &str, to: Option<u32>, fro
 fn ids(client: &Client<SdkSource>) -> Vec<VersionId> {
     client
         .accepted()
-        .unwrap()
+        .expect("a view")
         .iter()
         .map(|v| v.id().clone())
         .collect()
