@@ -2,7 +2,7 @@
 //! it through a [`Source`].
 //!
 //! Readers load the published [`View`] from an `ArcSwap`: no lock, no call, no clock.
-//! Writers (a refresh, a miss, a timeout) run the sans-I/O [`Core`] under a mutex that
+//! Writers (a refresh, a miss, a timeout) run the sans-I/O core (`core.rs`) under a mutex that
 //! is never held across a call, then publish a new view. Refreshes are single-flight:
 //! an async lock serialises them, so a lookup that misses while a refresh is running
 //! waits for that refresh instead of starting another.

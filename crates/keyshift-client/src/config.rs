@@ -125,7 +125,9 @@ impl Config {
     }
 
     /// How long after the last good refresh the cache still serves its view while
-    /// refreshes fail; lookups fail with [`crate::LookupError::Expired`] after that.
+    /// refreshes fail; lookups fail with [`crate::LookupError::Expired`] after that. A
+    /// view served beyond `refresh_max` may be older than T: the rotation's guarantee
+    /// assumes refreshes succeed, and this bounds how long that assumption is waived.
     pub fn max_staleness(&self) -> Duration {
         self.max_staleness
     }

@@ -652,3 +652,64 @@ fn values_never_show_in_debug_output() {
     assert!(!shown.contains(SECRET), "{shown}");
     assert!(shown.contains(vid(1).as_str()), "ids are not secret: {shown}");
 }
+
+/// A source whose `describe` waits until released, to hold a refresh in flight.
+struct Gated {
+    inner: Fake,
+    gate: tokio::sync::Semaphore,
+}
+
+impl Source for Gated {
+    async fn describe(&self) -> Result<LabelMap, SourceError> {
+        let _permit = self
+            .gate
+            .acquire()
+            .await
+            .map_err(|_| SourceError::new(SourceErrorKind::Other, "closed"))?;
+        self.inner.describe().await
+    }
+
+    async fn value(&self, version: &VersionId) -> Result<Option<SecretValue>, SourceError> {
+        self.inner.value(version).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_join_the_refresh_in_flight() {
+    let src = std::sync::Arc::new(Gated {
+        inner: Fake::default(),
+        gate: tokio::sync::Semaphore::new(1),
+    });
+    src.inner.put(1, &[AWSCURRENT]);
+    let cache = WindowCache::new(config(), 1);
+    cache.refresh(&*src, at(0.0)).await.unwrap();
+    // Hold the next describe at the gate, then let 16 lookups of a new kid pile up.
+    let held = src.gate.acquire().await.unwrap();
+    src.inner.put(2, &[AWSPENDING]);
+    let lookups: Vec<_> = (0..16)
+        .map(|i| {
+            let (cache, src) = (cache.clone(), std::sync::Arc::clone(&src));
+            tokio::spawn(async move {
+                let now = at(10.0).plus(Duration::from_millis(i * 10));
+                cache.fetch_accepted(&*src, vid(2).as_str(), now).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        cache.stats().describe_calls,
+        2,
+        "one refresh started, the others wait for it"
+    );
+    drop(held);
+    for l in lookups {
+        assert_eq!(
+            l.await.unwrap().unwrap().id(),
+            &vid(2),
+            "every waiter is served by it"
+        );
+    }
+    assert_eq!(cache.stats().describe_calls, 2);
+    assert_eq!(src.inner.describes(), 2);
+    assert_eq!(src.inner.fetches(2), 1);
+}
