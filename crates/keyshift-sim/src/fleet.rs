@@ -1,61 +1,75 @@
-//! A fleet of service instances following the consumer contract (DESIGN.md section 2).
+//! A fleet of service instances following the consumer contract (DESIGN.md section 2),
+//! each one running the real consumer library: a [`keyshift_client::WindowCache`] with
+//! its own configuration and jitter seed, driven by the virtual clock.
 //!
-//! Each instance refreshes its view of the secret every `period` (at most R) from a
-//! random phase, reading a snapshot that may lag the store by a little (eventual
-//! consistency), and fetches the value of every accepted version it has not seen. As a
-//! producer it uses the AWSCURRENT of its view; as a consumer it accepts every version its
-//! view labels AWSCURRENT, AWSPENDING or ROTATING and whose value it holds.
+//! The world wakes an instance at the time its cache asks for ([`WindowCache::next_wake`])
+//! and refreshes it through [`SimSource`], which reads a snapshot that may lag the store
+//! by a little (eventual consistency) and the values as they are. As a producer an
+//! instance uses its cache's AWSCURRENT; as a consumer it accepts the versions its cache
+//! accepts. The check reads the published view only: it never requests a refresh, so
+//! the fleet is held to the contract without refresh-on-miss healing anything.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
-use keyshift::{SecretState, SecretValue, Timestamp, VersionId};
+use keyshift::memory::MemorySecretsManager;
+use keyshift::{SecretId, SecretState, SecretValue, VersionId};
+use keyshift_client::{LabelMap, Source, SourceError, Version, WindowCache};
 
-/// One instance's view of the secret.
-#[derive(Debug, Clone, Default)]
+/// One instance: a window cache.
+#[derive(Debug, Clone)]
 pub struct Instance {
-    /// How often it refreshes (its own R, at most the fleet's).
-    pub period: Duration,
-    /// The version its view labels AWSCURRENT.
-    pub current: Option<VersionId>,
-    /// The versions its view accepts.
-    pub accepted: BTreeSet<VersionId>,
-    /// Values fetched so far, by version (a version's value never changes).
-    pub values: BTreeMap<VersionId, SecretValue>,
-    /// When the view it holds was read.
-    pub view_time: Option<Timestamp>,
+    /// The instance's cache of the secret.
+    pub cache: WindowCache,
 }
 
 impl Instance {
-    /// Adopts `view` (read at `read_at`), fetching new values with `fetch`.
-    pub fn refresh(
-        &mut self,
-        view: &SecretState,
-        read_at: Timestamp,
-        mut fetch: impl FnMut(&VersionId) -> Option<SecretValue>,
-    ) {
-        self.current = view.current().cloned();
-        self.accepted = view.accepted().into_iter().cloned().collect();
-        for v in &self.accepted {
-            if !self.values.contains_key(v) {
-                // A placeholder has no value yet: fetch again at the next refresh.
-                if let Some(value) = fetch(v) {
-                    self.values.insert(v.clone(), value);
-                }
-            }
-        }
-        self.view_time = Some(read_at);
-    }
-
-    /// The version and value this instance signs, encrypts or authenticates with.
-    pub fn in_use(&self) -> Option<(&VersionId, &SecretValue)> {
-        let v = self.current.as_ref()?;
-        Some((v, self.values.get(v)?))
+    /// The version this instance signs, encrypts or authenticates with (its cache's
+    /// AWSCURRENT), if its cache has one to serve.
+    pub fn in_use(&self) -> Option<Arc<Version>> {
+        self.cache.current().ok()
     }
 
     /// Whether this instance, as a consumer, accepts `version`.
     pub fn accepts(&self, version: &VersionId) -> bool {
-        self.accepted.contains(version) && self.values.contains_key(version)
+        self.cache
+            .view()
+            .is_ok_and(|v| v.accepted_version(version.as_str()).is_some())
+    }
+}
+
+/// What an instance's refresh reads: the labels of the store as they were at the read
+/// time (`labels`), and values straight from the store (a version's value never
+/// changes, and a placeholder has none).
+pub struct SimSource<'a> {
+    /// The store state as read.
+    pub labels: &'a SecretState,
+    /// The store, for values.
+    pub store: &'a MemorySecretsManager,
+    /// The secret.
+    pub secret: &'a SecretId,
+}
+
+impl Source for SimSource<'_> {
+    async fn describe(&self) -> Result<LabelMap, SourceError> {
+        Ok(LabelMap::from(self.labels))
+    }
+
+    async fn value(&self, version: &VersionId) -> Result<Option<SecretValue>, SourceError> {
+        Ok(self.store.value(self.secret, version).ok().flatten())
+    }
+}
+
+/// Runs a future that never waits (a refresh through [`SimSource`]: no other refresh
+/// can be in flight in a single-threaded world).
+pub fn run_now<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("a simulated refresh waited: SimSource never does"),
     }
 }
 
@@ -102,21 +116,20 @@ impl Fleet {
         consumer: usize,
         downstream: &BTreeSet<String>,
     ) -> Result<(), Failure> {
-        let p = &self.instances[producer];
-        let Some((version, value)) = p.in_use() else {
+        let Some(used) = self.instances[producer].in_use() else {
             return Err(Failure::NothingToUse { producer });
         };
-        if !self.instances[consumer].accepts(version) {
+        if !self.instances[consumer].accepts(used.id()) {
             return Err(Failure::NotAccepted {
                 producer,
                 consumer,
-                version: version.clone(),
+                version: used.id().clone(),
             });
         }
-        if !downstream.contains(value.expose()) {
+        if !downstream.contains(used.value().expose()) {
             return Err(Failure::DownstreamRefused {
                 producer,
-                version: version.clone(),
+                version: used.id().clone(),
             });
         }
         Ok(())

@@ -8,7 +8,8 @@
 //! virtual clock.
 //!
 //! Layout: [`clock`] (virtual time, task polling), [`ports`] (the store behind a latency,
-//! the scheduler model, the target and its downstream service), [`fleet`] (consumers),
+//! the scheduler model, the target and its downstream service), [`fleet`] (consumers, each
+//! running the real `keyshift-client` window cache on the virtual clock),
 //! [`checker`] (invariants and gaps), [`scenario`] (what a seed means), [`world`] (the
 //! event loop, engine and delivery models), [`control`] (the one-step rotation that must
 //! fail), [`report`] (tallies). A failing seed replays exactly: same seed, same run.

@@ -19,13 +19,14 @@ use keyshift::memory::{Fault, MemorySecretsManager, Op};
 use keyshift::ports::{Clock, Job, StoreErrorKind};
 use keyshift::secret::{AWSCURRENT, AWSPENDING, ROTATING};
 use keyshift::{Executor, Invocation, SecretId, SecretState, SecretValue, Timestamp, VersionId};
+use keyshift_client::{Config, WindowCache};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::checker::Checker;
 use crate::clock::{SimClock, Task, poll_once};
 use crate::control::one_step;
-use crate::fleet::{Failure, Fleet, Instance};
+use crate::fleet::{Failure, Fleet, Instance, SimSource, run_now};
 use crate::ports::{SharedRng, SimScheduler, SimStore, SimTarget};
 use crate::scenario::{FaultClass, Scenario, Strategy};
 
@@ -112,6 +113,9 @@ type SimExecutor = Executor<SimStore, SimScheduler, SimClock, SimTarget>;
 pub struct World {
     sc: Scenario,
     rng: ChaCha8Rng,
+    /// The fleet's own stream (instance configurations, jitter seeds, read lags), so that
+    /// a seed's faults and deliveries do not depend on how often consumers refresh.
+    fleet_rng: ChaCha8Rng,
     clock: SimClock,
     start: Timestamp,
     secret: SecretId,
@@ -184,6 +188,7 @@ impl World {
         let mut w = World {
             checker: Checker::new(sc.policy.gap, check_gaps),
             rng,
+            fleet_rng: ChaCha8Rng::seed_from_u64(sc.seed ^ 0xf1ee_7000_c11e_0000),
             clock,
             start,
             secret,
@@ -217,22 +222,26 @@ impl World {
     fn setup_fleet(&mut self) {
         let state = self.snapshot();
         self.views.push((self.start, state.clone()));
-        for _ in 0..self.sc.fleet_size {
-            // Each instance's own refresh interval is at most R (drift included), from a
-            // random phase.
-            let period = self.sc.refresh.mul_f64(self.rng.random_range(0.8..=1.0));
-            let mut inst = Instance {
-                period,
-                ..Default::default()
-            };
-            let store = Arc::clone(&self.store.inner);
-            let secret = self.secret.clone();
-            inst.refresh(&state, self.start, |v| store.value(&secret, v).ok().flatten());
-            self.fleet.instances.push(inst);
-        }
         for i in 0..self.sc.fleet_size {
-            let phase = self.rand_secs(0.0, self.fleet.instances[i].period.as_secs_f64());
-            self.push_in(phase, Ev::Refresh(i));
+            // Each instance's own longest refresh interval is at most R (drift included),
+            // jittered down to half of it like the library's default; its own seed.
+            let max = self.sc.refresh.mul_f64(self.fleet_rng.random_range(0.8..=1.0));
+            let config = Config::builder(self.sc.policy.gap)
+                .refresh(max / 2, max)
+                .read_lag(self.sc.read_lag)
+                .build()
+                .unwrap_or_else(|e| panic!("instance {i}'s client configuration: {e}"));
+            let cache = WindowCache::new(config, self.fleet_rng.random());
+            let source = SimSource {
+                labels: &state,
+                store: &self.store.inner,
+                secret: &self.secret,
+            };
+            run_now(cache.refresh(&source, self.start))
+                .unwrap_or_else(|e| panic!("instance {i}'s first refresh: {e}"));
+            let wake = cache.next_wake();
+            self.fleet.instances.push(Instance { cache });
+            self.push_at(wake, Ev::Refresh(i));
         }
     }
 
@@ -502,21 +511,36 @@ impl World {
 
     fn refresh(&mut self, i: usize) {
         let now = self.now();
-        let lag = Duration::from_millis(self.rng.random_range(0..=self.sc.read_lag.as_millis() as u64));
-        let read_at = now.minus(lag);
-        // The newest state at or before `read_at` (eventually consistent reads).
-        let view = self
-            .views
-            .iter()
-            .rev()
-            .find(|(t, _)| *t <= read_at)
-            .map(|(_, s)| s.clone())
-            .unwrap_or_else(|| self.views[0].1.clone());
-        let store = Arc::clone(&self.store.inner);
-        let secret = self.secret.clone();
-        self.fleet.instances[i].refresh(&view, read_at, |v| store.value(&secret, v).ok().flatten());
-        let period = self.fleet.instances[i].period;
-        self.push_in(period, Ev::Refresh(i));
+        let cache = self.fleet.instances[i].cache.clone();
+        cache.handle_timeout(now);
+        if cache.refresh_due(now) {
+            let lag = Duration::from_millis(
+                self.fleet_rng
+                    .random_range(0..=self.sc.read_lag.as_millis() as u64),
+            );
+            let read_at = now.minus(lag);
+            // The newest state at or before `read_at` (eventually consistent reads).
+            let labels = self
+                .views
+                .iter()
+                .rev()
+                .find(|(t, _)| *t <= read_at)
+                .unwrap_or(&self.views[0])
+                .1
+                .clone();
+            let source = SimSource {
+                labels: &labels,
+                store: &self.store.inner,
+                secret: &self.secret,
+            };
+            if let Err(e) = run_now(cache.refresh(&source, now)) {
+                self.note(format!("instance {i}: refresh failed: {e}"));
+            }
+        }
+        self.push_at(
+            cache.next_wake().max(now.plus(Duration::from_millis(1))),
+            Ev::Refresh(i),
+        );
         if self.sc.strategy == Strategy::Keyshift {
             let downstream = self
                 .target

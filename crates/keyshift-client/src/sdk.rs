@@ -1,0 +1,126 @@
+//! The production [`Source`]: Secrets Manager through `aws-sdk-secretsmanager`.
+//!
+//! `describe` is one `DescribeSecret` (its `VersionIdsToStages`); `value` is one
+//! `GetSecretValue` with `VersionId`. IAM: `secretsmanager:DescribeSecret` and
+//! `secretsmanager:GetSecretValue` on the secret (and `kms:Decrypt` on its key if it
+//! uses a customer managed key).
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use keyshift::{SecretValue, VersionId};
+
+use crate::source::{LabelMap, Source, SourceError, SourceErrorKind};
+
+/// One secret in Secrets Manager, read through the SDK.
+#[derive(Debug, Clone)]
+pub struct SdkSource {
+    client: Client,
+    secret_id: String,
+}
+
+impl SdkSource {
+    /// The secret `secret_id` (a name or an ARN) read with `client`.
+    pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
+        SdkSource {
+            client,
+            secret_id: secret_id.into(),
+        }
+    }
+
+    /// The secret's id as given.
+    pub fn secret_id(&self) -> &str {
+        &self.secret_id
+    }
+}
+
+impl Source for SdkSource {
+    async fn describe(&self) -> Result<LabelMap, SourceError> {
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| classify(e, "DescribeSecret"))?;
+        let mut map = LabelMap::new();
+        for (id, stages) in out.version_ids_to_stages().into_iter().flatten() {
+            map.insert(VersionId::new(id.as_str()), stages.iter().cloned());
+        }
+        Ok(map)
+    }
+
+    async fn value(&self, version: &VersionId) -> Result<Option<SecretValue>, SourceError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .version_id(version.as_str())
+            .send()
+            .await;
+        match out {
+            Ok(out) => match out.secret_string() {
+                Some(s) => Ok(Some(SecretValue::new(s))),
+                None => Err(SourceError::new(
+                    SourceErrorKind::Inconsistent,
+                    format!(
+                        "GetSecretValue: version {version} has no SecretString (binary secrets are not supported)"
+                    ),
+                )),
+            },
+            Err(e) => {
+                let e = classify(e, "GetSecretValue");
+                // No such version, or the rotation engine's placeholder without a value.
+                if e.kind() == SourceErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+/// Classifies an SDK error once. The message carries the operation, the error code and
+/// the service's message, never a request parameter or a response body.
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+    operation: &str,
+) -> SourceError {
+    let kind = match &e {
+        SdkError::ServiceError(_) => match e.code().unwrap_or_default() {
+            "ResourceNotFoundException" => SourceErrorKind::NotFound,
+            "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" => {
+                SourceErrorKind::AccessDenied
+            }
+            "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
+                SourceErrorKind::Throttled
+            }
+            "InvalidParameterException" | "InvalidRequestException" | "DecryptionFailure" => {
+                SourceErrorKind::Other
+            }
+            _ => SourceErrorKind::Transient,
+        },
+        SdkError::ConstructionFailure(_) => SourceErrorKind::Other,
+        _ => SourceErrorKind::Transient,
+    };
+    let code = e.code().unwrap_or("no error code").to_owned();
+    let message = e.message().map(str::to_owned).unwrap_or_else(|| first_line(&e));
+    SourceError::new(kind, format!("{operation}: {code}: {message}"))
+}
+
+/// The error chain's text, first line, at most 300 characters (transport errors can be
+/// long).
+fn first_line(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
+}
