@@ -22,7 +22,7 @@ OFFLINE_AWS = env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_T
 LAMBDA_BIN = keyshift-rotation
 ARM64_TARGET = aarch64-unknown-linux-gnu
 
-.PHONY: test demo venv sam-venv unit sim sim-test control lint fmt clippy template-lint sim-demo build build-x86 deploy
+.PHONY: bench test demo venv sam-venv unit sim sim-test control lint fmt clippy template-lint sim-demo build build-x86 deploy
 
 ## make demo: a real rotation on this machine: moto's server as AWS, the release binary
 ## under `cargo lambda watch`, a consumer fleet on the real SDK, a live label timeline.
@@ -90,6 +90,11 @@ sim:
 	@if [ -n "$(SEED)" ]; then $(CARGO_TARGET_DIR)/release/keyshift-sim --seed $(SEED); \
 	else $(CARGO_TARGET_DIR)/release/keyshift-sim --seeds $(SEEDS); fi
 
+## The consumer client's hot path beside aws_secretsmanager_caching's cache hit, and the
+## AWS requests each makes per hour (counted on the wire in front of moto's server).
+bench: venv
+	$(CARGO) run --release -p keyshift-bench --features aws-caching
+
 ## The one-step control: must report failed consumer operations.
 control:
 	$(CARGO) build --release -p keyshift-sim
@@ -112,3 +117,4 @@ fmt:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p keyshift-bench --all-targets --features aws-caching -- -D warnings

@@ -13,7 +13,7 @@ use aws_sdk_secretsmanager::Client as Sdk;
 use aws_sdk_secretsmanager::types::RotationRulesType;
 use keyshift::event::ScheduleName;
 use keyshift::ports::{Clock, Job, Scheduled, Scheduler, SchedulerError, Target};
-use keyshift::{Executor, Invocation, Policy, SecretId};
+use keyshift::{Executor, Invocation, Policy};
 use keyshift_client::{Client, Config, SdkSource};
 use keyshift_lambda::clock::SystemClock;
 use keyshift_lambda::secrets::{CreatedDates, SdkSecretStore};
@@ -160,13 +160,6 @@ impl Scheduler for Jobs {
 
     async fn complete(&self, _name: &ScheduleName) -> Result<(), SchedulerError> {
         Ok(())
-    }
-
-    async fn cancel_all(&self, secret: &SecretId) -> Result<usize, SchedulerError> {
-        let mut jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let before = jobs.len();
-        jobs.retain(|j| &j.invocation.secret_id != secret);
-        Ok(before - jobs.len())
     }
 }
 
