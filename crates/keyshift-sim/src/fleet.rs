@@ -6,7 +6,9 @@
 //! and refreshes it through [`SimSource`], which reads a snapshot that may lag the store
 //! by a little (eventual consistency) and the values as they are. As a producer an
 //! instance uses its cache's AWSCURRENT; as a consumer it accepts the versions its cache
-//! accepts. The check reads the published view only: it never requests a refresh, so
+//! accepts. Under store errors an instance's refresh fails now and then (never more than
+//! twice in a row, so its view stays younger than T through the retries): the cache serves
+//! its last view and retries on its own schedule. The check reads the published view only: it never requests a refresh, so
 //! the fleet is held to the contract without refresh-on-miss healing anything.
 
 use std::collections::BTreeSet;
@@ -17,7 +19,7 @@ use std::task::{Context, Poll, Waker};
 
 use keyshift::memory::MemorySecretsManager;
 use keyshift::{SecretId, SecretState, SecretValue, VersionId};
-use keyshift_client::{LabelMap, Source, SourceError, Version, WindowCache};
+use keyshift_client::{LabelMap, Source, SourceError, SourceErrorKind, Version, WindowCache};
 
 /// One instance: a window cache.
 #[derive(Debug, Clone)]
@@ -45,6 +47,8 @@ impl Instance {
 /// time (`labels`), and values straight from the store (a version's value never
 /// changes, and a placeholder has none).
 pub struct SimSource<'a> {
+    /// Whether `describe` fails (a transient error: the cache keeps its last view).
+    pub fail: bool,
     /// The store state as read.
     pub labels: &'a SecretState,
     /// The store, for values.
@@ -55,6 +59,12 @@ pub struct SimSource<'a> {
 
 impl Source for SimSource<'_> {
     async fn describe(&self) -> Result<LabelMap, SourceError> {
+        if self.fail {
+            return Err(SourceError::new(
+                SourceErrorKind::Transient,
+                "DescribeSecret: injected failure",
+            ));
+        }
         Ok(LabelMap::from(self.labels))
     }
 

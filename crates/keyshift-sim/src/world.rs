@@ -19,7 +19,7 @@ use keyshift::memory::{Fault, MemorySecretsManager, Op};
 use keyshift::ports::{Clock, Job, StoreErrorKind};
 use keyshift::secret::{AWSCURRENT, AWSPENDING, ROTATING};
 use keyshift::{Executor, Invocation, SecretId, SecretState, SecretValue, Timestamp, VersionId};
-use keyshift_client::{Config, WindowCache};
+use keyshift_client::{Config, Health, WindowCache};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -233,6 +233,7 @@ impl World {
                 .unwrap_or_else(|e| panic!("instance {i}'s client configuration: {e}"));
             let cache = WindowCache::new(config, self.fleet_rng.random());
             let source = SimSource {
+                fail: false,
                 labels: &state,
                 store: &self.store.inner,
                 secret: &self.secret,
@@ -528,7 +529,16 @@ impl World {
                 .unwrap_or(&self.views[0])
                 .1
                 .clone();
+            // Brief outages of the fleet's own reads: at most two failures in a row,
+            // so that the view stays younger than T (R + two retries + the read lag).
+            let failures = match cache.view().map(|v| v.health()) {
+                Ok(Health::Stale { failures, .. }) => failures,
+                _ => 0,
+            };
+            let fail =
+                self.sc.class.has(FaultClass::StoreErrors) && failures < 2 && self.fleet_rng.random_bool(0.2);
             let source = SimSource {
+                fail,
                 labels: &labels,
                 store: &self.store.inner,
                 secret: &self.secret,
