@@ -281,3 +281,22 @@ impl Default for Retry {
         }
     }
 }
+
+/// An adapter error's text for a message: the error and its sources joined, first line
+/// only, at most 300 characters (transport errors can be long). Shared by every SDK
+/// adapter so that all of them cut errors the same way; the text is the error's own,
+/// never a request parameter.
+pub fn short_error(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
+}

@@ -7,6 +7,7 @@
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use keyshift::ports::short_error;
 use keyshift::{SecretValue, VersionId};
 
 use crate::source::{LabelMap, Source, SourceError, SourceErrorKind};
@@ -104,23 +105,6 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
         _ => SourceErrorKind::Transient,
     };
     let code = e.code().unwrap_or("no error code").to_owned();
-    let message = e.message().map(str::to_owned).unwrap_or_else(|| first_line(&e));
+    let message = e.message().map(str::to_owned).unwrap_or_else(|| short_error(&e));
     SourceError::new(kind, format!("{operation}: {code}: {message}"))
-}
-
-/// The error chain's text, first line, at most 300 characters (transport errors can be
-/// long).
-fn first_line(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text.lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(300)
-        .collect()
 }

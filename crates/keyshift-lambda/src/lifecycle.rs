@@ -6,7 +6,7 @@ use keyshift::decide::Outcome;
 use keyshift::secret::{SecretId, VersionId};
 use serde_json::json;
 
-use crate::secrets::short_error;
+use keyshift::ports::short_error;
 
 /// The `source` of every lifecycle event.
 pub const SOURCE: &str = "keyshift";

@@ -10,7 +10,7 @@ use keyshift::event::ScheduleName;
 use keyshift::ports::{Job, Scheduled, Scheduler, SchedulerError};
 use keyshift::time::Timestamp;
 
-use crate::secrets::short_error;
+use keyshift::ports::short_error;
 
 /// Where follow-ups are delivered and with what permissions.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::DateTime;
-use keyshift::ports::{LabelMove, SecretStore, StoreError, StoreErrorKind};
+use keyshift::ports::{LabelMove, SecretStore, StoreError, StoreErrorKind, short_error};
 use keyshift::secret::{AWSPENDING, SecretId, SecretState, SecretValue, VersionId, VersionInfo};
 use keyshift::time::Timestamp;
 
@@ -252,22 +252,6 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::f
     let code = e.code().unwrap_or("no error code").to_owned();
     let message = e.message().map(str::to_owned).unwrap_or_else(|| short_error(&e));
     StoreError::new(kind, format!("{operation}: {code}: {message}"))
-}
-
-/// The error's own text, first line only (transport errors can be long).
-pub fn short_error(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text.lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(300)
-        .collect()
 }
 
 impl SdkSecretStore {
