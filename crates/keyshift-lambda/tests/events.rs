@@ -74,19 +74,15 @@ fn every_sample_parses_as_the_step_it_is_named_after() {
                 .next()
                 .and_then(|s| s.parse().ok())
                 .expect("the name ends with the fire time");
-            let (kind, version): (&str, &VersionId) = match &inv.step {
-                Step::SwapPending { .. } => ("swap", &inv.token),
-                Step::RemovePending { release, .. } => ("release", release),
+            let (kind, version, due): (&str, &VersionId, Timestamp) = match &inv.step {
+                Step::SwapPending { due } => ("swap", &inv.token, *due),
+                Step::RemovePending { due, release } => ("release", release, *due),
                 _ => unreachable!("engine steps are handled above"),
             };
             let expected = schedule_name(&inv.secret_id, kind, version, Timestamp::from_secs(fire_secs));
             assert_eq!(schedule, &expected, "events/{stem}.json: schedule name");
-            let due = match &inv.step {
-                Step::SwapPending { due } | Step::RemovePending { due, .. } => *due,
-                _ => unreachable!(),
-            };
             assert!(
-                fire_secs >= due.as_secs() as i64,
+                fire_secs >= due.as_secs(),
                 "events/{stem}.json fires before it is due"
             );
         }
