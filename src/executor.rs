@@ -55,10 +55,7 @@ impl ExecError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ExecError::Rejected(_) => false,
-            ExecError::Store(e) => !matches!(
-                e.kind,
-                StoreErrorKind::AccessDenied | StoreErrorKind::LimitExceeded
-            ),
+            ExecError::Store(e) => e.kind.is_retryable(),
             ExecError::Scheduler(e) => e.retryable,
             ExecError::Target(e) => e.retryable,
             ExecError::ValueMissing { .. } => true,

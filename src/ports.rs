@@ -38,6 +38,22 @@ pub enum StoreErrorKind {
     AccessDenied,
     /// A quota is exhausted (LimitExceededException), e.g. 20 labels per secret.
     LimitExceeded,
+    /// KMS could not decrypt or encrypt the secret's value (DecryptionFailure,
+    /// EncryptionFailure): a key policy or a disabled key, which no retry heals.
+    Kms,
+    /// The secret is deleted or scheduled for deletion (InvalidRequestException "marked
+    /// for deletion"): nothing keyshift does to it can succeed any more.
+    Deleted,
+}
+
+impl StoreErrorKind {
+    /// Whether trying the same call again later may succeed.
+    pub fn is_retryable(self) -> bool {
+        !matches!(
+            self,
+            StoreErrorKind::AccessDenied | StoreErrorKind::LimitExceeded | StoreErrorKind::Kms | StoreErrorKind::Deleted
+        )
+    }
 }
 
 /// A failed store call. The message is the service's or the fake's own text about the
