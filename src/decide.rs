@@ -3,7 +3,7 @@
 //!
 //! Nothing here reads a clock or calls AWS. Every decision is derived from the labels
 //! as they are, never from memory of what should have happened, so that any invocation
-//! may arrive twice, late, early or never and the result stays safe.
+//! may arrive twice, late, early or never, or be made by hand, and the result stays safe.
 //!
 //! # The one safety argument (DESIGN.md section 3)
 //!
@@ -11,50 +11,55 @@
 //! with a value) for at least T, and a version that stopped being AWSCURRENT must stay
 //! accepted (carry ROTATING) for at least T more. Waiting longer than T is always safe;
 //! acting earlier never is. So every due time below is a *lower bound* assembled from
-//! facts, and where two facts give two bounds, the later one wins.
+//! facts keyshift can trust, and where two facts give two bounds, the later one wins. A
+//! time carried in an event (`DueAt`) is never such a fact: anyone may invoke the
+//! function by hand, so it can only delay.
 //!
-//! # Only keyshift's own versions become AWSCURRENT
+//! # Only keyshift's own copy becomes AWSCURRENT, and it is written outside the engine
 //!
-//! The rotation engine can put AWSPENDING back on its token's version behind keyshift's
-//! back: after a strip (its undocumented clean-up after a finishSecret that did not move
-//! AWSCURRENT), a retry of the rotation re-attaches the label to the same version, and
-//! nothing in the store records when. A swap timed by that version's age could then make
-//! it current moments after consumers started accepting it again.
+//! The engine can put AWSPENDING back on its token's version behind keyshift's back (a
+//! retry of the rotation re-attaches it after a strip), and nothing records when; a
+//! swap timed by that version's age could come moments after consumers started
+//! accepting it again. So the engine's version is never promoted: the first follow-up
+//! writes the pending value again under [`VersionId::copy`] of the token, a version the
+//! engine never learns of, so AWSPENDING on it can only be removed, never restored. If
+//! the copy still carries AWSPENDING, it has carried it since it was written, a fact the
+//! store keeps (its creation time). If the label is gone, a new copy is written and the
+//! gap restarts from it.
 //!
-//! So the engine's version is never the one promoted. finishSecret writes the pending
-//! value again as a version of keyshift's own, [`VersionId::reissue`] of the engine's
-//! (same value, so what setSecret registered and testSecret tested is what becomes
-//! current), and that version is swapped once it is T old. The engine never learns its
-//! id, so AWSPENDING on it can only be removed, never restored: if it still carries the
-//! label, it has carried it since its creation, a fact the store keeps. If the label is
-//! gone, the value is re-issued once more and the gap restarts from that version's
-//! creation. The copy costs nothing in time: finishSecret had to wait T from its own
-//! start anyway, because a re-attachment just before it is invisible.
+//! The copy is written by the first follow-up, never by an engine step: a write with
+//! another ClientRequestToken during the engine's rotation may abandon that rotation or
+//! be refused outright (the engine's behaviour there is undocumented). The engine's
+//! steps only read, register with the target, and schedule: createSecret stores the
+//! value under the token; finishSecret schedules `swapPending`, which runs outside the
+//! engine's rotation, writes the copy, waits T (inline, or through another schedule),
+//! swaps, waits T, releases.
 //!
-//! The engine and every follow-up keep naming the engine's token; the decisions act on
-//! the newest existing version of its re-issue chain (`chain_head`).
+//! # Where each due time comes from
 //!
-//! # Where a due time comes from
+//! * The swap: the copy's creation time + T, read from the store on every arrival.
+//! * The release of ROTATING: the swap marker ([`crate::secret::swap_marker`]), a label
+//!   keyshift puts on the old version after AWSCURRENT left it, stamped with a time at
+//!   or after the move. A ROTATING found without a marker (the swap stopped between the
+//!   move and the marker) gets one stamped now, which is later than the move: safe.
+//! * A follow-up's `DueAt` only ever delays either.
 //!
-//! * The swap: the re-issued version's creation time + T. That is on the version
-//!   itself, so a swap due is re-derived on every arrival. The `DueAt` a follow-up
-//!   carries only ever delays it.
-//! * The release of ROTATING: Secrets Manager does not record when AWSCURRENT moved, so
-//!   the due travels in the `removePending` event (stamped after the move returned). A
-//!   ROTATING found with no such event in hand (a lost follow-up) gets a new release due
-//!   T from now, which is later than T after the move, so safe.
-//! * An engine retry of a token older than the current version (a rotation that a newer
-//!   one finished) is stale: it succeeds without moving anything but its own AWSPENDING.
+//! # What a decision may read
 //!
-//! Inline waits are cut into slices by the executor, each followed by a fresh decision,
-//! so a strip during the wait is seen and recovered rather than slept through.
+//! Engine steps and `removePending` decide from labels ([`Detail::Labels`]): they read
+//! the creation time of the AWSPENDING holder only. `swapPending` reads every version
+//! and its creation time ([`Detail::Full`]) to time the swap and to see whether its
+//! rotation is stale or superseded.
+//!
+//! [`Detail::Labels`]: crate::ports::Detail::Labels
+//! [`Detail::Full`]: crate::ports::Detail::Full
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::event::{Invocation, Step};
 use crate::policy::Policy;
-use crate::ports::LabelMove;
+use crate::ports::{Detail, LabelMove};
 use crate::secret::{AWSCURRENT, AWSPENDING, ROTATING, SecretState, VersionId};
 use crate::time::Timestamp;
 
@@ -63,7 +68,7 @@ use crate::time::Timestamp;
 pub struct Input<'a> {
     /// The invocation being handled.
     pub invocation: &'a Invocation,
-    /// The secret as the store reports it now.
+    /// The secret as the store reports it now, at [`detail`] for this step.
     pub secret: &'a SecretState,
     /// Now.
     pub now: Timestamp,
@@ -76,7 +81,8 @@ pub struct Input<'a> {
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Apply these actions in order; then the invocation has finished with `outcome`.
+    /// Apply these actions in order. If the outcome [continues](Outcome::continues),
+    /// decide again from fresh labels; otherwise the invocation ends with it.
     Apply(Plan),
     /// Sleep until this time, then decide again from fresh labels.
     WaitUntil(Timestamp),
@@ -102,14 +108,20 @@ pub enum Action {
         version: VersionId,
     },
     /// Store `from`'s value again as the new version `to`, with AWSPENDING.
-    Reissue {
-        /// The version that lost AWSPENDING.
+    Copy {
+        /// A version of the rotation that has the value.
         from: VersionId,
-        /// Its deterministic successor.
+        /// keyshift's copy.
         to: VersionId,
     },
     /// One UpdateSecretVersionStage call.
     Label(LabelMove),
+    /// Put a swap marker stamped with the time this action is applied on `version`
+    /// (one UpdateSecretVersionStage call).
+    MarkSwap {
+        /// The version AWSCURRENT left.
+        version: VersionId,
+    },
     /// Schedule a follow-up.
     Schedule(FollowUp),
     /// Register the version's value with the target (setSecret).
@@ -122,9 +134,9 @@ pub enum Action {
         /// The pending version.
         version: VersionId,
     },
-    /// Revoke the version's value at the target (removePending).
+    /// Revoke the version's value at the target.
     RevokeTarget {
-        /// The released version.
+        /// The version whose value no accepted label carries any more.
         version: VersionId,
     },
 }
@@ -134,16 +146,16 @@ pub enum Action {
 pub struct FollowUp {
     /// Which step, and its version.
     pub kind: FollowUpKind,
-    /// The rotation's version (the `ClientRequestToken` of the follow-up).
+    /// The rotation's token (the `ClientRequestToken` of the follow-up).
     pub token: VersionId,
-    /// When it is due.
-    pub due: Due,
+    /// When it is due (the earliest time its work may happen).
+    pub due: Timestamp,
 }
 
 /// The two follow-up steps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FollowUpKind {
-    /// `swapPending` for `token`.
+    /// `swapPending` for `token`: write the copy if needed, swap once it is T old.
     Swap,
     /// `removePending`: take ROTATING off `release`.
     Release {
@@ -152,19 +164,7 @@ pub enum FollowUpKind {
     },
 }
 
-/// A due time, possibly relative to when the action is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Due {
-    /// At this time.
-    At(Timestamp),
-    /// T after the moment the executor applies this action, i.e. after every action
-    /// before it in the plan has returned. Used for gaps that start with one of those
-    /// actions (a label move, a new version), so the gap is never measured from a
-    /// decision made before the change it waits on.
-    GapAfterApply,
-}
-
-/// How an invocation ended.
+/// How an invocation ended, or a step along the way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// createSecret stored a new pending value.
@@ -175,33 +175,40 @@ pub enum Outcome {
     TargetSet,
     /// testSecret found the pending value working.
     Tested,
-    /// The token is AWSCURRENT already: nothing to do (AWS's template rule).
+    /// The token (or keyshift's copy of it) is AWSCURRENT already: nothing to do
+    /// (AWS's template rule), and no earlier rotation left anything to release.
     AlreadyCurrent,
-    /// AWSCURRENT moved to the token's version; ROTATING marks the old one.
+    /// AWSCURRENT moved to keyshift's copy; ROTATING and the swap marker are on the old
+    /// version.
     Swapped,
-    /// finishSecret scheduled the swap for `due` (deferred mode).
+    /// finishSecret scheduled the `swapPending` that writes the copy and swaps.
     SwapScheduled {
-        /// When the swap is due.
+        /// When the follow-up is due.
         due: Timestamp,
     },
-    /// A follow-up arrived long before its due time and was scheduled again.
+    /// The next phase is due later than this invocation may wait: scheduled.
     Rescheduled {
         /// When it is due.
         due: Timestamp,
     },
     /// The pending value was written again as `new_version`, keyshift's own version,
     /// which becomes AWSCURRENT once it is T old (the first gap runs from now).
-    Reissued {
-        /// The re-issued version.
+    Copied {
+        /// keyshift's copy.
         new_version: VersionId,
     },
-    /// ROTATING is off the old version: the rotation is complete.
+    /// ROTATING was found without a swap marker: one stamped now was added.
+    Marked,
+    /// A stray AWSPENDING was taken off after the swap; the release comes next.
+    Tidied,
+    /// ROTATING is off the old version and its value revoked: the rotation is complete.
     Released,
     /// The old version carries no ROTATING any more (a duplicate or stale release).
     AlreadyReleased,
-    /// A newer rotation took over; this follow-up is stale and does nothing.
+    /// A newer rotation or an operator's write took over; this rotation stands down
+    /// (its AWSPENDING removed, its never-used value revoked).
     Superseded {
-        /// The version that superseded the token.
+        /// The version that took over.
         by: VersionId,
     },
     /// A scheduled follow-up names a version that does not exist (any more): stale.
@@ -209,9 +216,24 @@ pub enum Outcome {
         /// The missing version.
         version: VersionId,
     },
-    /// Rotation is disabled: the follow-up abandoned the rotation and deleted the
-    /// secret's follow-ups, restoring nothing.
+    /// Rotation was disabled before the swap: keyshift's AWSPENDING is removed and the
+    /// never-used pending value revoked. (After the swap, the release still runs T
+    /// after it, whatever the rotation setting.)
     Abandoned,
+    /// The secret is deleted or scheduled for deletion: the follow-up ends, changing
+    /// nothing.
+    SecretGone,
+}
+
+impl Outcome {
+    /// Whether the invocation decides again after reaching this outcome: it made
+    /// progress and the rotation's next phase may be due within its budget.
+    pub fn continues(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Copied { .. } | Outcome::Swapped | Outcome::Marked | Outcome::Tidied
+        )
+    }
 }
 
 impl fmt::Display for Outcome {
@@ -222,22 +244,27 @@ impl fmt::Display for Outcome {
             Outcome::TargetSet => f.write_str("registered the pending value with the target"),
             Outcome::Tested => f.write_str("tested the pending value"),
             Outcome::AlreadyCurrent => f.write_str("the token is already AWSCURRENT; nothing to do"),
-            Outcome::Swapped => f.write_str("swapped: AWSCURRENT moved to the new version, ROTATING on the old one"),
-            Outcome::SwapScheduled { due } => write!(f, "swap scheduled for {due}"),
-            Outcome::Rescheduled { due } => write!(f, "arrived early; scheduled again for {due}"),
-            Outcome::Reissued { new_version } => write!(
+            Outcome::Swapped => {
+                f.write_str("swapped: AWSCURRENT moved to the new version, ROTATING and the swap marker on the old one")
+            }
+            Outcome::SwapScheduled { due } => write!(f, "swap follow-up scheduled, due {due}"),
+            Outcome::Rescheduled { due } => write!(f, "next phase due {due}; scheduled"),
+            Outcome::Copied { new_version } => write!(
                 f,
-                "re-issued the pending value as version {new_version}; the first gap runs from its creation"
+                "wrote the pending value again as version {new_version}; the first gap runs from its creation"
             ),
-            Outcome::Released => f.write_str("released: ROTATING removed from the old version"),
+            Outcome::Marked => f.write_str("ROTATING had no swap marker; stamped one now"),
+            Outcome::Tidied => f.write_str("took a stray AWSPENDING off the engine's version"),
+            Outcome::Released => f.write_str("released: ROTATING removed from the old version, its value revoked"),
             Outcome::AlreadyReleased => f.write_str("the old version was already released; nothing to do"),
-            Outcome::Superseded { by } => write!(f, "superseded by version {by}; stale follow-up, nothing to do"),
+            Outcome::Superseded { by } => write!(f, "superseded by version {by}; this rotation stands down"),
             Outcome::Vanished { version } => {
                 write!(f, "version {version} does not exist; stale follow-up, nothing to do")
             }
             Outcome::Abandoned => f.write_str(
-                "rotation is disabled for this secret: this follow-up abandons itself (each other one does the same when it fires), restored nothing",
+                "rotation is disabled for this secret: the pending version lost AWSPENDING and its value was revoked; nothing was swapped",
             ),
+            Outcome::SecretGone => f.write_str("the secret is deleted or scheduled for deletion; nothing to do"),
         }
     }
 }
@@ -248,6 +275,9 @@ pub enum Rejection {
     /// AWS's template rule: rotation must be enabled for engine steps.
     #[error("secret is not enabled for rotation")]
     RotationDisabled,
+    /// The secret is scheduled for deletion.
+    #[error("secret is scheduled for deletion")]
+    SecretDeleted,
     /// The token names no version this secret has (with a label, for engine steps).
     #[error("secret has no version {version} to rotate")]
     UnknownVersion {
@@ -263,12 +293,21 @@ pub enum Rejection {
     /// The secret has no AWSCURRENT version to rotate from.
     #[error("secret has no AWSCURRENT version")]
     NoCurrentVersion,
-    /// The pending version has no value yet (createSecret has not run).
+    /// The pending version has no value yet (createSecret has not run, or a read right
+    /// after the write does not show it yet).
     #[error("version {version} has no value yet; createSecret must run first")]
     PendingValueMissing {
         /// The token.
         version: VersionId,
     },
+}
+
+/// How much of the secret `step` decides from (see the module docs).
+pub fn detail(step: &Step) -> Detail {
+    match step {
+        Step::SwapPending { .. } => Detail::Full,
+        _ => Detail::Labels,
+    }
 }
 
 /// Decides what `input.invocation` should do now.
@@ -288,196 +327,320 @@ fn engine_step(i: &Input<'_>) -> Decision {
     if !s.rotation_enabled {
         return Decision::Reject(Rejection::RotationDisabled);
     }
-    if s.version(token).is_none() {
+    if s.deleted {
+        return Decision::Reject(Rejection::SecretDeleted);
+    }
+    if s.version(token).is_none() && s.newest_copy(token).is_none() {
         return Decision::Reject(Rejection::UnknownVersion {
             version: token.clone(),
         });
     }
-    // The engine knows its token; keyshift re-issues it. Act on the newest version of
-    // the token's re-issue chain.
-    let head = chain_head(s, token);
-    // setSecret and testSecret never touch labels or schedules.
+    let Some(current) = s.current() else {
+        return Decision::Reject(Rejection::NoCurrentVersion);
+    };
+    // setSecret and testSecret never touch labels or schedules (a test-only rotation
+    // runs testSecret alone and must leave nothing behind).
     let side_effects = matches!(step, Step::CreateSecret | Step::FinishSecret);
-    if s.has(&head, AWSCURRENT) || s.has(token, AWSCURRENT) {
+    if SecretState::in_chain(current, token) {
         // Done already: succeed. Outside set/test, take AWSPENDING off the engine's
         // version if a retry re-attached it (or later rotations would be refused), and
-        // make sure a ROTATING left behind by a swap whose release was lost is released.
+        // see that an old version left with ROTATING gets released.
         let actions = if side_effects {
-            drop_stray_pending(s, token, &head)
-                .into_iter()
-                .chain(release_leftover(s))
-                .collect()
+            drop_stray_pending(s, token).into_iter().chain(leftover(i)).collect()
         } else {
             Vec::new()
         };
         return apply(actions, Outcome::AlreadyCurrent);
     }
-    if let Some(current) = stale(s, &head) {
-        // An engine retry of a rotation that a newer version already finished: never move
-        // AWSCURRENT back. Take AWSPENDING off the stale version so that later rotations
-        // are not refused ("a previous rotation isn't complete"), and succeed.
-        let actions = if side_effects {
-            drop_stray_pending(s, token, &head).into_iter().collect()
-        } else {
-            Vec::new()
-        };
-        return apply(actions, Outcome::Superseded { by: current.clone() });
-    }
-    if s.current().is_none() {
-        return Decision::Reject(Rejection::NoCurrentVersion);
-    }
-    if step == &Step::FinishSecret {
-        return promote(i, None);
-    }
     // The version carrying this attempt's AWSPENDING: the engine's own (a fresh attempt,
-    // or a retry that re-attached it), or keyshift's re-issue of it.
-    let Some(pending) = [token, &head].into_iter().find(|v| s.has(v, AWSPENDING)) else {
+    // or a retry that re-attached it), or keyshift's copy of it.
+    let Some(pending) = s
+        .holder(AWSPENDING)
+        .filter(|p| SecretState::in_chain(p, token))
+    else {
         return Decision::Reject(Rejection::NotPending {
             version: token.clone(),
         });
     };
-    let created = s.version(pending).and_then(|v| v.created);
-    match (step, created) {
-        (Step::CreateSecret, None) => {
+    let has_value = s.version(pending).is_some_and(|v| v.created.is_some());
+    match step {
+        Step::CreateSecret if !has_value => {
             let mut actions = vec![Action::PutPending {
                 version: pending.clone(),
             }];
-            actions.extend(release_leftover(s));
+            actions.extend(leftover(i));
             apply(actions, Outcome::Created)
         }
-        (Step::CreateSecret, Some(_)) => {
-            // An engine retry, or our own retry after a lost response: keep the value (a
-            // new one would be a different credential than setSecret may have registered).
-            apply(release_leftover(s).into_iter().collect(), Outcome::KeptExisting)
-        }
-        (Step::SetSecret, Some(_)) => apply(
+        // An engine retry, or our own retry after a lost response: keep the value (a
+        // new one would be a different credential than setSecret may have registered).
+        Step::CreateSecret => apply(leftover(i).into_iter().collect(), Outcome::KeptExisting),
+        _ if !has_value => Decision::Reject(Rejection::PendingValueMissing {
+            version: pending.clone(),
+        }),
+        Step::SetSecret => apply(
             vec![Action::SetTarget {
                 version: pending.clone(),
             }],
             Outcome::TargetSet,
         ),
-        (Step::TestSecret, Some(_)) => apply(
+        Step::TestSecret => apply(
             vec![Action::TestTarget {
                 version: pending.clone(),
             }],
             Outcome::Tested,
         ),
-        _ => Decision::Reject(Rejection::PendingValueMissing {
-            version: pending.clone(),
-        }),
+        _ => {
+            // finishSecret: the copy, the swap and the release happen in a follow-up,
+            // outside the engine's rotation. Due now: it fires at the scheduler's
+            // earliest, and times the swap from the copy it writes.
+            let due = i.now;
+            apply(
+                vec![Action::Schedule(FollowUp {
+                    kind: FollowUpKind::Swap,
+                    token: token.clone(),
+                    due,
+                })],
+                Outcome::SwapScheduled { due },
+            )
+        }
     }
 }
 
 fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
     let s = i.secret;
     let token = &i.invocation.token;
-    if !s.rotation_enabled {
-        return apply(Vec::new(), Outcome::Abandoned);
+    if s.deleted {
+        return apply(Vec::new(), Outcome::SecretGone);
     }
-    if s.version(token).is_none() {
-        return unknown_in_follow_up(i, token);
-    }
-    let head = chain_head(s, token);
-    if s.has(&head, AWSCURRENT) || s.has(token, AWSCURRENT) {
-        // The swap happened (maybe by a duplicate, maybe we crashed half-way): finish it.
-        let mut actions: Vec<Action> = drop_stray_pending(s, token, &head).into_iter().collect();
-        actions.extend(release_leftover(s));
-        return apply(actions, Outcome::AlreadyCurrent);
-    }
-    if let Some(current) = stale(s, &head) {
-        let actions = drop_stray_pending(s, token, &head).into_iter().collect();
-        return apply(actions, Outcome::Superseded { by: current.clone() });
-    }
-    if s.current().is_none() {
-        return Decision::Reject(Rejection::NoCurrentVersion);
-    }
-    promote(i, Some(event_due))
-}
-
-/// finishSecret and swapPending, once the template checks passed: swap the token's
-/// re-issue when it is due, or re-issue first.
-///
-/// Only a re-issue (a version the engine does not know) that carries AWSPENDING is ever
-/// swapped: it has carried the label since its creation, so its age is how long it has
-/// been accepted. Anything else (the engine's own version, or a re-issue that lost
-/// AWSPENDING) is re-issued, and the gap runs from the new version's creation.
-fn promote(i: &Input<'_>, event_due: Option<Timestamp>) -> Decision {
-    let s = i.secret;
-    let token = &i.invocation.token;
-    let head = chain_head(s, token);
-    let later = |due| match event_due {
-        None => Outcome::SwapScheduled { due },
-        Some(_) => Outcome::Rescheduled { due },
+    let head = match s.newest_copy(token) {
+        Some((copy, _)) => copy.clone(),
+        None if s.version(token).is_some() => token.clone(),
+        None => return unknown_in_follow_up(i, token),
     };
-    if s.has(&head, AWSPENDING) && is_reissue(s, &head) {
+    let Some(current) = s.current() else {
+        return Decision::Reject(Rejection::NoCurrentVersion);
+    };
+    if SecretState::in_chain(current, token) {
+        // The swap happened (maybe by a duplicate, maybe this invocation before a crash):
+        // finish the rotation, i.e. the release.
+        return after_swap(i, event_due);
+    }
+    // The rotation's value, on the newest version of its chain that has one.
+    let valued = [&head, token]
+        .into_iter()
+        .find(|v| s.version(v).is_some_and(|v| v.created.is_some()));
+    if let Some(by) = stale(s, valued) {
+        // Older than the current version: a rotation a newer one finished. Never move
+        // AWSCURRENT back, never revoke (its value may be the one still accepted through
+        // ROTATING); only take its AWSPENDING off so later rotations are not refused.
+        let by = by.clone();
+        return apply(drop_stray_pending(s, token).into_iter().collect(), Outcome::Superseded { by });
+    }
+    if let Some(by) = taken_over(s, token, valued) {
+        // A newer rotation began (its AWSPENDING is elsewhere) or a version was written
+        // after this one (an operator's write abandons a rotation in AWS's engine too):
+        // stand down, and revoke this rotation's value, which was never AWSCURRENT.
+        let by = by.clone();
+        return apply(stand_down(s, token, valued), Outcome::Superseded { by });
+    }
+    if !s.rotation_enabled {
+        // Disabled before the swap: leave no AWSPENDING behind (the next RotateSecret
+        // would be refused) and revoke the value nobody ever used.
+        return apply(stand_down(s, token, valued), Outcome::Abandoned);
+    }
+    if head != *token && s.has(&head, AWSPENDING) {
         let Some(created) = s.version(&head).and_then(|v| v.created) else {
+            // keyshift writes copies with their value: a copy without one is a read that
+            // has not caught up with the write.
             return Decision::Reject(Rejection::PendingValueMissing { version: head });
         };
-        // The event's due can only delay the swap; the version's own age bounds it below.
-        let due = created
-            .plus(i.policy.gap)
-            .max(event_due.unwrap_or(Timestamp::EPOCH));
-        let follow_up = swap_follow_up(token, due);
-        return when_due(i, due, || swap_plan(s, &head), later, follow_up);
+        // The copy has carried AWSPENDING since its creation: it has been accepted for
+        // exactly its age. The event's due can only delay the swap.
+        let due = created.plus(i.policy.gap).max(event_due);
+        return swap_when_due(i, &head, current, due);
     }
-    reissue(s, token, &head)
-}
-
-/// Writes the value of `head` (the newest version of `token`'s chain) again as a new
-/// version carrying AWSPENDING, unless another rotation took over, and schedules its
-/// swap.
-fn reissue(s: &SecretState, token: &VersionId, head: &VersionId) -> Decision {
-    // AWSPENDING on a version outside this chain: a newer rotation started.
-    let ours = |v: &VersionId| v == token || v == head;
-    if let Some(pending) = s.holder(AWSPENDING).filter(|p| !ours(p) && !s.has(p, AWSCURRENT)) {
-        return apply(Vec::new(), Outcome::Superseded { by: pending.clone() });
-    }
-    // A value written after this chain's: a newer rotation, or an operator's write, which
-    // abandons this rotation (as it would in AWS's engine).
-    if let Some(newer) = s.newer_than(head).into_iter().next() {
-        return apply(Vec::new(), Outcome::Superseded { by: newer.clone() });
-    }
-    if s.version(head).and_then(|v| v.created).is_none() {
-        return Decision::Reject(Rejection::PendingValueMissing {
-            version: head.clone(),
-        });
-    }
-    let new_version = head.reissue();
-    // Schedule first, then write: once the re-issue exists, the engine cannot run this
-    // rotation again (RotateSecret refuses while AWSPENDING sits on another version than
-    // its token), so the re-issue must never exist without a follow-up to finish it. An
-    // early due is harmless: swapPending re-derives it from the re-issue's creation.
+    // No copy yet, or the copy lost AWSPENDING: write a (new) copy.
+    let Some(from) = valued else {
+        return Decision::Reject(Rejection::PendingValueMissing { version: head });
+    };
+    let newest = s.newest_copy(token).map_or(0, |(_, g)| g.saturating_add(1));
+    let generation = u32::try_from(i.now.as_secs()).unwrap_or(u32::MAX).max(newest);
+    let new_version = token.copy(generation);
     apply(
-        vec![
-            Action::Schedule(FollowUp {
-                kind: FollowUpKind::Swap,
-                token: token.clone(),
-                due: Due::GapAfterApply,
-            }),
-            Action::Reissue {
-                from: head.clone(),
-                to: new_version.clone(),
-            },
-        ],
-        Outcome::Reissued { new_version },
+        vec![Action::Copy {
+            from: from.clone(),
+            to: new_version.clone(),
+        }],
+        Outcome::Copied { new_version },
     )
 }
 
-/// Takes AWSPENDING off whichever of the engine's version and its chain head still
-/// carries it once the rotation is over or stale: an engine retry may have re-attached
-/// it, or a swap stopped before its last call. Left there, it would make AWS refuse
-/// every later rotation.
-fn drop_stray_pending(s: &SecretState, token: &VersionId, head: &VersionId) -> Option<Action> {
-    [token, head]
+/// The swap of `copy` (due at `due`) with the current version `current`, or a wait or a
+/// schedule until then. A ROTATING still on an older version K0 (its release was lost)
+/// is released first, when K0's own release is due: no credential may stay valid
+/// downstream once its labels are gone, and the release is what revokes it.
+fn swap_when_due(i: &Input<'_>, copy: &VersionId, current: &VersionId, due: Timestamp) -> Decision {
+    let s = i.secret;
+    let mut actions = Vec::new();
+    let mut due = due;
+    if let Some(old) = s.holder(ROTATING).filter(|r| *r != current) {
+        match s.swap_marker(old) {
+            None => return apply(vec![Action::MarkSwap { version: old.clone() }], Outcome::Marked),
+            Some(marked) => due = due.max(marked.plus(i.policy.gap)),
+        }
+        actions.extend(release_actions(s, old));
+    }
+    if !s.has(current, ROTATING) {
+        actions.push(Action::Label(LabelMove {
+            stage: ROTATING.into(),
+            move_to: Some(current.clone()),
+            remove_from: None,
+        }));
+    }
+    actions.push(Action::Label(LabelMove {
+        stage: AWSCURRENT.into(),
+        move_to: Some(copy.clone()),
+        remove_from: Some(current.clone()),
+    }));
+    actions.push(Action::MarkSwap {
+        version: current.clone(),
+    });
+    // AWSPENDING stays on the copy: on the AWSCURRENT version it is a documented end
+    // state of a successful rotation, and it saves a call.
+    let plan = Plan {
+        actions,
+        outcome: Outcome::Swapped,
+    };
+    let follow_up = FollowUp {
+        kind: FollowUpKind::Swap,
+        token: i.invocation.token.clone(),
+        due,
+    };
+    when_due(i, due, plan, follow_up)
+}
+
+/// After the swap: take stray labels off, then release whichever old version still
+/// carries ROTATING, T after its swap marker.
+fn after_swap(i: &Input<'_>, event_due: Timestamp) -> Decision {
+    let s = i.secret;
+    let token = &i.invocation.token;
+    let mut actions: Vec<Action> = drop_stray_pending(s, token).into_iter().collect();
+    match release_decision(i, event_due) {
+        Some(Decision::Apply(mut plan)) => {
+            actions.append(&mut plan.actions);
+            apply(actions, plan.outcome)
+        }
+        Some(other) if actions.is_empty() => other,
+        // Tidy the strays first; the next decision waits or schedules.
+        Some(_) => apply(actions, Outcome::Tidied),
+        None => apply(actions, Outcome::AlreadyCurrent),
+    }
+}
+
+/// The release of the version that carries ROTATING without being current, if any:
+/// a marker first if it has none, then the release once marker + T has passed.
+fn release_decision(i: &Input<'_>, event_due: Timestamp) -> Option<Decision> {
+    let s = i.secret;
+    let current = s.current()?;
+    let old = s.holder(ROTATING).filter(|r| *r != current)?;
+    Some(release_of(i, old, event_due))
+}
+
+fn release_of(i: &Input<'_>, old: &VersionId, event_due: Timestamp) -> Decision {
+    let s = i.secret;
+    let Some(marked) = s.swap_marker(old) else {
+        return apply(vec![Action::MarkSwap { version: old.clone() }], Outcome::Marked);
+    };
+    let due = marked.plus(i.policy.gap).max(event_due);
+    let plan = Plan {
+        actions: release_actions(s, old),
+        outcome: Outcome::Released,
+    };
+    let follow_up = FollowUp {
+        kind: FollowUpKind::Release { release: old.clone() },
+        token: i.invocation.token.clone(),
+        due,
+    };
+    when_due(i, due, plan, follow_up)
+}
+
+/// Revoke first: if a label call fails, the retry still finds ROTATING and revokes again
+/// (revoke is idempotent); the other order could lose the revoke. Then ROTATING, then
+/// the markers (a marker without ROTATING is only tidied away later).
+fn release_actions(s: &SecretState, old: &VersionId) -> Vec<Action> {
+    let mut actions = vec![
+        Action::RevokeTarget { version: old.clone() },
+        Action::Label(remove(ROTATING, old)),
+    ];
+    actions.extend(s.markers(old).map(|(label, _)| Action::Label(remove(label, old))));
+    actions
+}
+
+fn remove_pending(i: &Input<'_>, event_due: Timestamp, release: &VersionId) -> Decision {
+    let s = i.secret;
+    if s.deleted {
+        return apply(Vec::new(), Outcome::SecretGone);
+    }
+    let Some(old) = s.version(release) else {
+        return unknown_in_follow_up(i, release);
+    };
+    if !old.has(ROTATING) || old.has(AWSCURRENT) {
+        // Released already, or ROTATING moved on with a later swap, or the version is
+        // current (a newer swap is between its first two calls, or it was rolled back by
+        // hand): there is nothing of ours to release. A marker left by a release that
+        // stopped half-way goes.
+        let tidy = if old.has(ROTATING) {
+            Vec::new()
+        } else {
+            s.markers(release).map(|(label, _)| Action::Label(remove(label, release))).collect()
+        };
+        return apply(tidy, Outcome::AlreadyReleased);
+    }
+    // Rotation disabled or not, the old version is released T after its swap: dropping
+    // ROTATING earlier would fail producers still using it, and never dropping it would
+    // keep a retired credential valid for ever.
+    release_of(i, release, event_due)
+}
+
+/// Takes AWSPENDING off the engine's version or a copy of it when it is not on the
+/// current version: an engine retry may have re-attached it after the swap. Left there,
+/// it would make AWS refuse every later rotation.
+fn drop_stray_pending(s: &SecretState, token: &VersionId) -> Option<Action> {
+    let p = s.holder(AWSPENDING)?;
+    (SecretState::in_chain(p, token) && !s.has(p, AWSCURRENT)).then(|| Action::Label(remove(AWSPENDING, p)))
+}
+
+/// This rotation stands down before its swap: its AWSPENDING comes off, and its value,
+/// which was never AWSCURRENT, is revoked (setSecret may have registered it).
+fn stand_down(s: &SecretState, token: &VersionId, valued: Option<&VersionId>) -> Vec<Action> {
+    valued
+        .map(|v| Action::RevokeTarget { version: v.clone() })
         .into_iter()
-        .find(|v| s.has(v, AWSPENDING))
-        .map(|v| Action::Label(remove(AWSPENDING, v)))
+        .chain(drop_stray_pending(s, token))
+        .collect()
+}
+
+/// A release of an old version left with ROTATING, for steps that pass by (createSecret,
+/// finishSecret of a finished rotation): schedule it at its marker + T, or stamp the
+/// marker if it has none (the next step by, or the release, then times it).
+fn leftover(i: &Input<'_>) -> Option<Action> {
+    let s = i.secret;
+    let current = s.current()?;
+    let old = s.holder(ROTATING).filter(|r| *r != current)?;
+    Some(match s.swap_marker(old) {
+        None => Action::MarkSwap { version: old.clone() },
+        Some(marked) => Action::Schedule(FollowUp {
+            kind: FollowUpKind::Release { release: old.clone() },
+            token: current.clone(),
+            due: marked.plus(i.policy.gap),
+        }),
+    })
 }
 
 /// A follow-up naming a version the secret does not have. One delivered by keyshift's own
-/// schedule is stale (a re-issue whose write never happened, or a version deleted since):
-/// nothing to do, and failing would only send it through Lambda's retries to the
-/// dead-letter queue. One made by hand is refused with a clear error.
+/// schedule is stale (a version deleted since, a rotation long over): nothing to do, and
+/// failing would only send it through Lambda's retries to the dead-letter queue. One made
+/// by hand is refused with a clear error.
 fn unknown_in_follow_up(i: &Input<'_>, version: &VersionId) -> Decision {
     if i.invocation.schedule.is_some() {
         apply(
@@ -493,153 +656,40 @@ fn unknown_in_follow_up(i: &Input<'_>, version: &VersionId) -> Decision {
     }
 }
 
-/// The newest existing version of `token`'s re-issue chain (`token` itself if never
-/// re-issued). Bounded: each re-issue is a real restart, and there are only so many.
-fn chain_head(s: &SecretState, token: &VersionId) -> VersionId {
-    let mut head = token.clone();
-    for _ in 0..32 {
-        let next = head.reissue();
-        if s.version(&next).is_none() {
-            break;
-        }
-        head = next;
-    }
-    head
-}
-
-/// Whether `version` is keyshift's re-issue of a version this secret has. A re-issue
-/// whose parent was deleted is not recognised, which is safe: it is re-issued again.
-fn is_reissue(s: &SecretState, version: &VersionId) -> bool {
-    s.versions.keys().any(|parent| parent.reissue() == *version)
-}
-
-/// The current version, if `version`'s value is older than it: promoting `version` would
+/// The current version, if the rotation's value is older than it: promoting it would
 /// move AWSCURRENT back in time.
-fn stale<'a>(s: &'a SecretState, version: &VersionId) -> Option<&'a VersionId> {
+fn stale<'a>(s: &'a SecretState, valued: Option<&VersionId>) -> Option<&'a VersionId> {
     let current = s.current()?;
-    let mine = s.version(version)?.created?;
+    let mine = s.version(valued?)?.created?;
     let theirs = s.version(current)?.created?;
     (mine < theirs).then_some(current)
 }
 
-fn remove_pending(i: &Input<'_>, due: Timestamp, release: &VersionId) -> Decision {
-    let s = i.secret;
-    let token = &i.invocation.token;
-    if !s.rotation_enabled {
-        return apply(Vec::new(), Outcome::Abandoned);
+/// Who took over from this rotation, if anyone: AWSPENDING on a version outside its
+/// chain (a newer rotation started after a strip), or a value written after this
+/// rotation's newest one (an operator's write; in AWS's engine a write abandons a
+/// rotation in progress).
+fn taken_over<'a>(s: &'a SecretState, token: &VersionId, valued: Option<&VersionId>) -> Option<&'a VersionId> {
+    if let Some(p) = s
+        .holder(AWSPENDING)
+        .filter(|p| !SecretState::in_chain(p, token) && !s.has(p, AWSCURRENT))
+    {
+        return Some(p);
     }
-    let Some(old) = s.version(release) else {
-        return unknown_in_follow_up(i, release);
-    };
-    if !old.has(ROTATING) || old.has(AWSCURRENT) {
-        // Released already, or ROTATING moved on with a later swap, or the old version
-        // is current again (rolled back by hand): there is nothing of ours to release.
-        return apply(Vec::new(), Outcome::AlreadyReleased);
-    }
-    let plan = || Plan {
-        // Revoke first: if the label call fails, the retry still finds ROTATING and
-        // revokes again (revoke is idempotent); the other order could lose the revoke.
-        actions: vec![
-            Action::RevokeTarget {
-                version: release.clone(),
-            },
-            Action::Label(remove(ROTATING, release)),
-        ],
-        outcome: Outcome::Released,
-    };
-    let follow_up = FollowUp {
-        kind: FollowUpKind::Release {
-            release: release.clone(),
-        },
-        token: token.clone(),
-        due: Due::At(due),
-    };
-    when_due(i, due, plan, |due| Outcome::Rescheduled { due }, follow_up)
-}
-
-/// The swap, ordered so that every intermediate state keeps the consumer contract:
-///
-/// 1. ROTATING onto the current version K1 (accepted set unchanged: K1, K2);
-/// 2. AWSCURRENT K1 -> K2 (Secrets Manager moves AWSPREVIOUS to K1; K1 stays accepted
-///    through ROTATING, K2 through AWSCURRENT);
-/// 3. AWSPENDING off K2 (K2 stays accepted through AWSCURRENT);
-/// 4. schedule the release of K1, due T after step 2 returned.
-///
-/// A ROTATING still on an older version K0 (its release was lost) moves to K1 in step 1.
-/// That stops K0 being accepted, which is safe: K0 got ROTATING when K1 became current,
-/// before K2 was created, and K2 is at least T old now.
-fn swap_plan(s: &SecretState, pending: &VersionId) -> Plan {
-    let Some(current) = s.current() else {
-        // engine_step and swap_pending check this before asking; keep the plan total.
-        return Plan {
-            actions: Vec::new(),
-            outcome: Outcome::AlreadyCurrent,
-        };
-    };
-    let mut actions = Vec::new();
-    match s.holder(ROTATING) {
-        Some(r) if r == current => {}
-        other => actions.push(Action::Label(LabelMove {
-            stage: ROTATING.into(),
-            move_to: Some(current.clone()),
-            remove_from: other.cloned(),
-        })),
-    }
-    actions.push(Action::Label(LabelMove {
-        stage: AWSCURRENT.into(),
-        move_to: Some(pending.clone()),
-        remove_from: Some(current.clone()),
-    }));
-    actions.push(Action::Label(remove(AWSPENDING, pending)));
-    actions.push(Action::Schedule(FollowUp {
-        kind: FollowUpKind::Release {
-            release: current.clone(),
-        },
-        token: pending.clone(),
-        due: Due::GapAfterApply,
-    }));
-    Plan {
-        actions,
-        outcome: Outcome::Swapped,
-    }
-}
-
-/// A ROTATING on a version that is not current, with no release in hand: release it T
-/// from now (later than T after the swap that put it there, so safe).
-fn release_leftover(s: &SecretState) -> Option<Action> {
-    let current = s.current()?;
-    let rotating = s.holder(ROTATING).filter(|r| *r != current)?;
-    Some(Action::Schedule(FollowUp {
-        kind: FollowUpKind::Release {
-            release: rotating.clone(),
-        },
-        token: current.clone(),
-        due: Due::GapAfterApply,
-    }))
+    let newest = valued?;
+    s.newer_than(newest)
+        .into_iter()
+        .find(|v| !SecretState::in_chain(v, token))
 }
 
 /// Act now if `due` has passed, wait inline if the rest fits the budget, else schedule.
-fn when_due(
-    i: &Input<'_>,
-    due: Timestamp,
-    act: impl FnOnce() -> Plan,
-    later: impl FnOnce(Timestamp) -> Outcome,
-    follow_up: FollowUp,
-) -> Decision {
+fn when_due(i: &Input<'_>, due: Timestamp, plan: Plan, follow_up: FollowUp) -> Decision {
     if i.now >= due {
-        Decision::Apply(act())
+        Decision::Apply(plan)
     } else if due.since(i.now) <= i.wait_budget_left {
         Decision::WaitUntil(due)
     } else {
-        apply(vec![Action::Schedule(follow_up)], later(due))
-    }
-}
-
-fn swap_follow_up(token: &VersionId, due: Timestamp) -> FollowUp {
-    FollowUp {
-        kind: FollowUpKind::Swap,
-        token: token.clone(),
-        due: Due::At(due),
+        apply(vec![Action::Schedule(follow_up)], Outcome::Rescheduled { due })
     }
 }
 

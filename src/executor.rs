@@ -1,10 +1,16 @@
 //! The executor: the one loop that turns decisions into calls.
 //!
 //! It loads the secret, asks [`decide`](crate::decide::decide), applies the plan, and
-//! starts over from fresh labels after every inline wait and every failed call. It keeps
-//! no state between invocations and carries none across a retry: a call whose response
-//! was lost, a label moved by a racing duplicate, a throttle, all end the same way, by
-//! re-deriving from the store. The Lambda and the simulation both drive this type.
+//! starts over from fresh labels after every inline wait, every plan that made progress
+//! (a copy, a swap) and every failed call. It keeps no state between invocations and
+//! carries none across a retry: a call whose response was lost, a label moved by a
+//! racing duplicate, a throttle, all end the same way, by re-deriving from the store.
+//! The Lambda and the simulation both drive this type.
+//!
+//! Waiting is cheap, polling is not: an inline wait sleeps until the due time and then
+//! decides once. Nothing is lost by not looking in between: the only version keyshift
+//! ever promotes is its own copy, which cannot regain AWSPENDING once it lost it, so one
+//! look at the due time tells whether it has carried the label all along.
 //!
 //! Logging: one span per invocation with the secret, token and step; one event per
 //! action and per decision. Values and the RotationToken are never formatted anywhere
@@ -14,14 +20,14 @@ use std::time::Duration;
 
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::decide::{self, Action, Decision, Due, FollowUp, FollowUpKind, Input, Outcome, Rejection};
+use crate::decide::{self, Action, Decision, FollowUp, FollowUpKind, Input, Outcome, Rejection};
 use crate::event::{Invocation, ScheduleName, Step};
 use crate::policy::Policy;
 use crate::ports::{
-    Clock, Job, Retry, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, StoreErrorKind, Target,
-    TargetError, schedule_name,
+    Clock, Job, Retry, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, StoreErrorKind,
+    Target, TargetError, schedule_name,
 };
-use crate::secret::{SecretId, VersionId};
+use crate::secret::{SecretId, SecretState, VersionId, swap_marker};
 use crate::time::Timestamp;
 
 /// Why an invocation failed. The Lambda maps this to its error response.
@@ -47,6 +53,13 @@ pub enum ExecError {
         /// What the value was needed for.
         purpose: &'static str,
     },
+    /// The secret's configuration is not usable (a bad per-secret tag).
+    #[error("configuration: {0}")]
+    Configuration(String),
+    /// The invocation kept making progress without reaching an end (a guard against a
+    /// loop between decisions; the engine's or the scheduler's retry continues).
+    #[error("no end after {0} decisions; the next delivery continues")]
+    TooManyRounds(u32),
 }
 
 impl ExecError {
@@ -54,17 +67,18 @@ impl ExecError {
     /// in its error type so operators can tell a bad request from a bad moment).
     pub fn is_retryable(&self) -> bool {
         match self {
-            ExecError::Rejected(_) => false,
+            ExecError::Rejected(_) | ExecError::Configuration(_) => false,
             ExecError::Store(e) => e.kind.is_retryable(),
             ExecError::Scheduler(e) => e.retryable,
             ExecError::Target(e) => e.retryable,
-            ExecError::ValueMissing { .. } => true,
+            ExecError::ValueMissing { .. } | ExecError::TooManyRounds(_) => true,
         }
     }
 
     /// Errors worth re-deriving inside the same invocation: the world may have moved
-    /// under us (a racing duplicate, a lost response) or may be briefly unavailable.
-    fn rederive(&self) -> bool {
+    /// under us (a racing duplicate, a lost response), may be briefly unavailable, or a
+    /// read may not show a write yet (a value missing right after it was stored).
+    fn rederive(&self, step: &Step) -> bool {
         match self {
             ExecError::Store(e) => matches!(
                 e.kind,
@@ -76,7 +90,13 @@ impl ExecError {
             ),
             ExecError::Scheduler(e) => e.retryable,
             ExecError::ValueMissing { .. } => true,
-            ExecError::Rejected(_) | ExecError::Target(_) => false,
+            // createSecret expects no value yet; every other step expects one, and a
+            // read right after the write may not show it yet.
+            ExecError::Rejected(Rejection::PendingValueMissing { .. }) => step != &Step::CreateSecret,
+            ExecError::Rejected(_)
+            | ExecError::Target(_)
+            | ExecError::Configuration(_)
+            | ExecError::TooManyRounds(_) => false,
         }
     }
 }
@@ -84,18 +104,29 @@ impl ExecError {
 /// What one invocation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
-    /// How it ended.
+    /// How its first plan ended.
     pub outcome: Outcome,
-    /// Follow-ups it carried on inline after that, and how each ended.
+    /// The outcomes of the plans it went on with after that (a copy, then the swap,
+    /// then the release, when their gaps fit the inline budget), in order.
     pub continued: Vec<Outcome>,
     /// Every action applied, across attempts, in order.
     pub applied: Vec<Action>,
     /// Follow-ups scheduled, with their resolved due and fire times.
     pub scheduled: Vec<Job>,
-    /// Rounds of load-decide-apply, counting only those that ended in a failure plus the
-    /// first (1 when nothing had to be re-derived).
+    /// Rounds of load-decide-apply that ended in a failure, plus one.
     pub attempts: u32,
 }
+
+impl Report {
+    /// The outcome the invocation ended with.
+    pub fn last(&self) -> &Outcome {
+        self.continued.last().unwrap_or(&self.outcome)
+    }
+}
+
+/// Most decisions one invocation makes before it gives up (waits and progress both
+/// count); a rotation needs about six.
+pub const MAX_ROUNDS: u32 = 32;
 
 /// The store, scheduler, clock and target, and the policy that times them.
 #[derive(Debug, Clone)]
@@ -112,15 +143,12 @@ pub struct Executor<S, Q, C, T> {
     pub policy: Policy,
     /// Back-off inside one invocation.
     pub retry: Retry,
-    /// The longest single sleep of an inline wait before the labels are read again.
-    pub wait_slice: Duration,
+    /// A secret tag whose value (whole seconds) overrides T for that secret.
+    pub gap_tag: Option<String>,
 }
 
-/// Default for [`Executor::wait_slice`].
-pub const DEFAULT_WAIT_SLICE: Duration = Duration::from_secs(10);
-
 impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
-    /// An executor with the default in-invocation retry.
+    /// An executor with the default in-invocation retry and no per-secret T.
     pub fn new(store: S, scheduler: Q, clock: C, target: T, policy: Policy) -> Self {
         Executor {
             store,
@@ -129,7 +157,7 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             target,
             policy,
             retry: Retry::default(),
-            wait_slice: DEFAULT_WAIT_SLICE,
+            gap_tag: None,
         }
     }
 
@@ -156,77 +184,35 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                 warn!(schedule = %name, error = %e, "could not clean up the delivering schedule");
             }
         }
-        let outcome = self.run_one(inv, started, &mut report).await?;
-        report.outcome = outcome;
-        // A follow-up this invocation scheduled whose due fits what is left of the inline
-        // budget is carried on here: the scheduler's one-minute precision would overshoot
-        // a short gap. Its schedule stays as the safety net and later finds nothing to do.
-        // Only the rotation's own next phase is carried on (after a swap, the release;
-        // after a re-issue, its swap): an engine step must not sit out a leftover's gap.
-        let deadline = started.plus(self.policy.inline_budget);
-        let mut seen = 0;
-        let mut last = report.outcome.clone();
-        while matches!(last, Outcome::Swapped | Outcome::Reissued { .. }) {
-            let Some(next) = self.continuation(&report.scheduled[seen..], deadline) else {
-                break;
-            };
-            seen = report.scheduled.len();
-            info!(step = next.step.name(), "continuing inline with the follow-up");
-            last = loop {
-                match self.run_one(&next, started, &mut report).await {
-                    Ok(outcome) => break outcome,
-                    // Its schedule is a backstop that fires a minute after the due time:
-                    // while the budget lasts, trying again here is sooner.
-                    Err(e) if e.is_retryable() && self.clock.now() < deadline => {
-                        warn!(error = %e, "the inline follow-up failed; trying again");
-                        let pause = self.retry.first_backoff.max(Duration::from_millis(100));
-                        self.clock.sleep_until(self.clock.now().plus(pause)).await;
+        // Jitter for this invocation's back-off: different secrets and steps that failed
+        // together retry apart.
+        let seed = jitter_seed(inv);
+        let mut failures = 0;
+        let mut first = true;
+        for _ in 0..MAX_ROUNDS {
+            match self.attempt(inv, started, &mut report).await {
+                Ok(Round::Waited) => continue,
+                Ok(Round::Done(outcome)) => {
+                    info!(outcome = %outcome, "done");
+                    let go_on = outcome.continues();
+                    if first {
+                        report.outcome = outcome;
+                        first = false;
+                    } else {
+                        report.continued.push(outcome);
                     }
-                    Err(e) => {
-                        warn!(error = %e, "the inline follow-up failed; its schedule will retry it");
+                    if !go_on {
                         return Ok(report);
                     }
+                    // Progress resets the back-off: a new phase is a new start.
+                    failures = 0;
                 }
-            };
-            report.continued.push(last.clone());
-        }
-        Ok(report)
-    }
-
-    fn continuation(&self, jobs: &[Job], deadline: Timestamp) -> Option<Invocation> {
-        jobs.iter()
-            .find(|j| match j.invocation.step {
-                Step::SwapPending { due } | Step::RemovePending { due, .. } => due <= deadline,
-                _ => false,
-            })
-            .map(|j| Invocation {
-                schedule: None,
-                ..j.invocation.clone()
-            })
-    }
-
-    async fn run_one(
-        &self,
-        inv: &Invocation,
-        started: Timestamp,
-        report: &mut Report,
-    ) -> Result<Outcome, ExecError> {
-        let mut backoff = self.retry.first_backoff;
-        // Failed rounds so far; inline waits are not failures and do not count.
-        let mut failures = 0;
-        loop {
-            match self.attempt(inv, started, report).await {
-                Ok(Some(outcome)) => {
-                    info!(outcome = %outcome, "done");
-                    return Ok(outcome);
-                }
-                Ok(None) => continue, // waited inline; decide again
-                Err(e) if e.rederive() && failures + 1 < self.retry.max_attempts => {
+                Err(e) if e.rederive(&inv.step) && failures + 1 < self.retry.max_attempts => {
                     failures += 1;
                     report.attempts += 1;
-                    warn!(error = %e, attempt = failures, "re-deriving after a failed call");
-                    self.clock.sleep_until(self.clock.now().plus(backoff)).await;
-                    backoff = backoff.saturating_mul(2);
+                    let pause = self.retry.backoff(failures, seed);
+                    warn!(error = %e, attempt = failures, pause_ms = pause.as_millis() as u64, "re-deriving after a failure");
+                    self.clock.sleep_until(self.clock.now().plus(pause)).await;
                 }
                 Err(e) => {
                     warn!(error = %e, retryable = e.is_retryable(), "failed");
@@ -234,54 +220,70 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                 }
             }
         }
+        Err(ExecError::TooManyRounds(MAX_ROUNDS))
     }
 
-    /// One load-decide-apply round. `Ok(None)` means "waited; decide again".
-    async fn attempt(
-        &self,
-        inv: &Invocation,
-        started: Timestamp,
-        report: &mut Report,
-    ) -> Result<Option<Outcome>, ExecError> {
-        let secret = self.store.describe(&inv.secret_id).await?;
+    /// One load-decide-apply round.
+    async fn attempt(&self, inv: &Invocation, started: Timestamp, report: &mut Report) -> Result<Round, ExecError> {
+        let secret = match self.store.describe(&inv.secret_id, decide::detail(&inv.step)).await {
+            Ok(s) => s,
+            // A deleted secret ends its follow-ups: retrying them would only fill the
+            // dead-letter queue. An engine step on it is refused by the engine anyway.
+            Err(e) if !inv.step.is_engine_step() && matches!(e.kind, StoreErrorKind::NotFound | StoreErrorKind::Deleted) => {
+                if matches!(e.kind, StoreErrorKind::Deleted) || !report.applied.is_empty() || inv.schedule.is_some() {
+                    return Ok(Round::Done(Outcome::SecretGone));
+                }
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let policy = self.policy_for(&secret)?;
         let now = self.clock.now();
         let input = Input {
             invocation: inv,
             secret: &secret,
             now,
-            policy: &self.policy,
-            wait_budget_left: self.policy.inline_budget.saturating_sub(now.since(started)),
+            policy: &policy,
+            wait_budget_left: policy.inline_budget.saturating_sub(now.since(started)),
         };
         match decide::decide(&input) {
             Decision::Reject(r) => Err(ExecError::Rejected(r)),
             Decision::WaitUntil(until) => {
-                // Sleep in slices and decide again after each: a label stripped during the
-                // wait is seen within a slice instead of at the end.
-                let wake = until.min(now.plus(self.wait_slice));
                 debug!(until = %until, wait_ms = until.millis_since(now), "waiting inline for the due time");
-                self.clock.sleep_until(wake).await;
-                Ok(None)
+                self.clock.sleep_until(until).await;
+                Ok(Round::Waited)
             }
             Decision::Apply(plan) => {
                 debug!(actions = plan.actions.len(), outcome = %plan.outcome, "plan");
-                // A plan whose outcome is carried on inline (see `run`) schedules its
-                // follow-up only as a backstop.
-                let carry_on = matches!(plan.outcome, Outcome::Swapped | Outcome::Reissued { .. })
-                    .then(|| started.plus(self.policy.inline_budget));
                 for action in &plan.actions {
-                    self.apply(inv, action, carry_on, report).await?;
+                    self.apply(inv, &policy, action, report).await?;
                     report.applied.push(action.clone());
                 }
-                Ok(Some(plan.outcome))
+                Ok(Round::Done(plan.outcome))
             }
         }
+    }
+
+    /// The policy for this secret: T from its gap tag when it has one.
+    fn policy_for(&self, secret: &SecretState) -> Result<Policy, ExecError> {
+        let Some(value) = self.gap_tag.as_ref().and_then(|k| secret.tags.get(k)) else {
+            return Ok(self.policy);
+        };
+        let key = self.gap_tag.as_deref().unwrap_or_default();
+        let secs: u64 = value
+            .trim()
+            .parse()
+            .map_err(|_| ExecError::Configuration(format!("secret tag {key} must be a whole number of seconds")))?;
+        self.policy
+            .with_gap(Duration::from_secs(secs))
+            .map_err(|e| ExecError::Configuration(format!("secret tag {key}: {e}")))
     }
 
     async fn apply(
         &self,
         inv: &Invocation,
+        policy: &Policy,
         action: &Action,
-        carry_on: Option<Timestamp>,
         report: &mut Report,
     ) -> Result<(), ExecError> {
         let secret = &inv.secret_id;
@@ -294,20 +296,30 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                     .await?;
                 info!(version = %version, "stored the pending value");
             }
-            Action::Reissue { from, to } => {
-                let value = self.value_of(secret, from, "re-issue").await?;
-                // finishSecret is an engine step: its RotationToken authorises this write
-                // as it does createSecret's. Follow-ups have none and need none.
-                let rotation_token = inv.rotation_token.as_ref().map(|t| t.expose());
-                self.store.put_pending(secret, to, &value, rotation_token).await?;
-                info!(from = %from, to = %to, "re-issued the pending value as a new version");
+            Action::Copy { from, to } => {
+                let value = self.value_of(secret, from, "copy").await?;
+                // Follow-ups carry no RotationToken (and the copy is written outside the
+                // engine's rotation).
+                self.store.put_pending(secret, to, &value, None).await?;
+                info!(from = %from, to = %to, "wrote the pending value again as keyshift's copy");
             }
             Action::Label(change) => {
                 self.store.update_stage(secret, change).await?;
                 info!(change = %change, "label");
             }
+            Action::MarkSwap { version } => {
+                // Stamped now, after every earlier action (the AWSCURRENT move) returned.
+                let marker = swap_marker(self.clock.now());
+                let change = crate::ports::LabelMove {
+                    stage: marker,
+                    move_to: Some(version.clone()),
+                    remove_from: None,
+                };
+                self.store.update_stage(secret, &change).await?;
+                info!(change = %change, "swap marker");
+            }
             Action::Schedule(follow_up) => {
-                let job = self.job(secret, follow_up, carry_on, inv.schedule.as_ref());
+                let job = self.job(secret, policy, follow_up, inv.schedule.as_ref());
                 let created = self.scheduler.schedule(&job).await?;
                 info!(
                     schedule = %job.name,
@@ -327,9 +339,22 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                 self.target.test(version, &value).await?;
             }
             Action::RevokeTarget { version } => {
-                // A deleted old version has nothing left to revoke with; skip, not fail.
-                if let Some(value) = self.store.get_value(secret, version).await.ok().flatten() {
-                    self.target.revoke(version, &value).await?;
+                if !self.target.revokes() {
+                    return Ok(());
+                }
+                // Only "this version no longer exists" may skip the revoke: any other
+                // failure to read (throttling, a 5xx, KMS, access) fails the step, so that
+                // its retry revokes before the label that keeps it due goes.
+                match self.store.get_value(secret, version).await {
+                    Ok(Some(value)) => {
+                        self.target.revoke(version, &value).await?;
+                        info!(version = %version, "revoked at the target");
+                    }
+                    Ok(None) => info!(version = %version, "no value to revoke"),
+                    Err(e) if e.kind == StoreErrorKind::NotFound => {
+                        info!(version = %version, "version deleted; nothing left to revoke with");
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
@@ -351,33 +376,17 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             })
     }
 
-    /// Resolves a follow-up into a job: the due time (relative dues count from now,
-    /// i.e. after every earlier action of the plan returned), when to fire, and the name.
-    /// The job for `follow_up`. One due by `carry_on` (this invocation's inline deadline,
-    /// when its plan is carried on) will be run inline: its schedule is only a backstop,
-    /// fired after the due time rather than early, so that it finds the work done instead
-    /// of racing the invocation that does it.
+    /// The job for `follow_up`: its fire time (never in the past, see
+    /// [`Policy::fire_time`]) and its name.
     ///
     /// A job must never take the name of the schedule delivering this invocation: that
     /// one is deleted once it has run (ActionAfterCompletion DELETE), so a create that
     /// found it "already scheduled" would be lost with it. A rescheduled follow-up that
     /// lands on the same second moves one second later.
-    fn job(
-        &self,
-        secret: &SecretId,
-        follow_up: &FollowUp,
-        carry_on: Option<Timestamp>,
-        delivering: Option<&ScheduleName>,
-    ) -> Job {
+    fn job(&self, secret: &SecretId, policy: &Policy, follow_up: &FollowUp, delivering: Option<&ScheduleName>) -> Job {
         let now = self.clock.now();
-        let due = match follow_up.due {
-            Due::At(t) => t,
-            Due::GapAfterApply => now.plus(self.policy.gap),
-        };
-        let fire_at = match carry_on {
-            Some(deadline) if due <= deadline => self.policy.backstop_time(due),
-            _ => self.policy.fire_time(due, now),
-        };
+        let due = follow_up.due;
+        let mut fire_at = policy.fire_time(due, now);
         let (kind, step, named_version) = match &follow_up.kind {
             FollowUpKind::Swap => ("swap", Step::SwapPending { due }, &follow_up.token),
             FollowUpKind::Release { release } => (
@@ -389,7 +398,6 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                 release,
             ),
         };
-        let mut fire_at = fire_at;
         let mut name = schedule_name(secret, kind, named_version, fire_at);
         if delivering == Some(&name) {
             fire_at = fire_at.plus(Duration::from_secs(1));
@@ -407,4 +415,18 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             },
         }
     }
+}
+
+/// How one round ended.
+enum Round {
+    /// Slept until a due time; decide again.
+    Waited,
+    /// A plan was applied.
+    Done(Outcome),
+}
+
+fn jitter_seed(inv: &Invocation) -> u64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("{}|{}|{}", inv.secret_id, inv.token, inv.step.name()).as_bytes());
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }

@@ -17,7 +17,7 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::ports::{LabelMove, SecretStore, StoreError, StoreErrorKind};
+use crate::ports::{Detail, LabelMove, SecretStore, StoreError, StoreErrorKind};
 use crate::secret::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretId, SecretState, SecretValue, VersionId, VersionInfo,
 };
@@ -131,6 +131,9 @@ struct Version {
 struct Secret {
     id: SecretId,
     rotation_enabled: bool,
+    /// Scheduled for deletion: described, but every other call is refused.
+    deleted: bool,
+    tags: BTreeMap<String, String>,
     versions: BTreeMap<VersionId, Version>,
     history: Vec<Change>,
     next_seq: u64,
@@ -141,6 +144,8 @@ struct State {
     secrets: BTreeMap<SecretId, Secret>,
     faults: Vec<Fault>,
     calls: [u64; 4],
+    /// Reads do not show a value for this long after it was written.
+    read_lag: Duration,
 }
 
 /// An in-memory AWS Secrets Manager with AWS's label rules and typed fault verbs.
@@ -215,6 +220,8 @@ impl MemorySecretsManager {
         let mut s = Secret {
             id: secret.clone(),
             rotation_enabled: false,
+            deleted: false,
+            tags: BTreeMap::new(),
             versions: BTreeMap::new(),
             history: Vec::new(),
             next_seq: 0,
@@ -231,6 +238,34 @@ impl MemorySecretsManager {
             s.rotation_enabled = enabled;
             Ok(())
         })
+    }
+
+    /// TagResource: sets one tag.
+    pub fn tag(&self, secret: &SecretId, key: &str, value: &str) -> Result<(), StoreError> {
+        self.with_secret(secret, |s, _| {
+            s.tags.insert(key.to_owned(), value.to_owned());
+            Ok(())
+        })
+    }
+
+    /// DeleteSecret: with `force`, the secret is gone at once (every call: NotFound);
+    /// otherwise it is scheduled for deletion (described with its deletion, every other
+    /// call refused as AWS does: InvalidRequestException "marked for deletion").
+    pub fn delete_secret(&self, secret: &SecretId, force: bool) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if force {
+            state.secrets.remove(secret).ok_or_else(|| not_found(secret))?;
+            return Ok(());
+        }
+        let s = state.secrets.get_mut(secret).ok_or_else(|| not_found(secret))?;
+        s.deleted = true;
+        Ok(())
+    }
+
+    /// Eventual consistency: for `lag` after a value is written, reads (GetValue, and
+    /// the creation time describe reports) do not show it yet.
+    pub fn set_read_lag(&self, lag: Duration) {
+        self.lock().read_lag = lag;
     }
 
     /// What the rotation engine does before it invokes createSecret: creates version
@@ -280,7 +315,7 @@ impl MemorySecretsManager {
 
     /// The secret as [`SecretStore::describe`] reports it, without fault accounting.
     pub fn snapshot(&self, secret: &SecretId) -> Result<SecretState, StoreError> {
-        self.with_secret(secret, |s, _| Ok(s.state()))
+        self.with_secret(secret, |s, _| Ok(s.state(Detail::Full, None)))
     }
 
     /// A version's value (`None` for a placeholder), without fault accounting.
@@ -304,6 +339,11 @@ impl MemorySecretsManager {
             return;
         }
         self.lock().faults.push(fault);
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
     }
 
     /// Strips `stage` from whichever version carries it, as the rotation engine's
@@ -333,7 +373,7 @@ impl MemorySecretsManager {
         &self,
         op: Op,
         secret: &SecretId,
-        f: impl FnOnce(&mut Secret, Timestamp) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Secret, Lagged) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let now = (self.clock)();
         let mut state = self.lock();
@@ -362,8 +402,18 @@ impl MemorySecretsManager {
                 }
             }
         }
+        let lag = state.read_lag;
         let s = state.secrets.get_mut(secret).ok_or_else(|| not_found(secret))?;
-        let out = f(s, now)?;
+        if s.deleted && op != Op::Describe {
+            return Err(error(
+                StoreErrorKind::Deleted,
+                format!(
+                    "InvalidRequestException: You can't perform this operation on the secret {} because it was marked for deletion.",
+                    s.id
+                ),
+            ));
+        }
+        let out = f(s, Lagged { now, lag })?;
         if lose_response {
             return Err(error(
                 StoreErrorKind::Transient,
@@ -371,6 +421,20 @@ impl MemorySecretsManager {
             ));
         }
         Ok(out)
+    }
+}
+
+/// "Now" and the read lag, for a store call.
+#[derive(Clone, Copy)]
+struct Lagged {
+    now: Timestamp,
+    lag: Duration,
+}
+
+impl Lagged {
+    /// Whether a value stored at `created` is visible to reads now.
+    fn visible(self, created: Option<Timestamp>) -> bool {
+        created.is_some_and(|c| self.now.since(c) >= self.lag || self.lag.is_zero())
     }
 }
 
@@ -409,16 +473,27 @@ impl Secret {
         Ok(self.versions.get(version).and_then(|v| v.value.clone()))
     }
 
-    fn state(&self) -> SecretState {
+    /// The secret as DescribeSecret (+ ListSecretVersionIds for `Full`) reports it;
+    /// `reads` applies the read lag (None: the simulation's own, lag-free view).
+    fn state(&self, detail: Detail, reads: Option<Lagged>) -> SecretState {
+        let pending = self.holder(AWSPENDING);
         SecretState {
             rotation_enabled: self.rotation_enabled,
+            deleted: self.deleted,
+            tags: self.tags.clone(),
             versions: self
                 .versions
                 .iter()
+                // VersionIdsToStages lists labelled versions only.
+                .filter(|(_, v)| detail == Detail::Full || !v.stages.is_empty())
                 .map(|(id, v)| {
+                    let visible = reads.is_none_or(|r| r.visible(v.created));
+                    // With labels only, the creation time is read for the AWSPENDING
+                    // holder alone (whether it has a value tells a placeholder apart).
+                    let dated = detail == Detail::Full || pending.as_ref() == Some(id);
                     let info = VersionInfo {
                         stages: v.stages.clone(),
-                        created: v.created,
+                        created: v.created.filter(|_| visible && dated),
                     };
                     (id.clone(), info)
                 })
@@ -633,8 +708,8 @@ impl Secret {
 }
 
 impl SecretStore for MemorySecretsManager {
-    async fn describe(&self, secret: &SecretId) -> Result<SecretState, StoreError> {
-        self.call(Op::Describe, secret, |s, _| Ok(s.state()))
+    async fn describe(&self, secret: &SecretId, detail: Detail) -> Result<SecretState, StoreError> {
+        self.call(Op::Describe, secret, |s, r| Ok(s.state(detail, Some(r))))
     }
 
     async fn get_value(
@@ -642,7 +717,18 @@ impl SecretStore for MemorySecretsManager {
         secret: &SecretId,
         version: &VersionId,
     ) -> Result<Option<SecretValue>, StoreError> {
-        self.call(Op::GetValue, secret, |s, _| s.value(version))
+        self.call(Op::GetValue, secret, |s, r| {
+            let v = s.value(version)?;
+            let created = s.versions.get(version).and_then(|v| v.created);
+            if v.is_some() && !r.visible(created) {
+                // Written, but not readable yet: what AWS answers for a placeholder.
+                return Err(error(
+                    StoreErrorKind::NotFound,
+                    format!("ResourceNotFoundException: secret {} has no value for version {version} yet", s.id),
+                ));
+            }
+            Ok(v)
+        })
     }
 
     async fn put_pending(
@@ -652,12 +738,10 @@ impl SecretStore for MemorySecretsManager {
         value: &SecretValue,
         _rotation_token: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.call(Op::PutPending, secret, |s, now| {
-            s.put(now, version, value, &[AWSPENDING])
-        })
+        self.call(Op::PutPending, secret, |s, r| s.put(r.now, version, value, &[AWSPENDING]))
     }
 
     async fn update_stage(&self, secret: &SecretId, change: &LabelMove) -> Result<(), StoreError> {
-        self.call(Op::UpdateStage, secret, |s, now| s.update_stage(now, change))
+        self.call(Op::UpdateStage, secret, |s, r| s.update_stage(r.now, change))
     }
 }

@@ -12,6 +12,9 @@ pub const LAMBDA_MAX_RUNTIME: Duration = Duration::from_secs(900);
 /// made before and after a wait.
 pub const RUNTIME_HEADROOM: Duration = Duration::from_secs(60);
 
+/// How far ahead of now the earliest schedule is set (see [`Policy::earliest_fire`]).
+pub const MIN_LEAD: Duration = Duration::from_secs(10);
+
 /// What keyshift needs to know to time a rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -98,14 +101,21 @@ impl Policy {
         } else {
             due.ceil_to(self.precision)
         };
-        fire.max(now)
+        fire.max(self.earliest_fire(now))
     }
 
-    /// When to fire the schedule behind a follow-up that the scheduling invocation will
-    /// carry on inline: at least one precision after `due`, so that it only acts if that
-    /// invocation died, and never races it.
-    pub fn backstop_time(&self, due: Timestamp) -> Timestamp {
-        due.plus(self.precision).ceil_to(self.precision)
+    /// The earliest time a schedule created at `now` may name: [`MIN_LEAD`] ahead, to
+    /// the second. EventBridge refuses a one-time schedule whose time has passed, and a
+    /// time right at `now` will have passed by the time the request arrives (or on a
+    /// skewed clock). The lead is short because a follow-up whose due is near must still
+    /// be able to arrive before it and wait out the rest inline.
+    pub fn earliest_fire(&self, now: Timestamp) -> Timestamp {
+        now.plus(MIN_LEAD).ceil_to(Duration::from_secs(1))
+    }
+
+    /// This policy with another T (a per-secret override), validated like [`Policy::new`].
+    pub fn with_gap(&self, gap: Duration) -> Result<Self, PolicyError> {
+        Self::with_precision(gap, self.inline_budget, self.precision)
     }
 }
 
@@ -159,14 +169,27 @@ mod tests {
     }
 
     #[test]
-    fn a_backstop_fires_only_after_its_whole_firing_window_passed_the_due_time() {
-        let p = Policy::new(secs(60), secs(300)).unwrap();
-        for offset in [0, 1, 30, 59] {
-            let due = Timestamp::from_secs(1_800_000 + offset);
-            let fire = p.backstop_time(due);
-            assert!(fire.since(due) >= p.precision, "offset {offset}");
-            assert!(fire.since(due) < secs(120), "offset {offset}");
-            assert_eq!(fire, fire.floor_to(p.precision));
+    fn never_fires_in_the_past_or_sooner_than_the_lead() {
+        for budget in [0, 300] {
+            let p = Policy::new(secs(600), secs(budget)).unwrap();
+            for now_ms in [0, 1, 30_000, 59_999, 60_000] {
+                let now = Timestamp::from_millis(1_800_000_000 + now_ms);
+                // A due that has passed, one due now, and one due in five seconds.
+                for due in [now.minus(secs(30)), now, now.plus(secs(5))] {
+                    let fire = p.fire_time(due, now);
+                    assert!(fire.since(now) >= MIN_LEAD, "now +{now_ms} ms: {fire:?}");
+                    assert!(fire.since(now) < MIN_LEAD + p.precision, "now +{now_ms} ms: {fire:?}");
+                    assert_eq!(fire, fire.floor_to(secs(1)), "whole seconds");
+                }
+            }
         }
+    }
+
+    #[test]
+    fn with_gap_keeps_the_budget_and_validates() {
+        let p = Policy::new(secs(600), secs(300)).unwrap();
+        let q = p.with_gap(secs(1200)).unwrap();
+        assert_eq!((q.gap, q.inline_budget, q.precision), (secs(1200), p.inline_budget, p.precision));
+        assert_eq!(p.with_gap(secs(0)), Err(PolicyError::GapTooShort));
     }
 }

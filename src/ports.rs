@@ -99,11 +99,28 @@ impl fmt::Display for LabelMove {
     }
 }
 
+/// How much of a secret a decision needs: each level costs API calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Detail {
+    /// The labels (DescribeSecret's `VersionIdsToStages`), rotation enabled, deletion,
+    /// tags, and whether the AWSPENDING holder has a value (and since when). Enough for
+    /// the engine's steps and for `removePending`.
+    Labels,
+    /// Everything in `Labels`, plus every version the secret keeps (deprecated ones
+    /// included) with its value's creation time. Needed to time and order a swap.
+    Full,
+}
+
 /// Secrets Manager, narrowed to what rotation needs.
 pub trait SecretStore: Send + Sync {
-    /// Every version the secret still has (deprecated ones included), their labels and
-    /// value creation times, and whether rotation is enabled.
-    fn describe(&self, secret: &SecretId) -> impl Future<Output = Result<SecretState, StoreError>> + Send;
+    /// The secret's labels, versions and their value creation times, whether rotation
+    /// is enabled, whether it is being deleted, and its tags, at the given detail (see
+    /// [`SecretState`]).
+    fn describe(
+        &self,
+        secret: &SecretId,
+        detail: Detail,
+    ) -> impl Future<Output = Result<SecretState, StoreError>> + Send;
 
     /// A version's value: `Ok(None)` if the version exists but has no value (the engine's
     /// AWSPENDING placeholder), `Err(NotFound)` if there is no such version.
@@ -134,8 +151,8 @@ pub trait SecretStore: Send + Sync {
 /// A store shared behind an `Arc` (the harness and the executor reading one in-memory
 /// Secrets Manager, or one SDK client across handlers) is a store.
 impl<S: SecretStore> SecretStore for std::sync::Arc<S> {
-    async fn describe(&self, secret: &SecretId) -> Result<SecretState, StoreError> {
-        (**self).describe(secret).await
+    async fn describe(&self, secret: &SecretId, detail: Detail) -> Result<SecretState, StoreError> {
+        (**self).describe(secret, detail).await
     }
 
     async fn get_value(
@@ -223,6 +240,13 @@ pub struct TargetError {
 /// revoke an old one (DESIGN.md section 3, downstream credentials). A signing or
 /// encryption key has nothing to register or revoke; a database password does.
 pub trait Target: Send + Sync {
+    /// Whether [`Target::revoke`] does anything. A target with no downstream system (a
+    /// signing or encryption key) says no, and the release step then skips reading the
+    /// old value it would revoke with.
+    fn revokes(&self) -> bool {
+        true
+    }
+
     /// A fresh value for the pending version (createSecret).
     fn generate(&self) -> impl Future<Output = Result<SecretValue, TargetError>> + Send;
 
@@ -280,13 +304,18 @@ fn short_hash(text: &str, hex_len: usize) -> String {
         .collect()
 }
 
-/// Back-off between attempts inside one invocation.
+/// Back-off between attempts inside one invocation: exponential, capped, jittered, and
+/// a bounded number of attempts, after which the invocation fails and the engine's or
+/// the scheduler's own retry takes over (never a hot loop against a service that is
+/// down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
     /// Attempts in all (first try included).
     pub max_attempts: u32,
     /// Pause before the second attempt; doubles each time.
     pub first_backoff: Duration,
+    /// The longest single pause.
+    pub max_backoff: Duration,
 }
 
 impl Default for Retry {
@@ -294,7 +323,28 @@ impl Default for Retry {
         Retry {
             max_attempts: 6,
             first_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(20),
         }
+    }
+}
+
+impl Retry {
+    /// The pause after the `failures`-th failure (1 for the first): the exponential
+    /// step, capped, with "equal jitter" (uniform between half of it and all of it)
+    /// drawn from `seed`, so that invocations of many secrets that failed together do
+    /// not retry together. Deterministic in its arguments.
+    pub fn backoff(&self, failures: u32, seed: u64) -> Duration {
+        let exp = self
+            .first_backoff
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+            .min(self.max_backoff);
+        let mut x = seed ^ u64::from(failures).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // splitmix64
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        let frac = (x >> 11) as f64 / (1u64 << 53) as f64;
+        exp / 2 + exp.mul_f64(frac / 2.0)
     }
 }
 

@@ -71,24 +71,127 @@ impl VersionId {
         &self.0
     }
 
-    /// The version id of keyshift's copy of `self`: finishSecret copies the engine's
-    /// version to it, and a copy that lost AWSPENDING is copied again (see
-    /// [`crate::decide`]). Deterministic, so that two invocations racing to re-issue the
-    /// same version write the same version (PutSecretValue with the same token and value
-    /// is a no-op), and shaped like a UUID (36 characters).
-    pub fn reissue(&self) -> VersionId {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(format!("keyshift-reissue:{}", self.0).as_bytes());
-        let h: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        VersionId(format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        ))
+    /// Version id of keyshift's copy number `generation` of `self` (the engine's token).
+    ///
+    /// The first follow-up of a rotation writes the pending value again under this id;
+    /// the engine never learns it, so AWSPENDING on it can only be removed, never
+    /// restored (see [`crate::decide`]). The id is a valid UUID, version 8 (custom) and
+    /// RFC 4122 variant: 64 bits of SHA-256 of the token (less the version nibble), a
+    /// fixed tag `ab73` that marks keyshift's copies, 16 more bits of the hash, and the
+    /// generation in the last 32 bits. So the copies of a token are recognised without
+    /// walking a chain (a deleted copy breaks nothing), and the newest is the one with
+    /// the largest generation. keyshift uses the copy's creation second as generation.
+    pub fn copy(&self, generation: u32) -> VersionId {
+        let h = copy_hash(self);
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&h[..8]);
+        b[6] = 0x80 | (h[6] & 0x0f);
+        b[8] = COPY_TAG[0];
+        b[9] = COPY_TAG[1];
+        b[10] = h[8];
+        b[11] = h[9];
+        b[12..].copy_from_slice(&generation.to_be_bytes());
+        VersionId(uuid_text(&b))
     }
+
+    /// The generation of `self` if it is one of keyshift's copies of `token`.
+    pub fn copy_generation_of(&self, token: &VersionId) -> Option<u32> {
+        let b = self.copy_bytes()?;
+        let h = copy_hash(token);
+        let same = b[..6] == h[..6] && b[6] & 0x0f == h[6] & 0x0f && b[7] == h[7] && b[10] == h[8] && b[11] == h[9];
+        same.then(|| u32::from_be_bytes([b[12], b[13], b[14], b[15]]))
+    }
+
+    /// Whether `self` has the shape of one of keyshift's copies (of any token). Such a
+    /// version is written with its value, so it is never the engine's placeholder.
+    pub fn is_keyshift_copy(&self) -> bool {
+        self.copy_bytes().is_some()
+    }
+
+    fn copy_bytes(&self) -> Option<[u8; 16]> {
+        let b = parse_uuid(&self.0)?;
+        (b[6] >> 4 == 0x8 && b[8] == COPY_TAG[0] && b[9] == COPY_TAG[1]).then_some(b)
+    }
+}
+
+/// Bytes 8 and 9 of every copy id: the RFC 4122 variant bits (`10`) and a fixed tag.
+const COPY_TAG: [u8; 2] = [0xab, 0x73];
+
+fn copy_hash(token: &VersionId) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(format!("keyshift-copy:{}", token.0).as_bytes()).into()
+}
+
+/// The 8-4-4-4-12 lower-case text of a UUID.
+pub fn uuid_text(b: &[u8; 16]) -> String {
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The bytes of a UUID in 8-4-4-4-12 text form (either case), or `None`.
+fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+    let t = text.as_bytes();
+    if t.len() != 36 || [8, 13, 18, 23].iter().any(|&i| t[i] != b'-') {
+        return None;
+    }
+    let digits: Vec<u8> = t
+        .iter()
+        .filter(|&&c| c != b'-')
+        .map(|&c| (c as char).to_digit(16).map(|d| d as u8))
+        .collect::<Option<_>>()?;
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut b = [0u8; 16];
+    for (i, pair) in digits.chunks(2).enumerate() {
+        b[i] = pair[0] << 4 | pair[1];
+    }
+    Some(b)
+}
+
+/// The label keyshift puts on the old version once AWSCURRENT has left it: the time
+/// stamped in it (taken after the move returned, rounded up to the second) is at or
+/// after the swap, so a release due at that time + T is never early. Secrets Manager
+/// keeps no swap time of its own, and a `removePending` payload is not to be trusted
+/// (anyone may invoke the function by hand); the marker is written by keyshift only,
+/// next to the version it times, and read with the labels at no extra cost.
+///
+/// Format: `KEYSHIFT_SWAPPED_YYYYMMDDThhmmssfffZ` (UTC, to the millisecond; letters,
+/// digits and `_` only).
+pub const SWAP_MARKER_PREFIX: &str = "KEYSHIFT_SWAPPED_";
+
+/// The swap marker label for `at`.
+pub fn swap_marker(at: Timestamp) -> String {
+    // 2026-11-30T13:17:52.123Z -> 20261130T131752123Z
+    let compact: String = at.to_rfc3339().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    format!("{SWAP_MARKER_PREFIX}{compact}")
+}
+
+/// The time a swap marker label carries, if `label` is one.
+pub fn parse_swap_marker(label: &str) -> Option<Timestamp> {
+    let c = label.strip_prefix(SWAP_MARKER_PREFIX)?.as_bytes();
+    if c.len() != 19 || c[8] != b'T' || c[18] != b'Z' || !c[..18].iter().enumerate().all(|(i, b)| i == 8 || b.is_ascii_digit()) {
+        return None;
+    }
+    let d = |r: std::ops::Range<usize>| std::str::from_utf8(&c[r]).ok();
+    let text = format!(
+        "{}-{}-{}T{}:{}:{}.{}Z",
+        d(0..4)?,
+        d(4..6)?,
+        d(6..8)?,
+        d(9..11)?,
+        d(11..13)?,
+        d(13..15)?,
+        d(15..18)?
+    );
+    Timestamp::parse_rfc3339(&text).ok()
 }
 
 impl fmt::Debug for VersionId {
@@ -143,12 +246,21 @@ impl VersionInfo {
     }
 }
 
-/// A secret as the store reports it now: every version it still keeps (deprecated ones
-/// included), with labels and creation times, and whether rotation is enabled.
+/// A secret as the store reports it now: its versions with labels and creation times,
+/// whether rotation is enabled, whether it is being deleted, and its tags.
+///
+/// How complete `versions` is depends on the [`Detail`](crate::ports::Detail) asked
+/// for: with `Full`, every version the secret keeps (deprecated ones included) with its
+/// value's creation time; with `Labels`, only labelled versions, and `created` is
+/// authoritative only for the AWSPENDING holder (others may show `None`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SecretState {
     /// Whether rotation is enabled (`DescribeSecret.RotationEnabled`; absent means no).
     pub rotation_enabled: bool,
+    /// Whether the secret is scheduled for deletion (`DescribeSecret.DeletedDate`).
+    pub deleted: bool,
+    /// The secret's tags (`DescribeSecret.Tags`).
+    pub tags: BTreeMap<String, String>,
     /// The versions, by id.
     pub versions: BTreeMap<VersionId, VersionInfo>,
 }
@@ -183,6 +295,34 @@ impl SecretState {
             .collect()
     }
 
+    /// The newest of keyshift's copies of `token` that the state shows, with its
+    /// generation.
+    pub fn newest_copy(&self, token: &VersionId) -> Option<(&VersionId, u32)> {
+        self.versions
+            .keys()
+            .filter_map(|v| v.copy_generation_of(token).map(|g| (v, g)))
+            .max_by_key(|(_, g)| *g)
+    }
+
+    /// Whether `version` is `token` or one of keyshift's copies of it.
+    pub fn in_chain(version: &VersionId, token: &VersionId) -> bool {
+        version == token || version.copy_generation_of(token).is_some()
+    }
+
+    /// The latest swap-marker time on `version`, if it carries one.
+    pub fn swap_marker(&self, version: &VersionId) -> Option<Timestamp> {
+        self.markers(version).map(|(_, t)| t).max()
+    }
+
+    /// Every swap-marker label on `version`, with its time.
+    pub fn markers(&self, version: &VersionId) -> impl Iterator<Item = (&str, Timestamp)> {
+        self.versions
+            .get(version)
+            .into_iter()
+            .flat_map(|v| v.stages.iter())
+            .filter_map(|l| parse_swap_marker(l).map(|t| (l.as_str(), t)))
+    }
+
     /// Versions whose value became readable strictly after `than`'s did.
     pub fn newer_than(&self, than: &VersionId) -> Vec<&VersionId> {
         let Some(base) = self.versions.get(than).and_then(|v| v.created) else {
@@ -209,15 +349,45 @@ mod tests {
     }
 
     #[test]
-    fn reissue_is_deterministic_uuid_shaped_and_distinct() {
-        let v = VersionId::new("0b0b0b0b-1111-2222-3333-444444444444");
-        let r = v.reissue();
-        assert_eq!(r, v.reissue());
-        assert_ne!(r, v);
-        assert_ne!(r.reissue(), r);
-        assert_eq!(r.as_str().len(), 36);
-        assert_eq!(r.as_str().matches('-').count(), 4);
-        assert!(r.as_str().chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+    fn copies_are_uuids_recognised_by_token_and_ordered_by_generation() {
+        let token = VersionId::new("0b0b0b0b-1111-2222-3333-444444444444");
+        let other = VersionId::new("0c0c0c0c-1111-2222-3333-444444444444");
+        let c = token.copy(1_764_508_672);
+        assert_eq!(c, token.copy(1_764_508_672), "deterministic");
+        assert_ne!(c, token.copy(1_764_508_673));
+        assert_eq!(c.as_str().len(), 36);
+        let text = c.as_str();
+        assert_eq!(&text[14..15], "8", "UUID version 8: {text}");
+        assert!(matches!(&text[19..20], "8" | "9" | "a" | "b"), "RFC 4122 variant: {text}");
+        assert_eq!(c.copy_generation_of(&token), Some(1_764_508_672));
+        assert_eq!(c.copy_generation_of(&other), None);
+        assert!(c.is_keyshift_copy());
+        assert!(!token.is_keyshift_copy());
+        assert_eq!(token.copy_generation_of(&token), None);
+        // A copy of a copy is not a copy of the token.
+        assert_eq!(c.copy(5).copy_generation_of(&token), None);
+        assert_eq!(VersionId::new("not a uuid at all, but 32 chars long").copy_generation_of(&token), None);
+    }
+
+    #[test]
+    fn swap_markers_round_trip_to_the_millisecond() {
+        let t = Timestamp::parse_rfc3339("2026-11-30T13:17:52.001Z").unwrap();
+        let label = swap_marker(t);
+        assert_eq!(label, "KEYSHIFT_SWAPPED_20261130T131752001Z");
+        assert!(label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        assert_eq!(parse_swap_marker(&label), Some(t));
+        let whole = Timestamp::parse_rfc3339("2026-11-30T13:17:52Z").unwrap();
+        assert_eq!(parse_swap_marker(&swap_marker(whole)), Some(whole));
+        for bad in [
+            "KEYSHIFT_SWAPPED_",
+            "KEYSHIFT_SWAPPED_2026",
+            "ROTATING",
+            "KEYSHIFT_SWAPPED_20261330T131752000Z",
+            "KEYSHIFT_SWAPPED_20261130T13175200xZ",
+            "KEYSHIFT_SWAPPED_20261130T131752000Z0",
+        ] {
+            assert_eq!(parse_swap_marker(bad), None, "{bad}");
+        }
     }
 
     #[test]

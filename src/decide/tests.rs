@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::*;
-use crate::secret::{AWSPREVIOUS, SecretId, VersionInfo};
+use crate::secret::{AWSPREVIOUS, SecretId, VersionInfo, swap_marker};
 
 const T: u64 = 600;
 const BUDGET: u64 = 300;
@@ -16,6 +16,11 @@ fn v(n: char) -> VersionId {
 
 fn at(s: i64) -> Timestamp {
     Timestamp::from_secs(1_800_000_000 + s)
+}
+
+/// keyshift's copy of token `n` made at second `s` (the generation is the second).
+fn copy(n: char, s: i64) -> VersionId {
+    v(n).copy(at(s).as_secs() as u32)
 }
 
 fn policy() -> Policy {
@@ -29,15 +34,23 @@ fn secret(versions: &[(char, &[&str], Option<i64>)]) -> SecretState {
         ..Default::default()
     };
     for (id, stages, created) in versions {
-        s.versions.insert(
-            v(*id),
-            VersionInfo {
-                stages: stages.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>(),
-                created: created.map(at),
-            },
-        );
+        put(&mut s, v(*id), stages, *created);
     }
     s
+}
+
+fn put(s: &mut SecretState, id: VersionId, stages: &[&str], created: Option<i64>) {
+    s.versions.insert(
+        id,
+        VersionInfo {
+            stages: stages.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>(),
+            created: created.map(at),
+        },
+    );
+}
+
+fn marker(s: i64) -> String {
+    swap_marker(at(s))
 }
 
 fn inv(step: Step, token: char) -> Invocation {
@@ -48,6 +61,11 @@ fn inv(step: Step, token: char) -> Invocation {
         rotation_token: None,
         schedule: None,
     }
+}
+
+fn scheduled(mut i: Invocation) -> Invocation {
+    i.schedule = Some(crate::event::ScheduleName::parse("ks-test").unwrap());
+    i
 }
 
 fn decide_at(invocation: &Invocation, s: &SecretState, now: i64) -> Decision {
@@ -68,24 +86,38 @@ fn plan(d: Decision) -> Plan {
     }
 }
 
-fn label(stage: &str, to: Option<char>, from: Option<char>) -> Action {
+fn label(stage: &str, to: Option<&VersionId>, from: Option<&VersionId>) -> Action {
     Action::Label(LabelMove {
         stage: stage.into(),
-        move_to: to.map(v),
-        remove_from: from.map(v),
+        move_to: to.cloned(),
+        remove_from: from.cloned(),
     })
 }
 
-fn schedule(kind: FollowUpKind, token: char, due: Due) -> Action {
+fn schedule(kind: FollowUpKind, token: char, due: i64) -> Action {
     Action::Schedule(FollowUp {
         kind,
         token: v(token),
-        due,
+        due: at(due),
     })
 }
 
-fn release(r: char) -> FollowUpKind {
-    FollowUpKind::Release { release: v(r) }
+fn release(r: &VersionId) -> FollowUpKind {
+    FollowUpKind::Release { release: r.clone() }
+}
+
+fn swap(token: char, due: i64) -> Invocation {
+    inv(Step::SwapPending { due: at(due) }, token)
+}
+
+fn remove_ev(release: &VersionId, due: i64) -> Invocation {
+    inv(
+        Step::RemovePending {
+            due: at(due),
+            release: release.clone(),
+        },
+        '2',
+    )
 }
 
 const ENGINE_STEPS: [Step; 4] = [
@@ -95,21 +127,42 @@ const ENGINE_STEPS: [Step; 4] = [
     Step::FinishSecret,
 ];
 
-/// K1 current since long ago, K2 pending with a value created at t=0.
+/// K1 current since long ago, the engine's K2 pending with a value created at t=0.
 fn mid_rotation() -> SecretState {
     secret(&[('1', &[AWSCURRENT], Some(-10_000)), ('2', &[AWSPENDING], Some(0))])
+}
+
+/// After the first follow-up: keyshift's copy of K2 (made at t=100) carries AWSPENDING.
+fn copied() -> SecretState {
+    let mut s = secret(&[('1', &[AWSCURRENT], Some(-10_000)), ('2', &[], Some(0))]);
+    put(&mut s, copy('2', 100), &[AWSPENDING], Some(100));
+    s
+}
+
+/// After the swap at t=800: the copy is current, K1 has ROTATING and a marker.
+fn swapped() -> SecretState {
+    let m = marker(800);
+    let mut s = secret(&[('1', &[AWSPREVIOUS, ROTATING, &m], Some(-10_000)), ('2', &[], Some(0))]);
+    put(&mut s, copy('2', 100), &[AWSCURRENT, AWSPENDING], Some(100));
+    s
 }
 
 // ---- AWS's template checks, on every engine step -------------------------------------
 
 #[test]
-fn engine_steps_refuse_a_secret_with_rotation_disabled() {
+fn engine_steps_refuse_a_secret_with_rotation_disabled_or_being_deleted() {
     let mut s = mid_rotation();
     s.rotation_enabled = false;
+    let mut d = mid_rotation();
+    d.deleted = true;
     for step in ENGINE_STEPS {
         assert_eq!(
-            decide_at(&inv(step, '2'), &s, 1),
+            decide_at(&inv(step.clone(), '2'), &s, 1),
             Decision::Reject(Rejection::RotationDisabled)
+        );
+        assert_eq!(
+            decide_at(&inv(step, '2'), &d, 1),
+            Decision::Reject(Rejection::SecretDeleted)
         );
     }
 }
@@ -125,202 +178,57 @@ fn engine_steps_refuse_an_unknown_token() {
 }
 
 #[test]
-fn engine_steps_succeed_doing_nothing_when_the_token_is_already_current() {
-    let s = secret(&[('1', &[AWSPREVIOUS], Some(-100)), ('2', &[AWSCURRENT], Some(0))]);
-    for step in ENGINE_STEPS {
-        let p = plan(decide_at(&inv(step, '2'), &s, 5));
-        assert_eq!(p.outcome, Outcome::AlreadyCurrent);
-        assert!(p.actions.is_empty());
+fn engine_steps_succeed_doing_nothing_when_the_token_or_its_copy_is_current() {
+    let plain = secret(&[('1', &[AWSPREVIOUS], Some(-100)), ('2', &[AWSCURRENT], Some(0))]);
+    let mut ours = secret(&[('1', &[AWSPREVIOUS], Some(-100))]);
+    put(&mut ours, copy('2', 100), &[AWSCURRENT, AWSPENDING], Some(100));
+    for s in [plain, ours] {
+        for step in ENGINE_STEPS {
+            let p = plan(decide_at(&inv(step, '2'), &s, 1));
+            assert_eq!(p.outcome, Outcome::AlreadyCurrent);
+            assert!(p.actions.is_empty(), "{:?}", p.actions);
+        }
     }
 }
 
 #[test]
 fn engine_steps_refuse_a_token_without_awspending() {
-    let s = secret(&[('1', &[AWSCURRENT], Some(-100)), ('2', &["CUSTOM"], Some(0))]);
-    for step in [Step::CreateSecret, Step::SetSecret, Step::TestSecret] {
+    let s = secret(&[('1', &[AWSCURRENT], Some(-100)), ('2', &["OTHER"], Some(0))]);
+    for step in ENGINE_STEPS {
         assert_eq!(
-            decide_at(&inv(step, '2'), &s, 5),
+            decide_at(&inv(step, '2'), &s, 1),
             Decision::Reject(Rejection::NotPending { version: v('2') })
         );
     }
 }
 
-// ---- createSecret ---------------------------------------------------------------------
-
 #[test]
-fn create_fills_the_engines_value_less_placeholder() {
+fn create_fills_the_engines_value_less_placeholder_and_keeps_a_stored_value() {
     let s = secret(&[('1', &[AWSCURRENT], Some(-100)), ('2', &[AWSPENDING], None)]);
-    let p = plan(decide_at(&inv(Step::CreateSecret, '2'), &s, 0));
-    assert_eq!(p.outcome, Outcome::Created);
+    let p = plan(decide_at(&inv(Step::CreateSecret, '2'), &s, 1));
     assert_eq!(p.actions, vec![Action::PutPending { version: v('2') }]);
-}
-
-#[test]
-fn create_keeps_a_value_already_stored_for_the_token() {
-    let p = plan(decide_at(&inv(Step::CreateSecret, '2'), &mid_rotation(), 3));
-    assert_eq!((p.outcome, p.actions), (Outcome::KeptExisting, vec![]));
-}
-
-#[test]
-fn finish_reissues_the_engines_version_before_anything_else() {
-    // However old K2's value is, the engine may have re-attached AWSPENDING to it just
-    // now: finishSecret copies it to keyshift's own version and swaps that one later.
-    let k2r = v('2').reissue();
-    for now in [1, 600, 50_000] {
-        let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &mid_rotation(), now));
-        assert_eq!(
-            p.outcome,
-            Outcome::Reissued {
-                new_version: k2r.clone()
-            }
-        );
-        assert_eq!(
-            p.actions,
-            vec![
-                schedule(FollowUpKind::Swap, '2', Due::GapAfterApply),
-                Action::Reissue {
-                    from: v('2'),
-                    to: k2r.clone()
-                },
-            ]
-        );
-    }
-}
-
-/// `s` with AWSPENDING moved from `from` to its re-issue, created at `created`.
-fn with_reissue(mut s: SecretState, from: char, created: i64) -> SecretState {
-    if let Some(info) = s.versions.get_mut(&v(from)) {
-        info.stages.remove(AWSPENDING);
-    }
-    s.versions.insert(
-        v(from).reissue(),
-        VersionInfo {
-            stages: [AWSPENDING.to_string()].into(),
-            created: Some(at(created)),
-        },
-    );
-    s
-}
-
-/// K1 current, K2 (created at 0) re-issued as K2' (pending, created at 100).
-fn reissued() -> SecretState {
-    with_reissue(mid_rotation(), '2', 100)
-}
-
-#[test]
-fn engine_steps_act_on_the_newest_reissue_of_their_token() {
-    let head = v('2').reissue();
-    let set = plan(decide_at(&inv(Step::SetSecret, '2'), &reissued(), 101));
-    assert_eq!(
-        set.actions,
-        vec![Action::SetTarget {
-            version: head.clone()
-        }]
-    );
-    let test = plan(decide_at(&inv(Step::TestSecret, '2'), &reissued(), 101));
-    assert_eq!(
-        test.actions,
-        vec![Action::TestTarget {
-            version: head.clone()
-        }]
-    );
-    // The gap runs from the re-issue's creation (100 + 600), not from K2's (0 + 600).
-    assert_eq!(
-        decide_at(&inv(Step::FinishSecret, '2'), &reissued(), 650),
-        Decision::WaitUntil(at(700))
-    );
-    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &reissued(), 700));
-    assert_eq!(p.actions, swap_actions_to('1', &head));
-    // A retried createSecret keeps the head's value.
-    let again = plan(decide_at(&inv(Step::CreateSecret, '2'), &reissued(), 120));
-    assert_eq!((again.outcome, again.actions), (Outcome::KeptExisting, vec![]));
-}
-
-#[test]
-fn engine_steps_on_a_stale_token_never_move_awscurrent_back() {
-    // Rotation 0's engine retry re-attached AWSPENDING to K2, long after K3 (a later
-    // rotation) became current: K2 must not become current again.
-    let s = secret(&[
-        ('1', &[], Some(-10_000)),
-        ('2', &[AWSPENDING], Some(-5_000)),
-        ('3', &[AWSCURRENT], Some(-1_000)),
-    ]);
-    for step in [Step::CreateSecret, Step::FinishSecret] {
-        let p = plan(decide_at(&inv(step, '2'), &s, 0));
-        assert_eq!(p.outcome, Outcome::Superseded { by: v('3') });
-        assert_eq!(p.actions, vec![label(AWSPENDING, None, Some('2'))]);
-    }
-    for step in [Step::SetSecret, Step::TestSecret] {
-        let p = plan(decide_at(&inv(step.clone(), '2'), &s, 0));
-        assert_eq!(p.outcome, Outcome::Superseded { by: v('3') });
-        assert!(p.actions.is_empty(), "{} has no side effects", step.name());
-    }
-    // The same for a follow-up.
-    let p = plan(decide_at(&swap('2', -4_000), &s, 0));
-    assert_eq!(
-        (p.outcome, p.actions),
-        (
-            Outcome::Superseded { by: v('3') },
-            vec![label(AWSPENDING, None, Some('2'))]
-        )
-    );
-}
-
-#[test]
-fn finish_recovers_when_its_token_was_stripped_during_the_wait() {
-    // The inline wait ended; AWSPENDING is gone from K2. Succeed with a re-issue, or the
-    // engine would retry and re-attach AWSPENDING to K2 with no gap.
-    let s = secret(&[('1', &[AWSCURRENT], Some(-5_000)), ('2', &[], Some(0))]);
-    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &s, 600));
-    assert!(matches!(p.outcome, Outcome::Reissued { .. }), "{p:?}");
+    assert_eq!(p.outcome, Outcome::Created);
+    let p = plan(decide_at(&inv(Step::CreateSecret, '2'), &mid_rotation(), 1));
+    assert_eq!((p.actions, p.outcome), (vec![], Outcome::KeptExisting));
 }
 
 #[test]
 fn create_refuses_a_secret_without_a_current_version() {
     let s = secret(&[('2', &[AWSPENDING], None)]);
     assert_eq!(
-        decide_at(&inv(Step::CreateSecret, '2'), &s, 0),
+        decide_at(&inv(Step::CreateSecret, '2'), &s, 1),
         Decision::Reject(Rejection::NoCurrentVersion)
     );
 }
 
 #[test]
-fn create_schedules_the_release_of_a_leftover_rotating() {
-    // K0 kept ROTATING (its removePending was lost); K1 is current; K2 is the new pending.
-    let s = secret(&[
-        ('0', &[AWSPREVIOUS, ROTATING], Some(-9_000)),
-        ('1', &[AWSCURRENT], Some(-5_000)),
-        ('2', &[AWSPENDING], None),
-    ]);
-    let p = plan(decide_at(&inv(Step::CreateSecret, '2'), &s, 0));
-    assert_eq!(
-        p.actions,
-        vec![
-            Action::PutPending { version: v('2') },
-            schedule(release('0'), '1', Due::GapAfterApply),
-        ]
-    );
-}
-
-// ---- setSecret / testSecret -----------------------------------------------------------
-
-#[test]
-fn set_and_test_touch_only_the_target() {
-    let s = secret(&[
-        ('0', &[AWSPREVIOUS, ROTATING], Some(-9_000)),
-        ('1', &[AWSCURRENT], Some(-5_000)),
-        ('2', &[AWSPENDING], Some(0)),
-    ]);
-    let set = plan(decide_at(&inv(Step::SetSecret, '2'), &s, 1));
-    assert_eq!(
-        (set.outcome, set.actions),
-        (Outcome::TargetSet, vec![Action::SetTarget { version: v('2') }])
-    );
-    let test = plan(decide_at(&inv(Step::TestSecret, '2'), &s, 1));
-    assert_eq!(
-        (test.outcome, test.actions),
-        (Outcome::Tested, vec![Action::TestTarget { version: v('2') }])
-    );
+fn set_and_test_touch_only_the_target_of_the_pending_version_of_their_chain() {
+    for (s, pending) in [(mid_rotation(), v('2')), (copied(), copy('2', 100))] {
+        let p = plan(decide_at(&inv(Step::SetSecret, '2'), &s, 1));
+        assert_eq!(p.actions, vec![Action::SetTarget { version: pending.clone() }]);
+        let p = plan(decide_at(&inv(Step::TestSecret, '2'), &s, 1));
+        assert_eq!(p.actions, vec![Action::TestTarget { version: pending }]);
+    }
 }
 
 #[test]
@@ -334,507 +242,402 @@ fn set_and_test_refuse_a_placeholder_without_value() {
     }
 }
 
-// ---- finishSecret: inline and deferred ------------------------------------------------
+/// The engine may abandon its rotation, or refuse the write, when a version with another
+/// ClientRequestToken is written during it: finishSecret writes nothing and moves
+/// nothing; it hands the rotation to a follow-up.
+#[test]
+fn finish_only_schedules_the_follow_up_that_copies_and_swaps() {
+    for now in [1, 5_000] {
+        let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &mid_rotation(), now));
+        assert_eq!(p.actions, vec![schedule(FollowUpKind::Swap, '2', now)]);
+        assert_eq!(p.outcome, Outcome::SwapScheduled { due: at(now) });
+        assert!(!p.outcome.continues());
+    }
+}
 
-fn swap_actions_to(old: char, new: &VersionId) -> Vec<Action> {
+#[test]
+fn create_and_finish_see_that_a_leftover_rotating_gets_released() {
+    // K0 kept ROTATING (its release was lost); K1 is current; rotation K2 starts.
+    let m = marker(-5_000);
+    let s = secret(&[
+        ('0', &[ROTATING, &m], Some(-20_000)),
+        ('1', &[AWSCURRENT], Some(-10_000)),
+        ('2', &[AWSPENDING], None),
+    ]);
+    let p = plan(decide_at(&inv(Step::CreateSecret, '2'), &s, 1));
+    assert_eq!(
+        p.actions,
+        vec![
+            Action::PutPending { version: v('2') },
+            schedule(release(&v('0')), '1', -5_000 + T as i64),
+        ]
+    );
+    // Without a marker, one is stamped first: the release is then T from now.
+    let s = secret(&[
+        ('0', &[ROTATING], Some(-20_000)),
+        ('1', &[AWSCURRENT], Some(-10_000)),
+        ('2', &[AWSPENDING], Some(0)),
+    ]);
+    let p = plan(decide_at(&inv(Step::CreateSecret, '2'), &s, 1));
+    assert_eq!(p.actions, vec![Action::MarkSwap { version: v('0') }]);
+    // testSecret has no side effect, even then.
+    let p = plan(decide_at(&inv(Step::TestSecret, '2'), &s, 1));
+    assert_eq!(p.actions, vec![Action::TestTarget { version: v('2') }]);
+}
+
+#[test]
+fn finish_on_an_already_current_chain_takes_a_re_attached_awspending_off_the_engines_version() {
+    let mut s = secret(&[('1', &[AWSPREVIOUS], Some(-100)), ('2', &[AWSPENDING], Some(0))]);
+    put(&mut s, copy('2', 100), &[AWSCURRENT], Some(100));
+    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &s, 1_000));
+    assert_eq!(p.actions, vec![label(AWSPENDING, None, Some(&v('2')))]);
+    assert_eq!(p.outcome, Outcome::AlreadyCurrent);
+    // setSecret leaves it alone.
+    assert!(plan(decide_at(&inv(Step::SetSecret, '2'), &s, 1_000)).actions.is_empty());
+}
+
+// ---- swapPending: the copy --------------------------------------------------------------
+
+#[test]
+fn the_first_follow_up_writes_keyshifts_copy_of_the_pending_value() {
+    let p = plan(decide_at(&swap('2', 50), &mid_rotation(), 60));
+    assert_eq!(
+        p.actions,
+        vec![Action::Copy {
+            from: v('2'),
+            to: copy('2', 60)
+        }]
+    );
+    assert!(matches!(p.outcome, Outcome::Copied { .. }));
+    assert!(p.outcome.continues());
+}
+
+#[test]
+fn a_copy_that_lost_awspending_is_copied_again_with_a_newer_generation() {
+    // Stripped by the engine (or by hand).
+    let mut s = copied();
+    s.versions.get_mut(&copy('2', 100)).unwrap().stages.clear();
+    let p = plan(decide_at(&swap('2', 100), &s, 200));
+    assert_eq!(
+        p.actions,
+        vec![Action::Copy {
+            from: copy('2', 100),
+            to: copy('2', 200)
+        }]
+    );
+    // Even on a clock behind the copy's generation, the new one is newer.
+    let p = plan(decide_at(&swap('2', 100), &s, 50));
+    let Action::Copy { to, .. } = &p.actions[0] else {
+        panic!("{:?}", p.actions)
+    };
+    assert!(to.copy_generation_of(&v('2')).unwrap() > copy('2', 100).copy_generation_of(&v('2')).unwrap());
+}
+
+#[test]
+fn the_engines_own_version_is_never_promoted_even_when_re_attached() {
+    // An engine retry moved AWSPENDING back to its token, off the copy.
+    let mut s = copied();
+    s.versions.get_mut(&v('2')).unwrap().stages.insert(AWSPENDING.into());
+    s.versions.get_mut(&copy('2', 100)).unwrap().stages.clear();
+    for now in [800, 10_000] {
+        let p = plan(decide_at(&swap('2', 0), &s, now));
+        assert!(
+            matches!(&p.actions[..], [Action::Copy { to, .. }] if to.copy_generation_of(&v('2')).is_some()),
+            "{:?}",
+            p.actions
+        );
+    }
+}
+
+// ---- swapPending: the swap --------------------------------------------------------------
+
+fn swap_actions(old: &VersionId, new: &VersionId) -> Vec<Action> {
     vec![
         label(ROTATING, Some(old), None),
-        Action::Label(LabelMove {
-            stage: AWSCURRENT.into(),
-            move_to: Some(new.clone()),
-            remove_from: Some(v(old)),
-        }),
-        Action::Label(LabelMove {
-            stage: AWSPENDING.into(),
-            move_to: None,
-            remove_from: Some(new.clone()),
-        }),
-        Action::Schedule(FollowUp {
-            kind: release(old),
-            token: new.clone(),
-            due: Due::GapAfterApply,
-        }),
+        label(AWSCURRENT, Some(new), Some(old)),
+        Action::MarkSwap { version: old.clone() },
     ]
 }
 
 #[test]
-fn finish_waits_inline_when_the_rest_of_the_gap_fits_the_budget() {
-    // K2' created at 100, T = 600 s, budget 300 s: at 400 s the 300 s left fit.
-    assert_eq!(
-        decide_at(&inv(Step::FinishSecret, '2'), &reissued(), 400),
-        Decision::WaitUntil(at(700))
-    );
-}
-
-#[test]
-fn finish_defers_the_swap_when_the_rest_does_not_fit() {
-    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &reissued(), 399));
-    assert_eq!(p.outcome, Outcome::SwapScheduled { due: at(700) });
-    // The follow-up names the engine's token; it acts on the token's re-issue chain.
-    assert_eq!(
-        p.actions,
-        vec![schedule(FollowUpKind::Swap, '2', Due::At(at(700)))]
-    );
-}
-
-#[test]
-fn finish_swaps_at_once_when_the_gap_is_over_in_the_safe_order() {
-    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &reissued(), 700));
+fn the_swap_waits_for_the_copy_to_be_t_old_then_moves_labels_in_the_safe_order() {
+    let s = copied();
+    let due = 100 + T as i64;
+    // Early by less than the budget: wait inline; by more: schedule.
+    assert_eq!(decide_at(&swap('2', 0), &s, due - 100), Decision::WaitUntil(at(due)));
+    let p = plan(decide_at(&swap('2', 0), &s, due - BUDGET as i64 - 1));
+    assert_eq!(p.actions, vec![schedule(FollowUpKind::Swap, '2', due)]);
+    assert_eq!(p.outcome, Outcome::Rescheduled { due: at(due) });
+    // Due: ROTATING first, then AWSCURRENT, then the marker. AWSPENDING stays on the
+    // copy (on the current version it is a documented end state).
+    let p = plan(decide_at(&swap('2', 0), &s, due));
+    assert_eq!(p.actions, swap_actions(&v('1'), &copy('2', 100)));
     assert_eq!(p.outcome, Outcome::Swapped);
-    assert_eq!(p.actions, swap_actions_to('1', &v('2').reissue()));
 }
 
 #[test]
-fn finish_honours_the_remaining_budget_not_the_configured_one() {
-    let p = policy();
-    let i = inv(Step::FinishSecret, '2');
-    let s = reissued();
-    let d = decide(&Input {
-        invocation: &i,
-        secret: &s,
-        now: at(600),
-        policy: &p,
-        wait_budget_left: Duration::from_secs(50),
-    });
-    assert!(matches!(
-        d,
-        Decision::Apply(Plan {
-            outcome: Outcome::SwapScheduled { .. },
-            ..
-        })
-    ));
+fn a_due_in_the_event_only_delays_the_swap() {
+    let s = copied();
+    let own = 100 + T as i64;
+    // An early DueAt (a hand-made or replayed event) changes nothing...
+    assert_eq!(decide_at(&swap('2', -9_999), &s, own - 1), Decision::WaitUntil(at(own)));
+    // ...a later one delays.
+    assert_eq!(decide_at(&swap('2', own + 100), &s, own), Decision::WaitUntil(at(own + 100)));
 }
 
 #[test]
-fn the_swap_moves_a_leftover_rotating_onto_the_old_current() {
-    let s = secret(&[
-        ('0', &[ROTATING], Some(-9_000)),
-        ('1', &[AWSCURRENT, AWSPREVIOUS], Some(-5_000)),
-        ('2', &[AWSPENDING], Some(0)),
-    ]);
-    let s = with_reissue(s, '2', 10);
-    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &s, 611));
-    let mut expected = swap_actions_to('1', &v('2').reissue());
-    expected[0] = label(ROTATING, Some('1'), Some('0'));
+fn a_half_done_swap_is_finished_without_repeating_its_first_call() {
+    let mut s = copied();
+    s.versions.get_mut(&v('1')).unwrap().stages.insert(ROTATING.into());
+    let p = plan(decide_at(&swap('2', 0), &s, 100 + T as i64));
+    assert_eq!(p.actions, swap_actions(&v('1'), &copy('2', 100))[1..].to_vec());
+}
+
+#[test]
+fn a_leftover_rotating_is_released_and_revoked_before_rotating_moves() {
+    // K0 still has ROTATING from the rotation before (its release was lost), marked at
+    // t=-5000: long due.
+    let m0 = marker(-5_000);
+    let mut s = copied();
+    put(&mut s, v('0'), &[ROTATING, &m0], Some(-20_000));
+    let p = plan(decide_at(&swap('2', 0), &s, 100 + T as i64));
+    let mut expected = vec![
+        Action::RevokeTarget { version: v('0') },
+        label(ROTATING, None, Some(&v('0'))),
+        label(&m0, None, Some(&v('0'))),
+    ];
+    expected.extend(swap_actions(&v('1'), &copy('2', 100)));
     assert_eq!(p.actions, expected);
+    // K0 without a marker: stamp one first, and the swap waits for K0's release.
+    let mut s = copied();
+    put(&mut s, v('0'), &[ROTATING], Some(-20_000));
+    let p = plan(decide_at(&swap('2', 0), &s, 100 + T as i64));
+    assert_eq!(p.actions, vec![Action::MarkSwap { version: v('0') }]);
+    let m0 = marker(700);
+    s.versions.get_mut(&v('0')).unwrap().stages.insert(m0.clone());
+    assert_eq!(decide_at(&swap('2', 0), &s, 1_100), Decision::WaitUntil(at(700 + T as i64)));
 }
 
+// ---- swapPending: standing down ---------------------------------------------------------
+
 #[test]
-fn the_swap_keeps_rotating_already_on_the_old_current() {
-    // A swap that stopped after its first call: ROTATING is on K1, which is still current.
+fn a_stale_rotation_never_moves_awscurrent_back_and_never_revokes() {
+    // K2's rotation is older than the current K3 (a newer rotation finished); an engine
+    // retry re-attached AWSPENDING to K2.
     let s = secret(&[
-        ('1', &[AWSCURRENT, ROTATING], Some(-5_000)),
+        ('1', &[ROTATING, AWSPREVIOUS], Some(-10_000)),
         ('2', &[AWSPENDING], Some(0)),
+        ('3', &[AWSCURRENT], Some(5_000)),
     ]);
-    let s = with_reissue(s, '2', 0);
-    let p = plan(decide_at(&swap('2', 600), &s, 601));
-    assert_eq!(p.actions[..], swap_actions_to('1', &v('2').reissue())[1..]);
-}
-
-// ---- swapPending ----------------------------------------------------------------------
-
-fn swap(token: char, due: i64) -> Invocation {
-    inv(Step::SwapPending { due: at(due) }, token)
+    let p = plan(decide_at(&swap('2', 0), &s, 6_000));
+    assert_eq!(p.actions, vec![label(AWSPENDING, None, Some(&v('2')))]);
+    assert_eq!(p.outcome, Outcome::Superseded { by: v('3') });
 }
 
 #[test]
-fn follow_ups_abandon_quietly_when_rotation_was_disabled() {
-    let mut s = mid_rotation();
+fn a_rotation_taken_over_stands_down_and_revokes_its_never_used_value() {
+    // A newer rotation's placeholder holds AWSPENDING (this one's was stripped).
+    let mut s = copied();
+    s.versions.get_mut(&copy('2', 100)).unwrap().stages.clear();
+    put(&mut s, v('3'), &[AWSPENDING], None);
+    let p = plan(decide_at(&swap('2', 0), &s, 900));
+    assert_eq!(p.actions, vec![Action::RevokeTarget { version: copy('2', 100) }]);
+    assert_eq!(p.outcome, Outcome::Superseded { by: v('3') });
+    // An operator wrote a version after the copy.
+    let mut s = copied();
+    put(&mut s, v('9'), &["OPS"], Some(300));
+    let p = plan(decide_at(&swap('2', 0), &s, 900));
+    assert_eq!(
+        p.actions,
+        vec![
+            Action::RevokeTarget { version: copy('2', 100) },
+            label(AWSPENDING, None, Some(&copy('2', 100))),
+        ]
+    );
+    assert_eq!(p.outcome, Outcome::Superseded { by: v('9') });
+}
+
+#[test]
+fn disabled_before_the_swap_abandons_cleanly_after_it_still_releases_after_t() {
+    let mut s = copied();
     s.rotation_enabled = false;
-    for i in [
-        swap('2', 600),
-        inv(
-            Step::RemovePending {
-                due: at(600),
-                release: v('1'),
-            },
-            '2',
-        ),
-    ] {
-        let p = plan(decide_at(&i, &s, 700));
-        assert_eq!((p.outcome, p.actions), (Outcome::Abandoned, vec![]));
-    }
-}
-
-#[test]
-fn swap_arriving_early_waits_a_short_remainder_and_reschedules_a_long_one() {
-    // K2' was created at 100: due at 700.
-    assert_eq!(
-        decide_at(&swap('2', 700), &reissued(), 640),
-        Decision::WaitUntil(at(700))
-    );
-    let p = plan(decide_at(&swap('2', 700), &reissued(), 200));
-    assert_eq!(p.outcome, Outcome::Rescheduled { due: at(700) });
-    assert_eq!(
-        p.actions,
-        vec![schedule(FollowUpKind::Swap, '2', Due::At(at(700)))]
-    );
-}
-
-#[test]
-fn swap_due_is_never_earlier_than_the_versions_own_age_allows() {
-    // A hand-made or corrupted event claims the swap was due at 10 s: the re-issue,
-    // created at 100, must still be accepted for T = 600 s first.
-    assert_eq!(
-        decide_at(&swap('2', 10), &reissued(), 500),
-        Decision::WaitUntil(at(700))
-    );
-    // A later event due only delays.
-    assert_eq!(
-        decide_at(&swap('2', 800), &reissued(), 750),
-        Decision::WaitUntil(at(800))
-    );
-}
-
-#[test]
-fn swap_when_due_follows_the_safe_order() {
-    let p = plan(decide_at(&swap('2', 700), &reissued(), 700));
-    assert_eq!(
-        (p.outcome, p.actions),
-        (Outcome::Swapped, swap_actions_to('1', &v('2').reissue()))
-    );
-}
-
-#[test]
-fn swap_never_promotes_the_engines_own_version() {
-    // A swapPending for K2 that finds AWSPENDING on K2 itself (no re-issue yet, or the
-    // re-issue's write was lost): its age says nothing about when the label came back,
-    // so it is re-issued rather than swapped, however overdue.
-    let p = plan(decide_at(&swap('2', 600), &mid_rotation(), 5_000));
-    assert_eq!(
-        p.outcome,
-        Outcome::Reissued {
-            new_version: v('2').reissue()
-        }
-    );
-}
-
-#[test]
-fn a_retry_that_re_attached_the_engines_version_restarts_the_gap() {
-    // The minimal case the property tests found: K2' (the re-issue) was stripped, and an
-    // engine retry put AWSPENDING back on K2 at an unknown moment. Neither K2's age nor
-    // K2''s counts: the value is re-issued again, as K2'', from the newest copy.
-    let mut s = secret(&[('1', &[AWSCURRENT], Some(-5_000)), ('2', &[AWSPENDING], Some(0))]);
-    s.versions.insert(
-        v('2').reissue(),
-        VersionInfo {
-            stages: BTreeSet::new(),
-            created: Some(at(10)),
-        },
-    );
-    let k2r = v('2').reissue();
-    let k2rr = k2r.reissue();
-    for i in [swap('2', 610), inv(Step::FinishSecret, '2')] {
-        let p = plan(decide_at(&i, &s, 700));
-        assert_eq!(
-            p.actions,
-            vec![
-                schedule(FollowUpKind::Swap, '2', Due::GapAfterApply),
-                Action::Reissue {
-                    from: k2r.clone(),
-                    to: k2rr.clone()
-                },
-            ],
-            "{}",
-            i.step.name()
-        );
-    }
-    // The retry's own steps act on K2, where the engine put AWSPENDING.
-    let p = plan(decide_at(&inv(Step::SetSecret, '2'), &s, 700));
-    assert_eq!(p.actions, vec![Action::SetTarget { version: v('2') }]);
-    let p = plan(decide_at(&inv(Step::CreateSecret, '2'), &s, 700));
-    assert_eq!(p.outcome, Outcome::KeptExisting);
-}
-
-#[test]
-fn a_retry_after_the_reissue_became_current_only_cleans_up() {
-    // K2' is current; the engine's retry re-attached AWSPENDING to K2. createSecret and
-    // finishSecret take it off again (or AWS would refuse the next rotation); setSecret
-    // and testSecret touch nothing.
-    let mut s = secret(&[('1', &[AWSPREVIOUS], Some(-5_000)), ('2', &[AWSPENDING], Some(0))]);
-    s.versions.insert(
-        v('2').reissue(),
-        VersionInfo {
-            stages: [AWSCURRENT.to_string()].into(),
-            created: Some(at(10)),
-        },
-    );
-    for step in ENGINE_STEPS {
-        let p = plan(decide_at(&inv(step.clone(), '2'), &s, 2_000));
-        assert_eq!(p.outcome, Outcome::AlreadyCurrent);
-        let expected = match step {
-            Step::CreateSecret | Step::FinishSecret => vec![label(AWSPENDING, None, Some('2'))],
-            _ => vec![],
-        };
-        assert_eq!(p.actions, expected, "{}", step.name());
-    }
-    let p = plan(decide_at(&swap('2', 610), &s, 2_000));
-    assert_eq!(p.actions, vec![label(AWSPENDING, None, Some('2'))]);
-}
-
-#[test]
-fn swap_finishes_a_half_done_swap() {
-    // AWSCURRENT moved, the call that removes AWSPENDING never happened.
-    let s = secret(&[
-        ('1', &[AWSPREVIOUS, ROTATING], Some(-5_000)),
-        ('2', &[AWSCURRENT, AWSPENDING], Some(0)),
-    ]);
-    let p = plan(decide_at(&swap('2', 600), &s, 610));
-    assert_eq!(p.outcome, Outcome::AlreadyCurrent);
+    let p = plan(decide_at(&scheduled(swap('2', 0)), &s, 900));
     assert_eq!(
         p.actions,
         vec![
-            label(AWSPENDING, None, Some('2')),
-            schedule(release('1'), '2', Due::GapAfterApply)
+            Action::RevokeTarget { version: copy('2', 100) },
+            label(AWSPENDING, None, Some(&copy('2', 100))),
         ]
     );
-}
-
-#[test]
-fn duplicate_swap_after_a_complete_rotation_does_nothing() {
-    let s = secret(&[('1', &[AWSPREVIOUS], Some(-5_000)), ('2', &[AWSCURRENT], Some(0))]);
-    let p = plan(decide_at(&swap('2', 600), &s, 5_000));
-    assert_eq!((p.outcome, p.actions), (Outcome::AlreadyCurrent, vec![]));
-}
-
-#[test]
-fn swap_reissues_when_the_engine_stripped_awspending() {
-    let s = secret(&[('1', &[AWSCURRENT], Some(-5_000)), ('2', &[], Some(0))]);
-    let p = plan(decide_at(&swap('2', 600), &s, 620));
-    let new = v('2').reissue();
-    assert_eq!(
-        p.outcome,
-        Outcome::Reissued {
-            new_version: new.clone()
-        }
-    );
-    assert_eq!(
-        p.actions,
-        vec![
-            schedule(FollowUpKind::Swap, '2', Due::GapAfterApply),
-            Action::Reissue {
-                from: v('2'),
-                to: new
-            },
-        ]
-    );
-}
-
-#[test]
-fn swap_reissues_when_awspending_sits_on_the_current_version() {
-    // The documented "successful" end state with AWSPENDING on AWSCURRENT: K2 lost it.
-    let s = secret(&[
-        ('1', &[AWSCURRENT, AWSPENDING], Some(-5_000)),
-        ('2', &[], Some(0)),
-    ]);
-    assert!(matches!(
-        plan(decide_at(&swap('2', 600), &s, 620)).outcome,
-        Outcome::Reissued { .. }
-    ));
-}
-
-#[test]
-fn a_late_duplicate_of_the_first_swap_cannot_swap_the_reissued_version_early() {
-    // The scenario that rules out re-labelling K2 in place: after the re-issue, the first
-    // swapPending for K2 (due 600) is delivered again at 700.
-    let k2r = v('2').reissue();
-    let mut s = secret(&[('1', &[AWSCURRENT], Some(-5_000)), ('2', &[], Some(0))]);
-    s.versions.insert(
-        k2r.clone(),
-        VersionInfo {
-            stages: [AWSPENDING.to_string()].into(),
-            created: Some(at(620)),
-        },
-    );
-    // It resumes the re-issued version, timed by that version's creation (620 + 600).
-    let p = plan(decide_at(&swap('2', 600), &s, 700));
-    assert_eq!(p.outcome, Outcome::Rescheduled { due: at(1_220) });
-    assert_eq!(
-        decide_at(&swap('2', 600), &s, 1_000),
-        Decision::WaitUntil(at(1_220))
-    );
-    // And the re-issued version's own swap waits T from its creation.
-    let p = plan(decide_at(
-        &Invocation {
-            token: k2r.clone(),
-            ..swap('2', 600)
-        },
-        &s,
-        700,
-    ));
-    assert_eq!(p.outcome, Outcome::Rescheduled { due: at(1_220) });
-    assert_eq!(
-        p.actions,
-        vec![Action::Schedule(FollowUp {
-            kind: FollowUpKind::Swap,
-            token: k2r,
-            due: Due::At(at(1_220))
-        })]
-    );
-}
-
-#[test]
-fn a_stale_swap_is_superseded_by_a_newer_version() {
-    // An operator wrote K3 as current after K2 was stripped.
-    let s = secret(&[
-        ('1', &[AWSPREVIOUS], Some(-5_000)),
-        ('2', &[], Some(0)),
-        ('3', &[AWSCURRENT], Some(50)),
-    ]);
-    let p = plan(decide_at(&swap('2', 600), &s, 700));
-    assert_eq!(
-        (p.outcome, p.actions),
-        (Outcome::Superseded { by: v('3') }, vec![])
-    );
-    // A newer rotation's placeholder (no value yet) supersedes too, through its label.
-    let s = secret(&[
-        ('1', &[AWSCURRENT], Some(-5_000)),
-        ('2', &[], Some(0)),
-        ('3', &[AWSPENDING], None),
-    ]);
-    assert_eq!(
-        plan(decide_at(&swap('2', 600), &s, 700)).outcome,
-        Outcome::Superseded { by: v('3') }
-    );
-}
-
-#[test]
-fn swap_refuses_an_unknown_token() {
-    assert_eq!(
-        decide_at(&swap('7', 600), &mid_rotation(), 700),
-        Decision::Reject(Rejection::UnknownVersion { version: v('7') })
-    );
-}
-
-// ---- removePending --------------------------------------------------------------------
-
-fn remove_ev(due: i64) -> Invocation {
-    inv(
-        Step::RemovePending {
-            due: at(due),
-            release: v('1'),
-        },
-        '2',
-    )
-}
-
-fn after_swap() -> SecretState {
-    secret(&[
-        ('1', &[AWSPREVIOUS, ROTATING], Some(-5_000)),
-        ('2', &[AWSCURRENT], Some(0)),
-    ])
-}
-
-#[test]
-fn remove_when_due_revokes_then_takes_rotating_off() {
-    let p = plan(decide_at(&remove_ev(1_200), &after_swap(), 1_200));
+    assert_eq!(p.outcome, Outcome::Abandoned);
+    // After the swap: the release waits for its marker + T, then happens.
+    let mut s = swapped();
+    s.rotation_enabled = false;
+    assert_eq!(decide_at(&swap('2', 0), &s, 1_200), Decision::WaitUntil(at(800 + T as i64)));
+    let p = plan(decide_at(&swap('2', 0), &s, 800 + T as i64));
     assert_eq!(p.outcome, Outcome::Released);
-    assert_eq!(
-        p.actions,
-        vec![
-            Action::RevokeTarget { version: v('1') },
-            label(ROTATING, None, Some('1'))
-        ]
-    );
 }
 
 #[test]
-fn remove_arriving_early_waits_or_reschedules() {
-    assert_eq!(
-        decide_at(&remove_ev(1_200), &after_swap(), 1_100),
-        Decision::WaitUntil(at(1_200))
-    );
-    let p = plan(decide_at(&remove_ev(1_200), &after_swap(), 800));
-    assert_eq!(p.outcome, Outcome::Rescheduled { due: at(1_200) });
-    assert_eq!(p.actions, vec![schedule(release('1'), '2', Due::At(at(1_200)))]);
-}
-
-#[test]
-fn duplicate_or_stale_removes_do_nothing() {
-    let released = secret(&[('1', &[AWSPREVIOUS], Some(-5_000)), ('2', &[AWSCURRENT], Some(0))]);
-    let p = plan(decide_at(&remove_ev(1_200), &released, 1_300));
-    assert_eq!((p.outcome, p.actions), (Outcome::AlreadyReleased, vec![]));
-    // ROTATING moved on to K2 with a later swap: the release of K1 is stale.
-    let later = secret(&[
-        ('1', &[], Some(-5_000)),
-        ('2', &[AWSPREVIOUS, ROTATING], Some(0)),
-        ('3', &[AWSCURRENT], Some(700)),
-    ]);
-    assert_eq!(
-        plan(decide_at(&remove_ev(1_200), &later, 1_300)).outcome,
-        Outcome::AlreadyReleased
-    );
-}
-
-#[test]
-fn remove_refuses_an_unknown_release_version() {
-    let i = inv(
-        Step::RemovePending {
-            due: at(1_200),
-            release: v('8'),
-        },
-        '2',
-    );
-    assert_eq!(
-        decide_at(&i, &after_swap(), 1_300),
-        Decision::Reject(Rejection::UnknownVersion { version: v('8') })
-    );
-}
-
-// ---- leftovers --------------------------------------------------------------------------
-
-#[test]
-fn finish_on_an_already_current_token_releases_a_leftover_rotating() {
-    // An inline finishSecret swapped and died before scheduling the release; the engine's
-    // retry finds the token current.
-    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &after_swap(), 700));
-    assert_eq!(p.outcome, Outcome::AlreadyCurrent);
-    assert_eq!(p.actions, vec![schedule(release('1'), '2', Due::GapAfterApply)]);
-}
-
-#[test]
-fn test_secret_has_no_side_effect_even_with_a_leftover() {
-    let p = plan(decide_at(&inv(Step::TestSecret, '2'), &after_swap(), 700));
-    assert!(p.actions.is_empty());
-}
-
-#[test]
-fn outcomes_read_as_sentences() {
-    assert!(Outcome::Abandoned.to_string().contains("disabled"));
-    assert!(
-        Outcome::Superseded { by: v('3') }
-            .to_string()
-            .contains(v('3').as_str())
-    );
+fn follow_ups_for_a_deleted_secret_end_quietly() {
+    for s in [copied(), swapped()] {
+        let mut s = s;
+        s.deleted = true;
+        for i in [swap('2', 0), remove_ev(&v('1'), 0)] {
+            let p = plan(decide_at(&i, &s, 5_000));
+            assert_eq!((p.actions, p.outcome), (vec![], Outcome::SecretGone));
+        }
+    }
 }
 
 #[test]
 fn a_scheduled_follow_up_for_a_vanished_version_is_stale_a_hand_made_one_is_refused() {
-    let scheduled = Invocation {
-        schedule: Some(crate::event::ScheduleName::parse("ks-x").unwrap()),
-        ..swap('7', 600)
-    };
-    let p = plan(decide_at(&scheduled, &mid_rotation(), 700));
+    let s = mid_rotation();
+    let p = plan(decide_at(&scheduled(swap('7', 0)), &s, 1));
+    assert_eq!(p.outcome, Outcome::Vanished { version: v('7') });
     assert_eq!(
-        (p.outcome, p.actions),
-        (Outcome::Vanished { version: v('7') }, vec![])
-    );
-    let release = Invocation {
-        schedule: Some(crate::event::ScheduleName::parse("ks-y").unwrap()),
-        ..inv(
-            Step::RemovePending {
-                due: at(1_200),
-                release: v('8'),
-            },
-            '2',
-        )
-    };
-    assert_eq!(
-        plan(decide_at(&release, &after_swap(), 1_300)).outcome,
-        Outcome::Vanished { version: v('8') }
-    );
-    assert_eq!(
-        decide_at(&swap('7', 600), &mid_rotation(), 700),
+        decide_at(&swap('7', 0), &s, 1),
         Decision::Reject(Rejection::UnknownVersion { version: v('7') })
+    );
+    assert_eq!(
+        decide_at(&remove_ev(&v('7'), 0), &s, 1),
+        Decision::Reject(Rejection::UnknownVersion { version: v('7') })
+    );
+}
+
+// ---- the release ------------------------------------------------------------------------
+
+#[test]
+fn after_the_swap_the_same_follow_up_releases_t_after_the_marker() {
+    let s = swapped();
+    let due = 800 + T as i64;
+    assert_eq!(decide_at(&swap('2', 0), &s, 1_200), Decision::WaitUntil(at(due)));
+    let p = plan(decide_at(&swap('2', 0), &s, due));
+    assert_eq!(
+        p.actions,
+        vec![
+            Action::RevokeTarget { version: v('1') },
+            label(ROTATING, None, Some(&v('1'))),
+            label(&marker(800), None, Some(&v('1'))),
+        ]
+    );
+    assert_eq!(p.outcome, Outcome::Released);
+    assert!(!p.outcome.continues());
+}
+
+/// The hand-made (or replayed) early removePending of the README, with a DueAt long past,
+/// in every phase of a rotation: it never releases ROTATING before T after the swap.
+#[test]
+fn a_hand_made_early_remove_pending_never_releases_early_in_any_phase() {
+    let past = -1_000_000;
+    // Idle, and before the swap: nothing carries ROTATING.
+    for s in [secret(&[('1', &[AWSCURRENT], Some(-10_000))]), mid_rotation(), copied()] {
+        let p = plan(decide_at(&remove_ev(&v('1'), past), &s, 900));
+        assert_eq!((p.actions, p.outcome), (vec![], Outcome::AlreadyReleased));
+    }
+    // Mid-swap: ROTATING on the still-current version.
+    let mut s = copied();
+    s.versions.get_mut(&v('1')).unwrap().stages.insert(ROTATING.into());
+    let p = plan(decide_at(&remove_ev(&v('1'), past), &s, 900));
+    assert_eq!((p.actions, p.outcome), (vec![], Outcome::AlreadyReleased));
+    // Second gap: the marker, not the payload, times it.
+    let s = swapped();
+    for now in [800, 801, 1_000, 800 + T as i64 - 1] {
+        match decide_at(&remove_ev(&v('1'), past), &s, now) {
+            Decision::WaitUntil(t) => assert_eq!(t, at(800 + T as i64)),
+            Decision::Apply(p) => assert_eq!(p.outcome, Outcome::Rescheduled { due: at(800 + T as i64) }),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Between the AWSCURRENT move and the marker: a marker stamped now, then T more.
+    let mut s = swapped();
+    s.versions.get_mut(&v('1')).unwrap().stages.remove(&marker(800));
+    let p = plan(decide_at(&remove_ev(&v('1'), past), &s, 805));
+    assert_eq!(p.actions, vec![Action::MarkSwap { version: v('1') }]);
+    // After T: released.
+    let p = plan(decide_at(&remove_ev(&v('1'), past), &swapped(), 800 + T as i64));
+    assert_eq!(p.outcome, Outcome::Released);
+}
+
+#[test]
+fn the_latest_marker_times_the_release() {
+    let mut s = swapped();
+    s.versions.get_mut(&v('1')).unwrap().stages.insert(marker(900));
+    assert_eq!(
+        decide_at(&remove_ev(&v('1'), 0), &s, 800 + T as i64),
+        Decision::WaitUntil(at(900 + T as i64))
+    );
+}
+
+#[test]
+fn a_remove_long_before_its_due_reschedules_itself() {
+    let s = swapped();
+    let p = plan(decide_at(&remove_ev(&v('1'), 0), &s, 800 + T as i64 - BUDGET as i64 - 1));
+    assert_eq!(p.actions, vec![schedule(release(&v('1')), '2', 800 + T as i64)]);
+}
+
+#[test]
+fn remove_with_rotation_disabled_still_releases_after_t() {
+    let mut s = swapped();
+    s.rotation_enabled = false;
+    assert_eq!(decide_at(&remove_ev(&v('1'), 0), &s, 1_200), Decision::WaitUntil(at(800 + T as i64)));
+    let p = plan(decide_at(&remove_ev(&v('1'), 0), &s, 800 + T as i64));
+    assert_eq!(p.outcome, Outcome::Released);
+}
+
+#[test]
+fn a_release_that_stopped_half_way_has_its_marker_tidied() {
+    let mut s = swapped();
+    s.versions.get_mut(&v('1')).unwrap().stages.remove(ROTATING);
+    let p = plan(decide_at(&remove_ev(&v('1'), 0), &s, 5_000));
+    assert_eq!(p.actions, vec![label(&marker(800), None, Some(&v('1')))]);
+    assert_eq!(p.outcome, Outcome::AlreadyReleased);
+}
+
+#[test]
+fn after_the_swap_a_re_attached_awspending_is_tidied_before_the_release() {
+    let mut s = swapped();
+    s.versions.get_mut(&v('2')).unwrap().stages.insert(AWSPENDING.into());
+    s.versions.get_mut(&copy('2', 100)).unwrap().stages.remove(AWSPENDING);
+    let p = plan(decide_at(&swap('2', 0), &s, 1_200));
+    assert_eq!(p.actions, vec![label(AWSPENDING, None, Some(&v('2')))]);
+    assert_eq!(p.outcome, Outcome::Tidied);
+    assert!(p.outcome.continues());
+}
+
+#[test]
+fn outcomes_read_as_sentences_and_only_progress_continues() {
+    let all = [
+        Outcome::Created,
+        Outcome::KeptExisting,
+        Outcome::TargetSet,
+        Outcome::Tested,
+        Outcome::AlreadyCurrent,
+        Outcome::Swapped,
+        Outcome::SwapScheduled { due: at(0) },
+        Outcome::Rescheduled { due: at(0) },
+        Outcome::Copied { new_version: v('2') },
+        Outcome::Marked,
+        Outcome::Tidied,
+        Outcome::Released,
+        Outcome::AlreadyReleased,
+        Outcome::Superseded { by: v('3') },
+        Outcome::Vanished { version: v('3') },
+        Outcome::Abandoned,
+        Outcome::SecretGone,
+    ];
+    for o in &all {
+        let text = o.to_string();
+        assert!(text.len() > 10 && !text.contains("{"), "{text}");
+    }
+    let continuing: Vec<_> = all.iter().filter(|o| o.continues()).collect();
+    assert_eq!(
+        continuing,
+        vec![
+            &Outcome::Swapped,
+            &Outcome::Copied { new_version: v('2') },
+            &Outcome::Marked,
+            &Outcome::Tidied
+        ]
     );
 }

@@ -52,6 +52,7 @@ impl From<&ExecError> for HandlerError {
     fn from(e: &ExecError) -> Self {
         let error_type = match e {
             ExecError::Rejected(_) => "keyshift.Rejected",
+            ExecError::Configuration(_) => "keyshift.Configuration",
             e if e.is_retryable() => "keyshift.Retryable",
             _ => "keyshift.Failed",
         };
@@ -104,15 +105,8 @@ impl Function {
             error_type: "keyshift.InvalidEvent",
             message: e.to_string(),
         })?;
-        let tag = self
-            .store
-            .tag(&invocation.secret_id, GAP_TAG)
-            .await
-            .map_err(|e| HandlerError::from(&ExecError::Store(e)))?;
-        let mut policy: Policy = self.config.policy_for(tag.as_deref()).map_err(|e| HandlerError {
-            error_type: "keyshift.Configuration",
-            message: e.to_string(),
-        })?;
+        // T may be overridden per secret by a tag, read with the labels (no extra call).
+        let mut policy: Policy = self.config.policy;
         if let Some(left) = time_left {
             policy.inline_budget = policy.inline_budget.min(left.saturating_sub(DEADLINE_HEADROOM));
         }
@@ -133,13 +127,14 @@ impl Function {
             )),
             BackendKind::Rules => Backend::Rules(EventBridgeRules::new(self.rules.clone(), function_arn)),
         };
-        let executor = Executor::new(
+        let mut executor = Executor::new(
             self.store.clone(),
             backend,
             SystemClock,
             self.target.clone(),
             policy,
         );
+        executor.gap_tag = Some(GAP_TAG.to_owned());
         let started = SystemClock.now();
         let report = executor
             .handle(&invocation)
@@ -168,6 +163,7 @@ impl Function {
             "attempts": report.attempts,
             "startedAt": started.to_rfc3339(),
             "gapSeconds": policy.gap.as_secs(),
+            "final": report.last().to_string(),
         }))
     }
 }

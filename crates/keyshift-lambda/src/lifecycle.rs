@@ -17,7 +17,8 @@ pub const DETAIL_TYPE: &str = "keyshift rotation phase";
 pub fn phase(outcome: &Outcome) -> Option<&'static str> {
     match outcome {
         Outcome::Created => Some("pending-created"),
-        Outcome::Reissued { .. } => Some("pending-reissued"),
+        Outcome::Copied { .. } => Some("pending-copied"),
+        Outcome::Superseded { .. } => Some("rotation-superseded"),
         Outcome::Swapped => Some("swapped"),
         Outcome::Released => Some("released"),
         Outcome::Abandoned => Some("rotation-cancelled"),
@@ -55,7 +56,7 @@ impl Lifecycle {
             .filter_map(|o| phase(o).map(|p| (o, p)))
             .map(|(o, p)| {
                 let version = match o {
-                    Outcome::Reissued { new_version } => Some(new_version.as_str()),
+                    Outcome::Copied { new_version } => Some(new_version.as_str()),
                     _ => None,
                 };
                 PutEventsRequestEntry::builder()

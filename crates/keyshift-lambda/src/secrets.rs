@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::DateTime;
-use keyshift::ports::{LabelMove, SecretStore, StoreError, StoreErrorKind, short_error};
+use keyshift::ports::{Detail, LabelMove, SecretStore, StoreError, StoreErrorKind, short_error};
 use keyshift::secret::{AWSPENDING, SecretId, SecretState, SecretValue, VersionId, VersionInfo};
 use keyshift::time::Timestamp;
 
@@ -24,17 +24,31 @@ pub enum CreatedDates {
 
 /// The Secrets Manager adapter.
 ///
-/// `describe` reads `DescribeSecret` (rotation enabled) and every page of
-/// `ListSecretVersionIds` with deprecated versions included: the core follows re-issue
-/// chains through versions that lost all their labels. The AWSPENDING holder is read with
-/// `GetSecretValue` too, because only that tells the engine's value-less placeholder from
-/// a version with a value.
+/// `describe` reads the labels from DescribeSecret's `VersionIdsToStages` (where AWS
+/// documents the value-less placeholder too), never from a list that might omit one.
+/// Creation dates come from ListSecretVersionIds, only at [`Detail::Full`]. Whether the
+/// AWSPENDING holder has a value is read with GetSecretValue (the only way to tell the
+/// engine's placeholder from a version with a value), except for keyshift's own copies,
+/// which are always written with theirs.
+///
+/// A version's value and creation time never change, so both are cached for the life of
+/// the container: a warm function asks for each once. The cache holds at most
+/// [`CACHE_ENTRIES`] versions and starts over when full.
 #[derive(Debug, Clone)]
 pub struct SdkSecretStore {
     client: Client,
     dates: CreatedDates,
-    /// Creation times of versions known to have a value: neither ever changes.
-    known: Arc<Mutex<HashMap<(String, String), Timestamp>>>,
+    known: Arc<Mutex<HashMap<(String, String), Known>>>,
+}
+
+/// Most versions the adapter remembers.
+pub const CACHE_ENTRIES: usize = 256;
+
+/// What is known of a version with a value (its `Debug` redacts the value).
+#[derive(Clone, Debug)]
+struct Known {
+    created: Timestamp,
+    value: Option<SecretValue>,
 }
 
 impl SdkSecretStore {
@@ -47,26 +61,30 @@ impl SdkSecretStore {
         }
     }
 
-    fn cached(&self, secret: &SecretId, version: &str) -> Option<Timestamp> {
+    fn cached(&self, secret: &SecretId, version: &str) -> Option<Known> {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        known
-            .get(&(secret.as_str().to_owned(), version.to_owned()))
-            .copied()
+        known.get(&(secret.as_str().to_owned(), version.to_owned())).cloned()
     }
 
-    fn remember(&self, secret: &SecretId, version: &str, created: Timestamp) {
+    fn remember(&self, secret: &SecretId, version: &str, created: Timestamp, value: Option<SecretValue>) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        known.insert((secret.as_str().to_owned(), version.to_owned()), created);
+        if known.len() >= CACHE_ENTRIES {
+            known.clear();
+        }
+        let entry = known
+            .entry((secret.as_str().to_owned(), version.to_owned()))
+            .or_insert(Known { created, value: None });
+        entry.created = created;
+        if value.is_some() {
+            entry.value = value;
+        }
     }
 
-    /// The version's value creation time, or `None` for a placeholder without a value.
-    async fn created_by_value(
-        &self,
-        secret: &SecretId,
-        version: &str,
-    ) -> Result<Option<Timestamp>, StoreError> {
-        if let Some(t) = self.cached(secret, version) {
-            return Ok(Some(t));
+    /// GetSecretValue by version id: `Ok(None)` on ResourceNotFound (no value, or no
+    /// such version: the caller knows which from the labels).
+    async fn fetch(&self, secret: &SecretId, version: &str) -> Result<Option<Known>, StoreError> {
+        if let Some(k) = self.cached(secret, version).filter(|k| k.value.is_some()) {
+            return Ok(Some(k));
         }
         let out = self
             .client
@@ -78,13 +96,11 @@ impl SdkSecretStore {
         match out {
             Ok(out) => {
                 let created = out.created_date().map(timestamp).ok_or_else(|| {
-                    StoreError::new(
-                        StoreErrorKind::Transient,
-                        "GetSecretValue returned no CreatedDate",
-                    )
+                    StoreError::new(StoreErrorKind::Transient, "GetSecretValue returned no CreatedDate")
                 })?;
-                self.remember(secret, version, created);
-                Ok(Some(created))
+                let value = out.secret_string().map(SecretValue::new);
+                self.remember(secret, version, created, value.clone());
+                Ok(Some(Known { created, value }))
             }
             Err(e) => match classify(e, "GetSecretValue") {
                 e if e.kind == StoreErrorKind::NotFound => Ok(None),
@@ -92,33 +108,23 @@ impl SdkSecretStore {
             },
         }
     }
-}
 
-/// A CreatedDate as a timestamp. Dates that fall on a whole second may have been cut to
-/// the second (moto does; AWS reports milliseconds): the next second is a bound that is
-/// never early, and a gap measured from it is never short.
-pub fn timestamp(d: &DateTime) -> Timestamp {
-    let ms = d.to_millis().unwrap_or(i64::MAX);
-    if ms % 1000 == 0 {
-        Timestamp::from_millis(ms.saturating_add(1000))
-    } else {
-        Timestamp::from_millis(ms)
-    }
-}
-
-impl SecretStore for SdkSecretStore {
-    async fn describe(&self, secret: &SecretId) -> Result<SecretState, StoreError> {
-        let described = self
-            .client
+    /// DescribeSecret.
+    async fn described(
+        &self,
+        secret: &SecretId,
+    ) -> Result<aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput, StoreError> {
+        self.client
             .describe_secret()
             .secret_id(secret.as_str())
             .send()
             .await
-            .map_err(|e| classify(e, "DescribeSecret"))?;
-        let mut state = SecretState {
-            rotation_enabled: described.rotation_enabled().unwrap_or(false),
-            ..Default::default()
-        };
+            .map_err(|e| classify(e, "DescribeSecret"))
+    }
+
+    /// Every page of ListSecretVersionIds, deprecated versions included: (id, labels,
+    /// creation date).
+    async fn listed(&self, secret: &SecretId) -> Result<Vec<(String, BTreeSet<String>, Option<Timestamp>)>, StoreError> {
         let mut next: Option<String> = None;
         let mut listed = Vec::new();
         loop {
@@ -138,19 +144,74 @@ impl SecretStore for SdkSecretStore {
             }
             match page.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_owned()),
-                _ => break,
+                _ => return Ok(listed),
             }
         }
-        for (id, stages, listed_date) in listed {
-            let created = if stages.contains(AWSPENDING) || self.dates == CreatedDates::GetValue {
-                // Only GetSecretValue tells a placeholder from a value.
-                self.created_by_value(secret, &id).await?
+    }
+}
+
+/// A CreatedDate as a timestamp. Dates that fall on a whole second may have been cut to
+/// the second (moto does; AWS reports milliseconds): the next second is a bound that is
+/// never early, and a gap measured from it is never short.
+pub fn timestamp(d: &DateTime) -> Timestamp {
+    let ms = d.to_millis().unwrap_or(i64::MAX);
+    if ms % 1000 == 0 {
+        Timestamp::from_millis(ms.saturating_add(1000))
+    } else {
+        Timestamp::from_millis(ms)
+    }
+}
+
+impl SecretStore for SdkSecretStore {
+    async fn describe(&self, secret: &SecretId, detail: Detail) -> Result<SecretState, StoreError> {
+        let described = self.described(secret).await?;
+        let mut state = SecretState {
+            rotation_enabled: described.rotation_enabled().unwrap_or(false),
+            deleted: described.deleted_date().is_some(),
+            tags: described
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+                .collect(),
+            versions: Default::default(),
+        };
+        // Labels from VersionIdsToStages; moto keeps label-less versions there with an
+        // empty list, AWS does not list them: skip them either way.
+        let mut labelled: Vec<(String, BTreeSet<String>)> = described
+            .version_ids_to_stages()
+            .into_iter()
+            .flatten()
+            .filter(|(_, stages)| !stages.is_empty())
+            .map(|(id, stages)| (id.clone(), stages.iter().cloned().collect()))
+            .collect();
+        labelled.sort();
+        let mut dates: HashMap<String, Option<Timestamp>> = HashMap::new();
+        if detail == Detail::Full {
+            for (id, stages, created) in self.listed(secret).await? {
+                if !labelled.iter().any(|(l, _)| *l == id) && stages.is_empty() {
+                    labelled.push((id.clone(), stages));
+                }
+                if self.dates == CreatedDates::ListVersions {
+                    dates.insert(id, created);
+                }
+            }
+        }
+        for (id, stages) in labelled {
+            let pending = stages.contains(AWSPENDING);
+            let cached = self.cached(secret, &id).map(|k| k.created);
+            let created = if let Some(c) = cached {
+                Some(c)
+            } else if pending && !VersionId::new(id.as_str()).is_keyshift_copy() {
+                // Only a read of the value tells the placeholder apart.
+                self.fetch(secret, &id).await?.map(|k| k.created)
+            } else if detail == Detail::Labels && !pending {
+                None
+            } else if self.dates == CreatedDates::GetValue {
+                self.fetch(secret, &id).await?.map(|k| k.created)
             } else {
-                listed_date
+                dates.get(&id).copied().flatten()
             };
-            state
-                .versions
-                .insert(VersionId::new(id), VersionInfo { stages, created });
+            state.versions.insert(VersionId::new(id), VersionInfo { stages, created });
         }
         Ok(state)
     }
@@ -160,31 +221,22 @@ impl SecretStore for SdkSecretStore {
         secret: &SecretId,
         version: &VersionId,
     ) -> Result<Option<SecretValue>, StoreError> {
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(secret.as_str())
-            .version_id(version.as_str())
-            .send()
-            .await;
-        match out {
-            Ok(out) => {
-                if let Some(d) = out.created_date() {
-                    self.remember(secret, version.as_str(), timestamp(d));
-                }
-                Ok(out.secret_string().map(SecretValue::new))
-            }
-            Err(e) => {
-                let e = classify(e, "GetSecretValue");
-                // A version listed with no value is the engine's placeholder.
-                if e.kind == StoreErrorKind::NotFound
-                    && self.describe(secret).await?.version(version).is_some()
-                {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
+        if let Some(k) = self.fetch(secret, version.as_str()).await? {
+            return Ok(k.value);
+        }
+        // ResourceNotFound: a version listed with labels but no value is the engine's
+        // placeholder; anything else does not exist.
+        let described = self.described(secret).await?;
+        let listed = described
+            .version_ids_to_stages()
+            .is_some_and(|m| m.get(version.as_str()).is_some_and(|s| !s.is_empty()));
+        if listed {
+            Ok(None)
+        } else {
+            Err(StoreError::new(
+                StoreErrorKind::NotFound,
+                format!("GetSecretValue: ResourceNotFoundException: secret has no version {version}"),
+            ))
         }
     }
 
@@ -252,23 +304,4 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::f
     let code = e.code().unwrap_or("no error code").to_owned();
     let message = e.message().map(str::to_owned).unwrap_or_else(|| short_error(&e));
     StoreError::new(kind, format!("{operation}: {code}: {message}"))
-}
-
-impl SdkSecretStore {
-    /// The value of one of the secret's tags (DescribeSecret), if it has it.
-    pub async fn tag(&self, secret: &SecretId, key: &str) -> Result<Option<String>, StoreError> {
-        let described = self
-            .client
-            .describe_secret()
-            .secret_id(secret.as_str())
-            .send()
-            .await
-            .map_err(|e| classify(e, "DescribeSecret"))?;
-        Ok(described
-            .tags()
-            .iter()
-            .find(|t| t.key() == Some(key))
-            .and_then(|t| t.value())
-            .map(str::to_owned))
-    }
 }

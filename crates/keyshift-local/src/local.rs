@@ -339,13 +339,14 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
                 Err(e) => return Err(format!("{step} failed: {e}")),
             }
         }
-        // Converged: AWSCURRENT moved off the old version, no AWSPENDING, no ROTATING.
+        // Converged: AWSCURRENT moved off the old version, no ROTATING, and AWSPENDING
+        // on the current version or none (both are AWS's documented end states).
         let deadline = Instant::now() + Duration::from_secs(opts.gap_secs * 3 + 150);
         loop {
             let l = labels(&sm, &arn).await?;
             let current = holder(&l, AWSCURRENT);
             if current.is_some_and(|c| *c != old)
-                && holder(&l, AWSPENDING).is_none()
+                && holder(&l, AWSPENDING).is_none_or(|p| Some(p) == current)
                 && holder(&l, ROTATING).is_none()
             {
                 summary.converged += 1;

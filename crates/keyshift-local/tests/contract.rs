@@ -24,6 +24,7 @@ use aws_sdk_secretsmanager::types::RotationRulesType;
 use keyshift::event::{Invocation, Step};
 use keyshift::memory::MemorySecretsManager;
 use keyshift::ports::{
+    Detail,
     Job, LabelMove, Scheduled, Scheduler, SecretStore, StoreError, StoreErrorKind, schedule_name,
 };
 use keyshift::secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, ROTATING};
@@ -271,7 +272,7 @@ async fn fresh<B: Backend>(b: &B, check: &str) -> Result<(SecretId, VersionId), 
 /// 1. After CreateSecret: one version, AWSCURRENT, with a creation time; rotation off.
 async fn describe_after_create<B: Backend>(b: &B) -> Verdict {
     let (secret, first) = fresh(b, "describe").await?;
-    let state = b.store().describe(&secret).await.ctx("describe")?;
+    let state = b.store().describe(&secret, Detail::Full).await.ctx("describe")?;
     ensure!(
         state.versions.len() == 1,
         "expected exactly one version, got {:?}",
@@ -307,7 +308,7 @@ async fn placeholder_after_rotation_start<B: Backend>(b: &B) -> Verdict {
     let (secret, first) = fresh(b, "placeholder").await?;
     let token = version();
     b.start_rotation(&secret, &token).await?;
-    let state = b.store().describe(&secret).await.ctx("describe")?;
+    let state = b.store().describe(&secret, Detail::Full).await.ctx("describe")?;
     ensure!(
         state.rotation_enabled,
         "rotation_enabled should be true once rotation is configured"
@@ -366,7 +367,7 @@ async fn put_pending_fills_and_repeats<B: Backend>(b: &B) -> Verdict {
         read.as_ref() == Some(&new),
         "the filled version should read back its value"
     );
-    let before = b.store().describe(&secret).await.ctx("describe")?;
+    let before = b.store().describe(&secret, Detail::Full).await.ctx("describe")?;
     let v = before
         .version(&token)
         .ok_or_else(|| format!("the token's version {token} is not listed"))?;
@@ -386,7 +387,7 @@ async fn put_pending_fills_and_repeats<B: Backend>(b: &B) -> Verdict {
         .ctx("put_pending(token) again with the same value")?;
     let after = b
         .store()
-        .describe(&secret)
+        .describe(&secret, Detail::Full)
         .await
         .ctx("describe after the repeat")?;
     ensure!(
@@ -466,7 +467,7 @@ async fn current_move_drags_previous<B: Backend>(b: &B) -> Verdict {
         .update_stage(&secret, &swap)
         .await
         .ctx("move AWSCURRENT")?;
-    let state = b.store().describe(&secret).await.ctx("describe")?;
+    let state = b.store().describe(&secret, Detail::Full).await.ctx("describe")?;
     ensure!(
         holders(&state, AWSCURRENT) == vec![&token],
         "AWSCURRENT should sit on the new version only: {:?}",
@@ -511,7 +512,7 @@ async fn custom_label_move_needs_remove_from<B: Backend>(b: &B) -> Verdict {
         .update_stage(&secret, &moved)
         .await
         .ctx("move ROTATING with RemoveFromVersionId")?;
-    let state = b.store().describe(&secret).await.ctx("describe after the move")?;
+    let state = b.store().describe(&secret, Detail::Full).await.ctx("describe after the move")?;
     ensure!(
         holders(&state, ROTATING) == vec![&second],
         "after a move with RemoveFromVersionId ROTATING should sit on the second version only: {:?}",
@@ -526,7 +527,7 @@ async fn custom_label_move_needs_remove_from<B: Backend>(b: &B) -> Verdict {
     let out = b.store().update_stage(&secret, &back).await;
     let state = b
         .store()
-        .describe(&secret)
+        .describe(&secret, Detail::Full)
         .await
         .ctx("describe after the bare move")?;
     let now = holders(&state, ROTATING);
@@ -570,7 +571,7 @@ async fn put_pending_moves_pending<B: Backend>(b: &B) -> Verdict {
         .put_pending(&secret, &next, &value("next-value"), None)
         .await
         .ctx("put_pending(new id)")?;
-    let state = b.store().describe(&secret).await.ctx("describe")?;
+    let state = b.store().describe(&secret, Detail::Full).await.ctx("describe")?;
     ensure!(
         holders(&state, AWSPENDING) == vec![&next],
         "exactly one AWSPENDING holder, the new version, expected: {:?}",
@@ -604,7 +605,7 @@ async fn labelless_version_stays_listed<B: Backend>(b: &B) -> Verdict {
         .update_stage(&secret, &strip)
         .await
         .ctx("remove AWSPENDING")?;
-    let state = b.store().describe(&secret).await.ctx("describe")?;
+    let state = b.store().describe(&secret, Detail::Full).await.ctx("describe")?;
     let v = state.version(&other).ok_or_else(|| {
         format!(
             "the label-less version {other} is not listed: {:?}",
@@ -650,7 +651,7 @@ async fn unknown_is_not_found<B: Backend>(b: &B) -> Verdict {
         out.as_ref().err().map(|e| e.kind) == Some(StoreErrorKind::NotFound),
         "update_stage on an unknown secret should be NotFound, got {out:?}"
     );
-    let out = b.store().describe(&missing).await;
+    let out = b.store().describe(&missing, Detail::Full).await;
     ensure!(
         out.as_ref().err().map(|e| e.kind) == Some(StoreErrorKind::NotFound),
         "describe of an unknown secret should be NotFound, got {out:?}"
@@ -673,7 +674,7 @@ async fn current_cannot_be_removed<B: Backend>(b: &B) -> Verdict {
         remove_from: Some(first.clone()),
     };
     let out = b.store().update_stage(&secret, &strip).await;
-    let state = b.store().describe(&secret).await.ctx("describe")?;
+    let state = b.store().describe(&secret, Detail::Full).await.ctx("describe")?;
     match B::RULES {
         Rules::Aws => {
             ensure!(

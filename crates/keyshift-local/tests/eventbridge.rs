@@ -104,8 +104,8 @@ async fn lifecycle_events_on_moto() {
     let outcomes = [
         Outcome::Created,
         Outcome::Tested,
-        Outcome::Reissued {
-            new_version: token.reissue(),
+        Outcome::Copied {
+            new_version: token.copy(1_764_508_672),
         },
         Outcome::Swapped,
         Outcome::AlreadyReleased,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use keyshift::event::ScheduleName;
 use keyshift::memory::MemorySecretsManager;
 use keyshift::ports::{
-    Clock, Job, LabelMove, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, Target, TargetError,
+    Clock, Detail, Job, LabelMove, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, Target, TargetError,
 };
 use keyshift::{SecretId, SecretState, SecretValue, VersionId};
 use rand::{Rng, SeedableRng};
@@ -75,9 +75,9 @@ impl SimStore {
 }
 
 impl SecretStore for SimStore {
-    async fn describe(&self, secret: &SecretId) -> Result<SecretState, StoreError> {
+    async fn describe(&self, secret: &SecretId, detail: Detail) -> Result<SecretState, StoreError> {
         self.latency().await;
-        self.inner.describe(secret).await
+        self.inner.describe(secret, detail).await
     }
 
     async fn get_value(

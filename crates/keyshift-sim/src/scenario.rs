@@ -78,13 +78,12 @@ impl FaultClass {
     }
 
     /// Whether this class delays steps by design (late or lost deliveries, engine
-    /// retries, retry back-off): its gaps overshoot T by the injected delay, which says
-    /// nothing about keyshift's own timing. The overshoot target applies to the others.
+    /// retries, retry back-off, a strip that restarts the first gap and so uses up the
+    /// invocation's inline budget): its gaps overshoot T by the injected delay, which
+    /// says nothing about keyshift's own timing. The overshoot target applies to the
+    /// others.
     pub fn injects_delay(self) -> bool {
-        !matches!(
-            self,
-            FaultClass::None | FaultClass::DuplicateDelivery | FaultClass::EngineStrip
-        )
+        !matches!(self, FaultClass::None | FaultClass::DuplicateDelivery)
     }
 
     /// Whether faults of `other` are active in this class.

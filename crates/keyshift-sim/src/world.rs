@@ -789,16 +789,9 @@ fn token(rng: &mut ChaCha8Rng) -> VersionId {
     ))
 }
 
-/// Whether `token` or one of its re-issues is AWSCURRENT.
+/// Whether `token` or one of keyshift's copies of it is AWSCURRENT.
 fn chain_is_current(state: &SecretState, token: &VersionId) -> bool {
-    let mut v = token.clone();
-    for _ in 0..8 {
-        if state.has(&v, AWSCURRENT) {
-            return true;
-        }
-        v = v.reissue();
-    }
-    false
+    state.current().is_some_and(|c| SecretState::in_chain(c, token))
 }
 
 /// No ROTATING anywhere and AWSPENDING on the current version or on none.
