@@ -38,6 +38,8 @@
 //! # Where each due time comes from
 //!
 //! * The swap: the copy's creation time + T, read from the store on every arrival.
+//!   The invocation that writes the copy either sleeps T and decides again (when T fits
+//!   its budget) or schedules the swap for T after the write.
 //! * The release of ROTATING: the swap marker ([`crate::secret::swap_marker`]), a label
 //!   keyshift puts on the old version after AWSCURRENT left it, stamped with a time at
 //!   or after the move. A ROTATING found without a marker (the swap stopped between the
@@ -81,8 +83,7 @@ pub struct Input<'a> {
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Apply these actions in order. If the outcome [continues](Outcome::continues),
-    /// decide again from fresh labels; otherwise the invocation ends with it.
+    /// Apply these actions in order, then do what the plan's [`Next`] says.
     Apply(Plan),
     /// Sleep until this time, then decide again from fresh labels.
     WaitUntil(Timestamp),
@@ -90,13 +91,28 @@ pub enum Decision {
     Reject(Rejection),
 }
 
-/// Actions and the outcome they reach.
+/// Actions, the outcome they reach, and what the invocation does after them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// Performed in order; each one is safe to stop after.
     pub actions: Vec<Action>,
     /// What the invocation reports once all actions are done.
     pub outcome: Outcome,
+    /// What comes after.
+    pub next: Next,
+}
+
+/// What an invocation does once a plan is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// It ends with the plan's outcome.
+    Done,
+    /// It decides again from fresh labels at once.
+    Decide,
+    /// It sleeps T from the moment the last action returned, then decides again from
+    /// fresh labels: the gap that plan started (a copy's first gap, a swap's second) is
+    /// over by then, so the next decision acts without another look in between.
+    AfterGap,
 }
 
 /// One thing to do to the world.
@@ -149,7 +165,19 @@ pub struct FollowUp {
     /// The rotation's token (the `ClientRequestToken` of the follow-up).
     pub token: VersionId,
     /// When it is due (the earliest time its work may happen).
-    pub due: Timestamp,
+    pub due: Due,
+}
+
+/// A due time, possibly relative to when the action is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// At this time.
+    At(Timestamp),
+    /// T after the moment the executor applies the schedule, i.e. after every action
+    /// before it in the plan returned: for the gap one of those actions started (a copy,
+    /// a swap). The follow-up re-derives its real due when it arrives; this one only
+    /// sets when it fires.
+    GapAfterApply,
 }
 
 /// The two follow-up steps.
@@ -223,17 +251,6 @@ pub enum Outcome {
     /// The secret is deleted or scheduled for deletion: the follow-up ends, changing
     /// nothing.
     SecretGone,
-}
-
-impl Outcome {
-    /// Whether the invocation decides again after reaching this outcome: it made
-    /// progress and the rotation's next phase may be due within its budget.
-    pub fn continues(&self) -> bool {
-        matches!(
-            self,
-            Outcome::Copied { .. } | Outcome::Swapped | Outcome::Marked | Outcome::Tidied
-        )
-    }
 }
 
 impl fmt::Display for Outcome {
@@ -346,44 +363,46 @@ fn engine_step(i: &Input<'_>) -> Decision {
         // version if a retry re-attached it (or later rotations would be refused), and
         // see that an old version left with ROTATING gets released.
         let actions = if side_effects {
-            drop_stray_pending(s, token).into_iter().chain(leftover(i)).collect()
+            drop_stray_pending(s, token)
+                .into_iter()
+                .chain(leftover(i))
+                .collect()
         } else {
             Vec::new()
         };
-        return apply(actions, Outcome::AlreadyCurrent);
+        return done(actions, Outcome::AlreadyCurrent);
     }
     // The version carrying this attempt's AWSPENDING: the engine's own (a fresh attempt,
     // or a retry that re-attached it), or keyshift's copy of it.
-    let Some(pending) = s
-        .holder(AWSPENDING)
-        .filter(|p| SecretState::in_chain(p, token))
-    else {
+    let Some(pending) = s.holder(AWSPENDING).filter(|p| SecretState::in_chain(p, token)) else {
         return Decision::Reject(Rejection::NotPending {
             version: token.clone(),
         });
     };
-    let has_value = s.version(pending).is_some_and(|v| v.created.is_some());
+    // Engine steps decide from labels: whether the version has a value is not read
+    // here (it would cost a call per step). createSecret writes, and a value already
+    // stored under the token makes that write fail as AWS documents (same token, other
+    // value): the executor reports the value kept. setSecret and testSecret read the
+    // value they need, and fail (to be retried) if there is none yet.
+    let known_value = s.version(pending).is_some_and(|v| v.created.is_some()) || pending != token;
     match step {
-        Step::CreateSecret if !has_value => {
+        Step::CreateSecret if !known_value => {
             let mut actions = vec![Action::PutPending {
                 version: pending.clone(),
             }];
             actions.extend(leftover(i));
-            apply(actions, Outcome::Created)
+            done(actions, Outcome::Created)
         }
         // An engine retry, or our own retry after a lost response: keep the value (a
         // new one would be a different credential than setSecret may have registered).
-        Step::CreateSecret => apply(leftover(i).into_iter().collect(), Outcome::KeptExisting),
-        _ if !has_value => Decision::Reject(Rejection::PendingValueMissing {
-            version: pending.clone(),
-        }),
-        Step::SetSecret => apply(
+        Step::CreateSecret => done(leftover(i).into_iter().collect(), Outcome::KeptExisting),
+        Step::SetSecret => done(
             vec![Action::SetTarget {
                 version: pending.clone(),
             }],
             Outcome::TargetSet,
         ),
-        Step::TestSecret => apply(
+        Step::TestSecret => done(
             vec![Action::TestTarget {
                 version: pending.clone(),
             }],
@@ -394,11 +413,11 @@ fn engine_step(i: &Input<'_>) -> Decision {
             // outside the engine's rotation. Due now: it fires at the scheduler's
             // earliest, and times the swap from the copy it writes.
             let due = i.now;
-            apply(
+            done(
                 vec![Action::Schedule(FollowUp {
                     kind: FollowUpKind::Swap,
                     token: token.clone(),
-                    due,
+                    due: Due::At(due),
                 })],
                 Outcome::SwapScheduled { due },
             )
@@ -410,7 +429,7 @@ fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
     let s = i.secret;
     let token = &i.invocation.token;
     if s.deleted {
-        return apply(Vec::new(), Outcome::SecretGone);
+        return done(Vec::new(), Outcome::SecretGone);
     }
     let head = match s.newest_copy(token) {
         Some((copy, _)) => copy.clone(),
@@ -434,19 +453,22 @@ fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
         // AWSCURRENT back, never revoke (its value may be the one still accepted through
         // ROTATING); only take its AWSPENDING off so later rotations are not refused.
         let by = by.clone();
-        return apply(drop_stray_pending(s, token).into_iter().collect(), Outcome::Superseded { by });
+        return done(
+            drop_stray_pending(s, token).into_iter().collect(),
+            Outcome::Superseded { by },
+        );
     }
     if let Some(by) = taken_over(s, token, valued) {
         // A newer rotation began (its AWSPENDING is elsewhere) or a version was written
         // after this one (an operator's write abandons a rotation in AWS's engine too):
         // stand down, and revoke this rotation's value, which was never AWSCURRENT.
         let by = by.clone();
-        return apply(stand_down(s, token, valued), Outcome::Superseded { by });
+        return done(stand_down(s, token, valued), Outcome::Superseded { by });
     }
     if !s.rotation_enabled {
         // Disabled before the swap: leave no AWSPENDING behind (the next RotateSecret
         // would be refused) and revoke the value nobody ever used.
-        return apply(stand_down(s, token, valued), Outcome::Abandoned);
+        return done(stand_down(s, token, valued), Outcome::Abandoned);
     }
     if head != *token && s.has(&head, AWSPENDING) {
         let Some(created) = s.version(&head).and_then(|v| v.created) else {
@@ -466,13 +488,40 @@ fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
     let newest = s.newest_copy(token).map_or(0, |(_, g)| g.saturating_add(1));
     let generation = u32::try_from(i.now.as_secs()).unwrap_or(u32::MAX).max(newest);
     let new_version = token.copy(generation);
-    apply(
-        vec![Action::Copy {
-            from: from.clone(),
-            to: new_version.clone(),
-        }],
-        Outcome::Copied { new_version },
-    )
+    let copy = Action::Copy {
+        from: from.clone(),
+        to: new_version.clone(),
+    };
+    let swap = FollowUp {
+        kind: FollowUpKind::Swap,
+        token: token.clone(),
+        due: Due::GapAfterApply,
+    };
+    // Schedule first, then write, when the gap is not waited here: once the copy exists
+    // the engine cannot run this rotation again (RotateSecret refuses while AWSPENDING
+    // sits on a version other than its token), so the copy must never exist without a
+    // follow-up to finish it. (Waited here, the invocation is that follow-up; if it dies,
+    // Lambda's retry of the same event re-derives and finishes.)
+    gap_then(i, vec![copy], swap, Outcome::Copied { new_version })
+}
+
+/// `actions` start a gap of T: wait it out in this invocation if it fits the budget
+/// left, else schedule `follow_up` for T after they are applied (first, when the
+/// actions create what the follow-up finishes; last otherwise).
+fn gap_then(i: &Input<'_>, actions: Vec<Action>, follow_up: FollowUp, outcome: Outcome) -> Decision {
+    if i.policy.gap <= i.wait_budget_left {
+        return Decision::Apply(Plan {
+            actions,
+            outcome,
+            next: Next::AfterGap,
+        });
+    }
+    let schedule = Action::Schedule(follow_up);
+    let actions = match outcome {
+        Outcome::Copied { .. } => std::iter::once(schedule).chain(actions).collect(),
+        _ => actions.into_iter().chain(std::iter::once(schedule)).collect(),
+    };
+    done(actions, outcome)
 }
 
 /// The swap of `copy` (due at `due`) with the current version `current`, or a wait or a
@@ -485,10 +534,18 @@ fn swap_when_due(i: &Input<'_>, copy: &VersionId, current: &VersionId, due: Time
     let mut due = due;
     if let Some(old) = s.holder(ROTATING).filter(|r| *r != current) {
         match s.swap_marker(old) {
-            None => return apply(vec![Action::MarkSwap { version: old.clone() }], Outcome::Marked),
+            None => return decide_again(vec![Action::MarkSwap { version: old.clone() }], Outcome::Marked),
             Some(marked) => due = due.max(marked.plus(i.policy.gap)),
         }
         actions.extend(release_actions(s, old));
+    }
+    if i.now < due {
+        let follow_up = FollowUp {
+            kind: FollowUpKind::Swap,
+            token: i.invocation.token.clone(),
+            due: Due::At(due),
+        };
+        return wait_or_schedule(i, due, follow_up);
     }
     if !s.has(current, ROTATING) {
         actions.push(Action::Label(LabelMove {
@@ -505,18 +562,18 @@ fn swap_when_due(i: &Input<'_>, copy: &VersionId, current: &VersionId, due: Time
     actions.push(Action::MarkSwap {
         version: current.clone(),
     });
-    // AWSPENDING stays on the copy: on the AWSCURRENT version it is a documented end
-    // state of a successful rotation, and it saves a call.
-    let plan = Plan {
-        actions,
-        outcome: Outcome::Swapped,
-    };
-    let follow_up = FollowUp {
-        kind: FollowUpKind::Swap,
+    // Leaves AWSPENDING on no version: the end state every reading of the engine (and
+    // every emulator) takes as a finished rotation. The copy stays accepted through
+    // AWSCURRENT.
+    actions.push(Action::Label(remove(AWSPENDING, copy)));
+    let release = FollowUp {
+        kind: FollowUpKind::Release {
+            release: current.clone(),
+        },
         token: i.invocation.token.clone(),
-        due,
+        due: Due::GapAfterApply,
     };
-    when_due(i, due, plan, follow_up)
+    gap_then(i, actions, release, Outcome::Swapped)
 }
 
 /// After the swap: take stray labels off, then release whichever old version still
@@ -528,12 +585,13 @@ fn after_swap(i: &Input<'_>, event_due: Timestamp) -> Decision {
     match release_decision(i, event_due) {
         Some(Decision::Apply(mut plan)) => {
             actions.append(&mut plan.actions);
-            apply(actions, plan.outcome)
+            plan.actions = actions;
+            Decision::Apply(plan)
         }
         Some(other) if actions.is_empty() => other,
         // Tidy the strays first; the next decision waits or schedules.
-        Some(_) => apply(actions, Outcome::Tidied),
-        None => apply(actions, Outcome::AlreadyCurrent),
+        Some(_) => decide_again(actions, Outcome::Tidied),
+        None => done(actions, Outcome::AlreadyCurrent),
     }
 }
 
@@ -549,19 +607,18 @@ fn release_decision(i: &Input<'_>, event_due: Timestamp) -> Option<Decision> {
 fn release_of(i: &Input<'_>, old: &VersionId, event_due: Timestamp) -> Decision {
     let s = i.secret;
     let Some(marked) = s.swap_marker(old) else {
-        return apply(vec![Action::MarkSwap { version: old.clone() }], Outcome::Marked);
+        return decide_again(vec![Action::MarkSwap { version: old.clone() }], Outcome::Marked);
     };
     let due = marked.plus(i.policy.gap).max(event_due);
-    let plan = Plan {
-        actions: release_actions(s, old),
-        outcome: Outcome::Released,
-    };
+    if i.now >= due {
+        return done(release_actions(s, old), Outcome::Released);
+    }
     let follow_up = FollowUp {
         kind: FollowUpKind::Release { release: old.clone() },
         token: i.invocation.token.clone(),
-        due,
+        due: Due::At(due),
     };
-    when_due(i, due, plan, follow_up)
+    wait_or_schedule(i, due, follow_up)
 }
 
 /// Revoke first: if a label call fails, the retry still finds ROTATING and revokes again
@@ -579,7 +636,7 @@ fn release_actions(s: &SecretState, old: &VersionId) -> Vec<Action> {
 fn remove_pending(i: &Input<'_>, event_due: Timestamp, release: &VersionId) -> Decision {
     let s = i.secret;
     if s.deleted {
-        return apply(Vec::new(), Outcome::SecretGone);
+        return done(Vec::new(), Outcome::SecretGone);
     }
     let Some(old) = s.version(release) else {
         return unknown_in_follow_up(i, release);
@@ -592,9 +649,11 @@ fn remove_pending(i: &Input<'_>, event_due: Timestamp, release: &VersionId) -> D
         let tidy = if old.has(ROTATING) {
             Vec::new()
         } else {
-            s.markers(release).map(|(label, _)| Action::Label(remove(label, release))).collect()
+            s.markers(release)
+                .map(|(label, _)| Action::Label(remove(label, release)))
+                .collect()
         };
-        return apply(tidy, Outcome::AlreadyReleased);
+        return done(tidy, Outcome::AlreadyReleased);
     }
     // Rotation disabled or not, the old version is released T after its swap: dropping
     // ROTATING earlier would fail producers still using it, and never dropping it would
@@ -632,7 +691,7 @@ fn leftover(i: &Input<'_>) -> Option<Action> {
         Some(marked) => Action::Schedule(FollowUp {
             kind: FollowUpKind::Release { release: old.clone() },
             token: current.clone(),
-            due: marked.plus(i.policy.gap),
+            due: Due::At(marked.plus(i.policy.gap)),
         }),
     })
 }
@@ -643,7 +702,7 @@ fn leftover(i: &Input<'_>) -> Option<Action> {
 /// by hand is refused with a clear error.
 fn unknown_in_follow_up(i: &Input<'_>, version: &VersionId) -> Decision {
     if i.invocation.schedule.is_some() {
-        apply(
+        done(
             Vec::new(),
             Outcome::Vanished {
                 version: version.clone(),
@@ -669,7 +728,11 @@ fn stale<'a>(s: &'a SecretState, valued: Option<&VersionId>) -> Option<&'a Versi
 /// chain (a newer rotation started after a strip), or a value written after this
 /// rotation's newest one (an operator's write; in AWS's engine a write abandons a
 /// rotation in progress).
-fn taken_over<'a>(s: &'a SecretState, token: &VersionId, valued: Option<&VersionId>) -> Option<&'a VersionId> {
+fn taken_over<'a>(
+    s: &'a SecretState,
+    token: &VersionId,
+    valued: Option<&VersionId>,
+) -> Option<&'a VersionId> {
     if let Some(p) = s
         .holder(AWSPENDING)
         .filter(|p| !SecretState::in_chain(p, token) && !s.has(p, AWSCURRENT))
@@ -682,14 +745,12 @@ fn taken_over<'a>(s: &'a SecretState, token: &VersionId, valued: Option<&Version
         .find(|v| !SecretState::in_chain(v, token))
 }
 
-/// Act now if `due` has passed, wait inline if the rest fits the budget, else schedule.
-fn when_due(i: &Input<'_>, due: Timestamp, plan: Plan, follow_up: FollowUp) -> Decision {
-    if i.now >= due {
-        Decision::Apply(plan)
-    } else if due.since(i.now) <= i.wait_budget_left {
+/// Not due yet: wait inline if the rest fits the budget, else schedule.
+fn wait_or_schedule(i: &Input<'_>, due: Timestamp, follow_up: FollowUp) -> Decision {
+    if due.since(i.now) <= i.wait_budget_left {
         Decision::WaitUntil(due)
     } else {
-        apply(vec![Action::Schedule(follow_up)], Outcome::Rescheduled { due })
+        done(vec![Action::Schedule(follow_up)], Outcome::Rescheduled { due })
     }
 }
 
@@ -701,8 +762,22 @@ fn remove(stage: &str, from: &VersionId) -> LabelMove {
     }
 }
 
-fn apply(actions: Vec<Action>, outcome: Outcome) -> Decision {
-    Decision::Apply(Plan { actions, outcome })
+/// A plan that ends the invocation.
+fn done(actions: Vec<Action>, outcome: Outcome) -> Decision {
+    Decision::Apply(Plan {
+        actions,
+        outcome,
+        next: Next::Done,
+    })
+}
+
+/// A plan after which the invocation decides again at once.
+fn decide_again(actions: Vec<Action>, outcome: Outcome) -> Decision {
+    Decision::Apply(Plan {
+        actions,
+        outcome,
+        next: Next::Decide,
+    })
 }
 
 #[cfg(test)]

@@ -20,12 +20,12 @@ use std::time::Duration;
 
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::decide::{self, Action, Decision, FollowUp, FollowUpKind, Input, Outcome, Rejection};
+use crate::decide::{self, Action, Decision, Due, FollowUp, FollowUpKind, Input, Next, Outcome, Rejection};
 use crate::event::{Invocation, ScheduleName, Step};
 use crate::policy::Policy;
 use crate::ports::{
-    Clock, Job, Retry, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, StoreErrorKind,
-    Target, TargetError, schedule_name,
+    Clock, Job, Retry, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, StoreErrorKind, Target,
+    TargetError, schedule_name,
 };
 use crate::secret::{SecretId, SecretState, VersionId, swap_marker};
 use crate::time::Timestamp;
@@ -192,17 +192,24 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
         for _ in 0..MAX_ROUNDS {
             match self.attempt(inv, started, &mut report).await {
                 Ok(Round::Waited) => continue,
-                Ok(Round::Done(outcome)) => {
+                Ok(Round::Done(outcome, next, gap)) => {
                     info!(outcome = %outcome, "done");
-                    let go_on = outcome.continues();
                     if first {
                         report.outcome = outcome;
                         first = false;
                     } else {
                         report.continued.push(outcome);
                     }
-                    if !go_on {
-                        return Ok(report);
+                    match next {
+                        Next::Done => return Ok(report),
+                        Next::Decide => {}
+                        Next::AfterGap => {
+                            // The gap the plan started runs from now (its last call has
+                            // returned): sleep it out, then decide once.
+                            let wake = self.clock.now().plus(gap);
+                            debug!(until = %wake, "waiting out the gap inline");
+                            self.clock.sleep_until(wake).await;
+                        }
                     }
                     // Progress resets the back-off: a new phase is a new start.
                     failures = 0;
@@ -224,14 +231,29 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
     }
 
     /// One load-decide-apply round.
-    async fn attempt(&self, inv: &Invocation, started: Timestamp, report: &mut Report) -> Result<Round, ExecError> {
-        let secret = match self.store.describe(&inv.secret_id, decide::detail(&inv.step)).await {
+    async fn attempt(
+        &self,
+        inv: &Invocation,
+        started: Timestamp,
+        report: &mut Report,
+    ) -> Result<Round, ExecError> {
+        let secret = match self
+            .store
+            .describe(&inv.secret_id, decide::detail(&inv.step))
+            .await
+        {
             Ok(s) => s,
             // A deleted secret ends its follow-ups: retrying them would only fill the
             // dead-letter queue. An engine step on it is refused by the engine anyway.
-            Err(e) if !inv.step.is_engine_step() && matches!(e.kind, StoreErrorKind::NotFound | StoreErrorKind::Deleted) => {
-                if matches!(e.kind, StoreErrorKind::Deleted) || !report.applied.is_empty() || inv.schedule.is_some() {
-                    return Ok(Round::Done(Outcome::SecretGone));
+            Err(e)
+                if !inv.step.is_engine_step()
+                    && matches!(e.kind, StoreErrorKind::NotFound | StoreErrorKind::Deleted) =>
+            {
+                if matches!(e.kind, StoreErrorKind::Deleted)
+                    || !report.applied.is_empty()
+                    || inv.schedule.is_some()
+                {
+                    return Ok(Round::Done(Outcome::SecretGone, Next::Done, self.policy.gap));
                 }
                 return Err(e.into());
             }
@@ -255,11 +277,26 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             }
             Decision::Apply(plan) => {
                 debug!(actions = plan.actions.len(), outcome = %plan.outcome, "plan");
+                let mut outcome = plan.outcome;
                 for action in &plan.actions {
-                    self.apply(inv, &policy, action, report).await?;
+                    match self.apply(inv, &policy, action, report).await {
+                        Ok(()) => {}
+                        // createSecret writes without first reading whether the token has
+                        // a value (engine steps decide from labels alone); AWS refuses a
+                        // second, different value for a token: the stored one is kept.
+                        Err(ExecError::Store(e))
+                            if matches!(action, Action::PutPending { .. })
+                                && e.kind == StoreErrorKind::AlreadyExists =>
+                        {
+                            info!("a value is already stored for this token; keeping it");
+                            outcome = Outcome::KeptExisting;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
                     report.applied.push(action.clone());
                 }
-                Ok(Round::Done(plan.outcome))
+                Ok(Round::Done(outcome, plan.next, policy.gap))
             }
         }
     }
@@ -270,10 +307,9 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             return Ok(self.policy);
         };
         let key = self.gap_tag.as_deref().unwrap_or_default();
-        let secs: u64 = value
-            .trim()
-            .parse()
-            .map_err(|_| ExecError::Configuration(format!("secret tag {key} must be a whole number of seconds")))?;
+        let secs: u64 = value.trim().parse().map_err(|_| {
+            ExecError::Configuration(format!("secret tag {key} must be a whole number of seconds"))
+        })?;
         self.policy
             .with_gap(Duration::from_secs(secs))
             .map_err(|e| ExecError::Configuration(format!("secret tag {key}: {e}")))
@@ -383,9 +419,18 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
     /// one is deleted once it has run (ActionAfterCompletion DELETE), so a create that
     /// found it "already scheduled" would be lost with it. A rescheduled follow-up that
     /// lands on the same second moves one second later.
-    fn job(&self, secret: &SecretId, policy: &Policy, follow_up: &FollowUp, delivering: Option<&ScheduleName>) -> Job {
+    fn job(
+        &self,
+        secret: &SecretId,
+        policy: &Policy,
+        follow_up: &FollowUp,
+        delivering: Option<&ScheduleName>,
+    ) -> Job {
         let now = self.clock.now();
-        let due = follow_up.due;
+        let due = match follow_up.due {
+            Due::At(t) => t,
+            Due::GapAfterApply => now.plus(policy.gap),
+        };
         let mut fire_at = policy.fire_time(due, now);
         let (kind, step, named_version) = match &follow_up.kind {
             FollowUpKind::Swap => ("swap", Step::SwapPending { due }, &follow_up.token),
@@ -421,8 +466,8 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
 enum Round {
     /// Slept until a due time; decide again.
     Waited,
-    /// A plan was applied.
-    Done(Outcome),
+    /// A plan was applied: its outcome, what comes next, and T for this secret.
+    Done(Outcome, Next, Duration),
 }
 
 fn jitter_seed(inv: &Invocation) -> u64 {

@@ -476,7 +476,6 @@ impl Secret {
     /// The secret as DescribeSecret (+ ListSecretVersionIds for `Full`) reports it;
     /// `reads` applies the read lag (None: the simulation's own, lag-free view).
     fn state(&self, detail: Detail, reads: Option<Lagged>) -> SecretState {
-        let pending = self.holder(AWSPENDING);
         SecretState {
             rotation_enabled: self.rotation_enabled,
             deleted: self.deleted,
@@ -488,9 +487,8 @@ impl Secret {
                 .filter(|(_, v)| detail == Detail::Full || !v.stages.is_empty())
                 .map(|(id, v)| {
                     let visible = reads.is_none_or(|r| r.visible(v.created));
-                    // With labels only, the creation time is read for the AWSPENDING
-                    // holder alone (whether it has a value tells a placeholder apart).
-                    let dated = detail == Detail::Full || pending.as_ref() == Some(id);
+                    // With labels only, no creation time is read (DescribeSecret alone).
+                    let dated = detail == Detail::Full;
                     let info = VersionInfo {
                         stages: v.stages.clone(),
                         created: v.created.filter(|_| visible && dated),
@@ -724,7 +722,10 @@ impl SecretStore for MemorySecretsManager {
                 // Written, but not readable yet: what AWS answers for a placeholder.
                 return Err(error(
                     StoreErrorKind::NotFound,
-                    format!("ResourceNotFoundException: secret {} has no value for version {version} yet", s.id),
+                    format!(
+                        "ResourceNotFoundException: secret {} has no value for version {version} yet",
+                        s.id
+                    ),
                 ));
             }
             Ok(v)
@@ -738,7 +739,9 @@ impl SecretStore for MemorySecretsManager {
         value: &SecretValue,
         _rotation_token: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.call(Op::PutPending, secret, |s, r| s.put(r.now, version, value, &[AWSPENDING]))
+        self.call(Op::PutPending, secret, |s, r| {
+            s.put(r.now, version, value, &[AWSPENDING])
+        })
     }
 
     async fn update_stage(&self, secret: &SecretId, change: &LabelMove) -> Result<(), StoreError> {

@@ -178,7 +178,10 @@ mod tests {
                 for due in [now.minus(secs(30)), now, now.plus(secs(5))] {
                     let fire = p.fire_time(due, now);
                     assert!(fire.since(now) >= MIN_LEAD, "now +{now_ms} ms: {fire:?}");
-                    assert!(fire.since(now) < MIN_LEAD + p.precision, "now +{now_ms} ms: {fire:?}");
+                    assert!(
+                        fire.since(now) < MIN_LEAD + p.precision,
+                        "now +{now_ms} ms: {fire:?}"
+                    );
                     assert_eq!(fire, fire.floor_to(secs(1)), "whole seconds");
                 }
             }
@@ -189,7 +192,10 @@ mod tests {
     fn with_gap_keeps_the_budget_and_validates() {
         let p = Policy::new(secs(600), secs(300)).unwrap();
         let q = p.with_gap(secs(1200)).unwrap();
-        assert_eq!((q.gap, q.inline_budget, q.precision), (secs(1200), p.inline_budget, p.precision));
+        assert_eq!(
+            (q.gap, q.inline_budget, q.precision),
+            (secs(1200), p.inline_budget, p.precision)
+        );
         assert_eq!(p.with_gap(secs(0)), Err(PolicyError::GapTooShort));
     }
 }

@@ -51,7 +51,10 @@ impl StoreErrorKind {
     pub fn is_retryable(self) -> bool {
         !matches!(
             self,
-            StoreErrorKind::AccessDenied | StoreErrorKind::LimitExceeded | StoreErrorKind::Kms | StoreErrorKind::Deleted
+            StoreErrorKind::AccessDenied
+                | StoreErrorKind::LimitExceeded
+                | StoreErrorKind::Kms
+                | StoreErrorKind::Deleted
         )
     }
 }
@@ -102,9 +105,9 @@ impl fmt::Display for LabelMove {
 /// How much of a secret a decision needs: each level costs API calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Detail {
-    /// The labels (DescribeSecret's `VersionIdsToStages`), rotation enabled, deletion,
-    /// tags, and whether the AWSPENDING holder has a value (and since when). Enough for
-    /// the engine's steps and for `removePending`.
+    /// The labels (DescribeSecret's `VersionIdsToStages`), rotation enabled, deletion and
+    /// tags: one call. No creation time (every `created` may be `None`). Enough for the
+    /// engine's steps and for `removePending`.
     Labels,
     /// Everything in `Labels`, plus every version the secret keeps (deprecated ones
     /// included) with its value's creation time. Needed to time and order a swap.

@@ -98,7 +98,8 @@ impl VersionId {
     pub fn copy_generation_of(&self, token: &VersionId) -> Option<u32> {
         let b = self.copy_bytes()?;
         let h = copy_hash(token);
-        let same = b[..6] == h[..6] && b[6] & 0x0f == h[6] & 0x0f && b[7] == h[7] && b[10] == h[8] && b[11] == h[9];
+        let same =
+            b[..6] == h[..6] && b[6] & 0x0f == h[6] & 0x0f && b[7] == h[7] && b[10] == h[8] && b[11] == h[9];
         same.then(|| u32::from_be_bytes([b[12], b[13], b[14], b[15]]))
     }
 
@@ -170,14 +171,25 @@ pub const SWAP_MARKER_PREFIX: &str = "KEYSHIFT_SWAPPED_";
 /// The swap marker label for `at`.
 pub fn swap_marker(at: Timestamp) -> String {
     // 2026-11-30T13:17:52.123Z -> 20261130T131752123Z
-    let compact: String = at.to_rfc3339().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let compact: String = at
+        .to_rfc3339()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
     format!("{SWAP_MARKER_PREFIX}{compact}")
 }
 
 /// The time a swap marker label carries, if `label` is one.
 pub fn parse_swap_marker(label: &str) -> Option<Timestamp> {
     let c = label.strip_prefix(SWAP_MARKER_PREFIX)?.as_bytes();
-    if c.len() != 19 || c[8] != b'T' || c[18] != b'Z' || !c[..18].iter().enumerate().all(|(i, b)| i == 8 || b.is_ascii_digit()) {
+    if c.len() != 19
+        || c[8] != b'T'
+        || c[18] != b'Z'
+        || !c[..18]
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 8 || b.is_ascii_digit())
+    {
         return None;
     }
     let d = |r: std::ops::Range<usize>| std::str::from_utf8(&c[r]).ok();
@@ -251,8 +263,8 @@ impl VersionInfo {
 ///
 /// How complete `versions` is depends on the [`Detail`](crate::ports::Detail) asked
 /// for: with `Full`, every version the secret keeps (deprecated ones included) with its
-/// value's creation time; with `Labels`, only labelled versions, and `created` is
-/// authoritative only for the AWSPENDING holder (others may show `None`).
+/// value's creation time; with `Labels`, only labelled versions, and `created` is not
+/// known (`None`, or a date the adapter happened to know).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SecretState {
     /// Whether rotation is enabled (`DescribeSecret.RotationEnabled`; absent means no).
@@ -358,7 +370,10 @@ mod tests {
         assert_eq!(c.as_str().len(), 36);
         let text = c.as_str();
         assert_eq!(&text[14..15], "8", "UUID version 8: {text}");
-        assert!(matches!(&text[19..20], "8" | "9" | "a" | "b"), "RFC 4122 variant: {text}");
+        assert!(
+            matches!(&text[19..20], "8" | "9" | "a" | "b"),
+            "RFC 4122 variant: {text}"
+        );
         assert_eq!(c.copy_generation_of(&token), Some(1_764_508_672));
         assert_eq!(c.copy_generation_of(&other), None);
         assert!(c.is_keyshift_copy());
@@ -366,7 +381,10 @@ mod tests {
         assert_eq!(token.copy_generation_of(&token), None);
         // A copy of a copy is not a copy of the token.
         assert_eq!(c.copy(5).copy_generation_of(&token), None);
-        assert_eq!(VersionId::new("not a uuid at all, but 32 chars long").copy_generation_of(&token), None);
+        assert_eq!(
+            VersionId::new("not a uuid at all, but 32 chars long").copy_generation_of(&token),
+            None
+        );
     }
 
     #[test]

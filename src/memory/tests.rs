@@ -124,14 +124,21 @@ fn describe_reports_rotation_enabled_and_every_version() {
     assert!(state.rotation_enabled);
     assert_eq!(state, fx.state());
     fx.sm.set_rotation_enabled(&fx.id, false).expect("disable");
-    assert!(!ready(fx.sm.describe(&fx.id, Detail::Full)).expect("describe").rotation_enabled);
+    assert!(
+        !ready(fx.sm.describe(&fx.id, Detail::Full))
+            .expect("describe")
+            .rotation_enabled
+    );
 }
 
 #[test]
 fn unknown_secret_or_version_is_not_found() {
     let fx = Fx::new();
     let ghost = SecretId::new("ghost");
-    assert_eq!(kind(ready(fx.sm.describe(&ghost, Detail::Full))), StoreErrorKind::NotFound);
+    assert_eq!(
+        kind(ready(fx.sm.describe(&ghost, Detail::Full))),
+        StoreErrorKind::NotFound
+    );
     assert_eq!(
         kind(ready(fx.sm.get_value(&ghost, &v(0)))),
         StoreErrorKind::NotFound
@@ -516,7 +523,10 @@ fn fail_next_fails_once_and_changes_nothing() {
 fn throttle_counts_down() {
     let fx = Fx::new();
     fx.sm.inject(Fault::Throttle { op: None, calls: 2 });
-    assert_eq!(kind(ready(fx.sm.describe(&fx.id, Detail::Full))), StoreErrorKind::Throttled);
+    assert_eq!(
+        kind(ready(fx.sm.describe(&fx.id, Detail::Full))),
+        StoreErrorKind::Throttled
+    );
     assert_eq!(kind(fx.mv(ROTATING, Some(0), None)), StoreErrorKind::Throttled);
     assert_eq!(fx.state().holder(ROTATING), None);
     ready(fx.sm.describe(&fx.id, Detail::Full)).expect("throttle over");
@@ -644,19 +654,27 @@ fn error_messages_never_contain_a_value() {
 }
 
 #[test]
-fn labels_detail_lists_labelled_versions_and_dates_only_the_pending_holder() {
+fn labels_detail_lists_labelled_versions_without_dates_full_lists_all_with_dates() {
     let fx = Fx::new();
     fx.sm.begin_rotation(&fx.id, &v(1)).expect("begin");
     fx.put(1, "value-1").expect("fill");
     // A deprecated version: written with a custom label, then the label removed.
-    fx.sm.put_secret_value(&fx.id, &v(2), val("value-2"), &["OPS"]).expect("put");
+    fx.sm
+        .put_secret_value(&fx.id, &v(2), val("value-2"), &["OPS"])
+        .expect("put");
     fx.mv("OPS", None, Some(2)).expect("unlabel");
     let full = ready(fx.sm.describe(&fx.id, Detail::Full)).expect("full");
     let labels = ready(fx.sm.describe(&fx.id, Detail::Labels)).expect("labels");
     assert!(full.version(&v(2)).is_some(), "Full lists deprecated versions");
-    assert!(labels.version(&v(2)).is_none(), "Labels lists labelled versions only");
-    assert_eq!(labels.version(&v(1)).and_then(|i| i.created), Some(fx.now()), "the pending holder is dated");
-    assert_eq!(labels.version(&v(0)).and_then(|i| i.created), None, "others are not");
+    assert!(
+        labels.version(&v(2)).is_none(),
+        "Labels lists labelled versions only"
+    );
+    assert!(
+        labels.versions.values().all(|i| i.created.is_none()),
+        "and no dates"
+    );
+    assert_eq!(full.version(&v(1)).and_then(|i| i.created), Some(fx.now()));
     assert!(full.version(&v(0)).and_then(|i| i.created).is_some());
 }
 
@@ -666,12 +684,19 @@ fn a_read_lag_hides_a_new_value_from_reads_until_it_passes() {
     fx.sm.set_read_lag(Duration::from_millis(500));
     fx.sm.begin_rotation(&fx.id, &v(1)).expect("begin");
     fx.put(1, "value-1").expect("fill");
-    assert_eq!(kind(ready(fx.sm.get_value(&fx.id, &v(1)))), StoreErrorKind::NotFound);
-    let seen = ready(fx.sm.describe(&fx.id, Detail::Labels)).expect("describe");
-    assert_eq!(seen.version(&v(1)).and_then(|i| i.created), None, "looks like a placeholder");
+    assert_eq!(
+        kind(ready(fx.sm.get_value(&fx.id, &v(1)))),
+        StoreErrorKind::NotFound
+    );
+    let seen = ready(fx.sm.describe(&fx.id, Detail::Full)).expect("describe");
+    assert_eq!(
+        seen.version(&v(1)).and_then(|i| i.created),
+        None,
+        "looks like a placeholder"
+    );
     fx.advance(500);
     assert_eq!(ready(fx.sm.get_value(&fx.id, &v(1))), Ok(Some(val("value-1"))));
-    let seen = ready(fx.sm.describe(&fx.id, Detail::Labels)).expect("describe");
+    let seen = ready(fx.sm.describe(&fx.id, Detail::Full)).expect("describe");
     assert!(seen.version(&v(1)).and_then(|i| i.created).is_some());
 }
 
@@ -682,8 +707,14 @@ fn a_secret_scheduled_for_deletion_is_described_and_refuses_everything_else() {
     fx.sm.delete_secret(&fx.id, false).expect("schedule deletion");
     let state = ready(fx.sm.describe(&fx.id, Detail::Labels)).expect("described");
     assert!(state.deleted);
-    assert_eq!(state.tags.get("keyshift:gap-seconds").map(String::as_str), Some("900"));
-    assert_eq!(kind(ready(fx.sm.get_value(&fx.id, &v(0)))), StoreErrorKind::Deleted);
+    assert_eq!(
+        state.tags.get("keyshift:gap-seconds").map(String::as_str),
+        Some("900")
+    );
+    assert_eq!(
+        kind(ready(fx.sm.get_value(&fx.id, &v(0)))),
+        StoreErrorKind::Deleted
+    );
     assert_eq!(
         kind(ready(fx.sm.update_stage(
             &fx.id,
@@ -696,5 +727,8 @@ fn a_secret_scheduled_for_deletion_is_described_and_refuses_everything_else() {
         StoreErrorKind::Deleted
     );
     fx.sm.delete_secret(&fx.id, true).expect("force delete");
-    assert_eq!(kind(ready(fx.sm.describe(&fx.id, Detail::Full))), StoreErrorKind::NotFound);
+    assert_eq!(
+        kind(ready(fx.sm.describe(&fx.id, Detail::Full))),
+        StoreErrorKind::NotFound
+    );
 }

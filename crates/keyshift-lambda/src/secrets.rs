@@ -25,11 +25,11 @@ pub enum CreatedDates {
 /// The Secrets Manager adapter.
 ///
 /// `describe` reads the labels from DescribeSecret's `VersionIdsToStages` (where AWS
-/// documents the value-less placeholder too), never from a list that might omit one.
-/// Creation dates come from ListSecretVersionIds, only at [`Detail::Full`]. Whether the
-/// AWSPENDING holder has a value is read with GetSecretValue (the only way to tell the
-/// engine's placeholder from a version with a value), except for keyshift's own copies,
-/// which are always written with theirs.
+/// documents the value-less placeholder too), never from a list that might omit one:
+/// one call at [`Detail::Labels`]. At [`Detail::Full`], creation dates come from
+/// ListSecretVersionIds (deprecated versions included) and, for a placeholder that list
+/// may show with a date, GetSecretValue tells it apart (the AWSPENDING holder only,
+/// never keyshift's own copies, which are always written with their value).
 ///
 /// A version's value and creation time never change, so both are cached for the life of
 /// the container: a warm function asks for each once. The cache holds at most
@@ -47,7 +47,8 @@ pub const CACHE_ENTRIES: usize = 256;
 /// What is known of a version with a value (its `Debug` redacts the value).
 #[derive(Clone, Debug)]
 struct Known {
-    created: Timestamp,
+    /// Its value's creation time, once read.
+    created: Option<Timestamp>,
     value: Option<SecretValue>,
 }
 
@@ -63,18 +64,31 @@ impl SdkSecretStore {
 
     fn cached(&self, secret: &SecretId, version: &str) -> Option<Known> {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        known.get(&(secret.as_str().to_owned(), version.to_owned())).cloned()
+        known
+            .get(&(secret.as_str().to_owned(), version.to_owned()))
+            .cloned()
     }
 
-    fn remember(&self, secret: &SecretId, version: &str, created: Timestamp, value: Option<SecretValue>) {
+    fn remember(
+        &self,
+        secret: &SecretId,
+        version: &str,
+        created: Option<Timestamp>,
+        value: Option<SecretValue>,
+    ) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         if known.len() >= CACHE_ENTRIES {
             known.clear();
         }
         let entry = known
             .entry((secret.as_str().to_owned(), version.to_owned()))
-            .or_insert(Known { created, value: None });
-        entry.created = created;
+            .or_insert(Known {
+                created: None,
+                value: None,
+            });
+        if created.is_some() {
+            entry.created = created;
+        }
         if value.is_some() {
             entry.value = value;
         }
@@ -83,7 +97,10 @@ impl SdkSecretStore {
     /// GetSecretValue by version id: `Ok(None)` on ResourceNotFound (no value, or no
     /// such version: the caller knows which from the labels).
     async fn fetch(&self, secret: &SecretId, version: &str) -> Result<Option<Known>, StoreError> {
-        if let Some(k) = self.cached(secret, version).filter(|k| k.value.is_some()) {
+        if let Some(k) = self
+            .cached(secret, version)
+            .filter(|k| k.value.is_some() && k.created.is_some())
+        {
             return Ok(Some(k));
         }
         let out = self
@@ -96,11 +113,17 @@ impl SdkSecretStore {
         match out {
             Ok(out) => {
                 let created = out.created_date().map(timestamp).ok_or_else(|| {
-                    StoreError::new(StoreErrorKind::Transient, "GetSecretValue returned no CreatedDate")
+                    StoreError::new(
+                        StoreErrorKind::Transient,
+                        "GetSecretValue returned no CreatedDate",
+                    )
                 })?;
                 let value = out.secret_string().map(SecretValue::new);
-                self.remember(secret, version, created, value.clone());
-                Ok(Some(Known { created, value }))
+                self.remember(secret, version, Some(created), value.clone());
+                Ok(Some(Known {
+                    created: Some(created),
+                    value,
+                }))
             }
             Err(e) => match classify(e, "GetSecretValue") {
                 e if e.kind == StoreErrorKind::NotFound => Ok(None),
@@ -124,7 +147,10 @@ impl SdkSecretStore {
 
     /// Every page of ListSecretVersionIds, deprecated versions included: (id, labels,
     /// creation date).
-    async fn listed(&self, secret: &SecretId) -> Result<Vec<(String, BTreeSet<String>, Option<Timestamp>)>, StoreError> {
+    async fn listed(
+        &self,
+        secret: &SecretId,
+    ) -> Result<Vec<(String, BTreeSet<String>, Option<Timestamp>)>, StoreError> {
         let mut next: Option<String> = None;
         let mut listed = Vec::new();
         loop {
@@ -197,21 +223,20 @@ impl SecretStore for SdkSecretStore {
             }
         }
         for (id, stages) in labelled {
-            let pending = stages.contains(AWSPENDING);
-            let cached = self.cached(secret, &id).map(|k| k.created);
-            let created = if let Some(c) = cached {
-                Some(c)
-            } else if pending && !VersionId::new(id.as_str()).is_keyshift_copy() {
-                // Only a read of the value tells the placeholder apart.
-                self.fetch(secret, &id).await?.map(|k| k.created)
-            } else if detail == Detail::Labels && !pending {
-                None
-            } else if self.dates == CreatedDates::GetValue {
-                self.fetch(secret, &id).await?.map(|k| k.created)
+            let cached = self.cached(secret, &id).and_then(|k| k.created);
+            let created = if cached.is_some() || detail == Detail::Labels {
+                cached
+            } else if self.dates == CreatedDates::GetValue
+                || (stages.contains(AWSPENDING) && !VersionId::new(id.as_str()).is_keyshift_copy())
+            {
+                // A listed date may be a placeholder's: only a read of the value tells.
+                self.fetch(secret, &id).await?.and_then(|k| k.created)
             } else {
                 dates.get(&id).copied().flatten()
             };
-            state.versions.insert(VersionId::new(id), VersionInfo { stages, created });
+            state
+                .versions
+                .insert(VersionId::new(id), VersionInfo { stages, created });
         }
         Ok(state)
     }
@@ -221,6 +246,9 @@ impl SecretStore for SdkSecretStore {
         secret: &SecretId,
         version: &VersionId,
     ) -> Result<Option<SecretValue>, StoreError> {
+        if let Some(value) = self.cached(secret, version.as_str()).and_then(|k| k.value) {
+            return Ok(Some(value));
+        }
         if let Some(k) = self.fetch(secret, version.as_str()).await? {
             return Ok(k.value);
         }
@@ -257,6 +285,8 @@ impl SecretStore for SdkSecretStore {
             .send()
             .await
             .map_err(|e| classify(e, "PutSecretValue"))?;
+        // Its creation time is the service's to say; its value is known now.
+        self.remember(secret, version.as_str(), None, Some(value.clone()));
         Ok(())
     }
 

@@ -24,8 +24,7 @@ use aws_sdk_secretsmanager::types::RotationRulesType;
 use keyshift::event::{Invocation, Step};
 use keyshift::memory::MemorySecretsManager;
 use keyshift::ports::{
-    Detail,
-    Job, LabelMove, Scheduled, Scheduler, SecretStore, StoreError, StoreErrorKind, schedule_name,
+    Detail, Job, LabelMove, Scheduled, Scheduler, SecretStore, StoreError, StoreErrorKind, schedule_name,
 };
 use keyshift::secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, ROTATING};
 use keyshift::{SecretId, SecretState, SecretValue, Timestamp, VersionId};
@@ -512,7 +511,11 @@ async fn custom_label_move_needs_remove_from<B: Backend>(b: &B) -> Verdict {
         .update_stage(&secret, &moved)
         .await
         .ctx("move ROTATING with RemoveFromVersionId")?;
-    let state = b.store().describe(&secret, Detail::Full).await.ctx("describe after the move")?;
+    let state = b
+        .store()
+        .describe(&secret, Detail::Full)
+        .await
+        .ctx("describe after the move")?;
     ensure!(
         holders(&state, ROTATING) == vec![&second],
         "after a move with RemoveFromVersionId ROTATING should sit on the second version only: {:?}",

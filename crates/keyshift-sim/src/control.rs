@@ -13,7 +13,10 @@ use crate::ports::{SimStore, SimTarget};
 /// One engine step of the one-step rotation.
 pub async fn one_step(store: SimStore, target: SimTarget, inv: Invocation) -> Result<String, String> {
     let secret = &inv.secret_id;
-    let state = store.describe(secret, keyshift::ports::Detail::Full).await.map_err(|e| e.to_string())?;
+    let state = store
+        .describe(secret, keyshift::ports::Detail::Full)
+        .await
+        .map_err(|e| e.to_string())?;
     let current = state.current().cloned().ok_or("no AWSCURRENT version")?;
     if current == inv.token {
         return Ok("already current".into());

@@ -9,7 +9,8 @@ use std::time::Duration;
 use keyshift::event::ScheduleName;
 use keyshift::memory::MemorySecretsManager;
 use keyshift::ports::{
-    Clock, Detail, Job, LabelMove, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, Target, TargetError,
+    Clock, Detail, Job, LabelMove, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, Target,
+    TargetError,
 };
 use keyshift::{SecretId, SecretState, SecretValue, VersionId};
 use rand::{Rng, SeedableRng};

@@ -126,9 +126,16 @@ impl Scheduler for RecordingScheduler {
     }
 }
 
-/// Generates distinct values from a counter; everything else succeeds.
+/// Generates distinct values from a counter and records what it revokes; everything
+/// else succeeds.
 #[derive(Debug, Clone, Default)]
-struct CountingTarget(Arc<AtomicU64>);
+struct CountingTarget(Arc<AtomicU64>, Arc<Mutex<Vec<String>>>);
+
+impl CountingTarget {
+    fn revoked(&self) -> Vec<String> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
 
 impl Target for CountingTarget {
     async fn generate(&self) -> Result<SecretValue, TargetError> {
@@ -144,7 +151,11 @@ impl Target for CountingTarget {
         Ok(())
     }
 
-    async fn revoke(&self, _version: &VersionId, _value: &SecretValue) -> Result<(), TargetError> {
+    async fn revoke(&self, _version: &VersionId, value: &SecretValue) -> Result<(), TargetError> {
+        self.1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(value.expose().to_owned());
         Ok(())
     }
 }
@@ -236,6 +247,10 @@ impl World {
 
     fn snapshot(&self) -> SecretState {
         self.sm.snapshot(&self.secret).expect("the secret exists")
+    }
+
+    fn target(&self) -> &CountingTarget {
+        &self.exec.target
     }
 
     /// Starts a rotation with a fresh token, as the engine does before createSecret.
@@ -730,7 +745,9 @@ fn assert_rotation_completes(gap_secs: u64, budget_secs: u64) {
     // The first follow-up promotes keyshift's own copy of the token's version, never the
     // token's (decide's module docs say why).
     assert!(
-        state.current().is_some_and(|c| c.copy_generation_of(&token).is_some()),
+        state
+            .current()
+            .is_some_and(|c| c.copy_generation_of(&token).is_some()),
         "a copy of the token is not AWSCURRENT: {state:?}"
     );
     assert_eq!(state.holder(ROTATING), None, "ROTATING remains: {state:?}");
@@ -739,7 +756,10 @@ fn assert_rotation_completes(gap_secs: u64, budget_secs: u64) {
         "AWSPENDING remains on a version that is not current: {state:?}"
     );
     assert!(
-        state.versions.values().all(|v| v.stages.iter().all(|l| !l.starts_with("KEYSHIFT_"))),
+        state
+            .versions
+            .values()
+            .all(|v| v.stages.iter().all(|l| !l.starts_with("KEYSHIFT_"))),
         "a swap marker remains: {state:?}"
     );
     let gap = Duration::from_secs(gap_secs);
@@ -849,7 +869,6 @@ fn engine_attempt(world: &mut World) -> Report {
     last.expect("four steps ran")
 }
 
-
 /// With 2T inside the budget, finishSecret only schedules the first follow-up, and that
 /// one invocation copies, swaps and releases, scheduling nothing more: no backstops (a
 /// crash is covered by Lambda's retry of the same event, which re-derives).
@@ -868,7 +887,10 @@ fn one_follow_up_carries_the_rotation_through_when_both_gaps_fit_the_budget() {
         .invoke(&first.invocation)
         .expect("completes in one poll")
         .expect("the follow-up succeeds");
-    assert!(matches!(report.outcome, keyshift::Outcome::Copied { .. }), "{report:?}");
+    assert!(
+        matches!(report.outcome, keyshift::Outcome::Copied { .. }),
+        "{report:?}"
+    );
     assert_eq!(
         report.continued,
         vec![keyshift::Outcome::Swapped, keyshift::Outcome::Released]
@@ -878,7 +900,10 @@ fn one_follow_up_carries_the_rotation_through_when_both_gaps_fit_the_budget() {
     let gap = Duration::from_secs(60);
     assert_eq!(world.checker.gaps.len(), 2, "{:?}", world.checker.gaps);
     for g in &world.checker.gaps {
-        assert!(g.length >= gap && g.length < gap + Duration::from_secs(2), "{g:?}");
+        assert!(
+            g.length >= gap && g.length < gap + Duration::from_secs(2),
+            "{g:?}"
+        );
     }
 }
 
@@ -901,7 +926,11 @@ fn a_follow_up_that_keeps_failing_backs_off_gives_up_and_its_redelivery_finishes
     let err = out.expect_err("gives up");
     assert!(err.is_retryable(), "{err}");
     let tries = world.sm.calls(StoreOp::UpdateStage) - before;
-    assert_eq!(tries, u64::from(keyshift::ports::Retry::default().max_attempts), "bounded");
+    assert_eq!(
+        tries,
+        u64::from(keyshift::ports::Retry::default().max_attempts),
+        "bounded"
+    );
     // Pauses grew: 0.1-0.2 s, 0.2-0.4, 0.4-0.8, 0.8-1.6, 1.6-3.2 (plus the 60 s wait).
     let spent = world.clock.now().since(started);
     assert!(spent >= Duration::from_millis(60_000 + 3_100), "{spent:?}");
@@ -948,4 +977,176 @@ fn a_reschedule_never_reuses_the_delivering_schedules_name() {
     };
     assert_ne!(again.name, swap.name);
     assert_eq!(again.fire_at, swap.fire_at.plus(Duration::from_secs(1)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Hardening: each of these failed before its fix
+// ---------------------------------------------------------------------------------------
+
+/// Delivers live jobs in fire order (the clock jumps to each) until `stop` holds or none
+/// is left; returns the last report.
+fn fire_until(world: &mut World, stop: impl Fn(&World) -> bool) -> Option<Result<Report, ExecError>> {
+    let mut last = None;
+    for _ in 0..20 {
+        if stop(world) {
+            break;
+        }
+        let Some(job) = world.scheduler.live().into_iter().min_by_key(|j| j.fire_at) else {
+            break;
+        };
+        world.clock.advance_to(job.fire_at);
+        last = Some(world.invoke(&job.invocation).expect("completes in one poll"));
+    }
+    last
+}
+
+/// A release whose read of the old value fails (throttled, a 5xx, KMS, access) used to
+/// count as "nothing to revoke", and ROTATING came off with the credential still valid
+/// downstream. Now the step fails, ROTATING stays, and the retry revokes.
+#[test]
+fn a_release_whose_read_fails_keeps_rotating_and_revokes_on_retry() {
+    let mut world = World::new(600, 0);
+    engine_attempt(&mut world);
+    let initial = world
+        .sm
+        .value(&world.secret, &version_id(0))
+        .expect("read")
+        .expect("a value");
+    fire_until(&mut world, |w| {
+        w.snapshot().holder(ROTATING).is_some_and(|r| *r == version_id(0))
+            && !w.snapshot().has(&version_id(0), AWSCURRENT)
+    });
+    let [release] = world
+        .scheduler
+        .live()
+        .try_into()
+        .expect("the release is scheduled");
+    world
+        .clock
+        .advance_to(release.fire_at.plus(Duration::from_secs(60)));
+    for kind in [
+        StoreErrorKind::Throttled,
+        StoreErrorKind::Transient,
+        StoreErrorKind::AccessDenied,
+        StoreErrorKind::Kms,
+    ] {
+        // More failures than one invocation's attempts.
+        for _ in 0..8 {
+            world.sm.inject(Fault::FailNext {
+                op: StoreOp::GetValue,
+                kind,
+            });
+        }
+        let out = world.invoke(&release.invocation).expect("completes in one poll");
+        assert!(out.is_err(), "{kind:?}: {out:?}");
+        world.sm.clear_faults();
+        assert!(
+            world.snapshot().has(&version_id(0), ROTATING),
+            "{kind:?}: ROTATING must stay"
+        );
+        assert!(world.target().revoked().is_empty(), "{kind:?}");
+    }
+    let report = world
+        .invoke(&release.invocation)
+        .expect("completes in one poll")
+        .expect("the retry succeeds");
+    assert_eq!(report.last(), &keyshift::Outcome::Released);
+    assert_eq!(world.target().revoked(), vec![initial.expose().to_owned()]);
+}
+
+/// A read right after the write may not show the value yet (eventual consistency): the
+/// steps that need it try again with back-off instead of failing or taking the version
+/// for the engine's value-less placeholder.
+#[test]
+fn a_read_that_lags_the_write_is_retried_not_taken_for_a_placeholder() {
+    let mut world = World::new(60, 300);
+    world.sm.set_read_lag(Duration::from_millis(700));
+    let token = world.start_rotation().expect("the store accepts the rotation");
+    for step in [
+        Step::CreateSecret,
+        Step::SetSecret,
+        Step::TestSecret,
+        Step::FinishSecret,
+    ] {
+        let inv = world.engine_invocation(step.clone(), &token);
+        let report = world
+            .invoke(&inv)
+            .expect("completes in one poll")
+            .unwrap_or_else(|e| panic!("{}: {e}", step.name()));
+        if step == Step::SetSecret {
+            // Right after createSecret's write, the value is not readable yet.
+            assert!(report.attempts > 1, "the lag was met and retried: {report:?}");
+            assert_eq!(report.outcome, keyshift::Outcome::TargetSet);
+        }
+    }
+    let [first] = world.scheduler.live().try_into().expect("one follow-up");
+    world.clock.advance_to(first.fire_at);
+    let report = world
+        .invoke(&first.invocation)
+        .expect("completes in one poll")
+        .expect("the follow-up succeeds");
+    assert_eq!(report.last(), &keyshift::Outcome::Released, "{report:?}");
+    world.check().expect("invariants hold");
+}
+
+/// A follow-up for a secret that was deleted (or scheduled for deletion) ends quietly: a
+/// Retryable error would go through Lambda's retries into the dead-letter queue for
+/// nothing.
+#[test]
+fn a_follow_up_for_a_deleted_secret_ends_without_error() {
+    for force in [false, true] {
+        let mut world = World::new(600, 0);
+        engine_attempt(&mut world);
+        let [first] = world.scheduler.live().try_into().expect("one follow-up");
+        world.sm.delete_secret(&world.secret, force).expect("delete");
+        world.clock.advance_to(first.fire_at);
+        let report = world
+            .invoke(&first.invocation)
+            .expect("completes in one poll")
+            .unwrap_or_else(|e| panic!("force {force}: {e}"));
+        assert_eq!(report.outcome, keyshift::Outcome::SecretGone);
+    }
+}
+
+/// Rotation switched off mid-rotation: before the swap, keyshift's AWSPENDING comes off
+/// (or the next RotateSecret is refused for ever) and the unused value is revoked; after
+/// the swap, ROTATING still comes off T after it (or the old key is accepted for ever).
+#[test]
+fn rotation_disabled_mid_rotation_leaves_nothing_of_keyshifts_behind() {
+    // Before the swap.
+    let mut world = World::new(600, 0);
+    engine_attempt(&mut world);
+    world
+        .sm
+        .set_rotation_enabled(&world.secret, false)
+        .expect("disable");
+    fire_until(&mut world, |_| false);
+    let state = world.snapshot();
+    assert_eq!(state.holder(AWSPENDING), None, "{state:?}");
+    assert_eq!(state.current(), Some(&version_id(0)));
+    assert_eq!(world.target().revoked().len(), 1, "the unused value is revoked");
+    world
+        .sm
+        .set_rotation_enabled(&world.secret, true)
+        .expect("enable");
+    assert!(
+        world.start_rotation().is_some(),
+        "the next rotation is not refused"
+    );
+    // After the swap.
+    let mut world = World::new(600, 0);
+    engine_attempt(&mut world);
+    fire_until(&mut world, |w| {
+        w.snapshot().holder(ROTATING).is_some_and(|r| *r == version_id(0))
+            && !w.snapshot().has(&version_id(0), AWSCURRENT)
+    });
+    world
+        .sm
+        .set_rotation_enabled(&world.secret, false)
+        .expect("disable");
+    fire_until(&mut world, |_| false);
+    let state = world.snapshot();
+    assert_eq!(state.holder(ROTATING), None, "{state:?}");
+    assert_eq!(world.target().revoked().len(), 1, "the old value is revoked");
+    world.check().expect("gaps held");
 }
