@@ -138,6 +138,12 @@ pub enum Action {
         /// The version AWSCURRENT left.
         version: VersionId,
     },
+    /// Put an accepted marker stamped with the time this action is applied on keyshift's
+    /// copy (replicated secrets: every replica showed the copy with AWSPENDING).
+    MarkAccepted {
+        /// The copy.
+        version: VersionId,
+    },
     /// Schedule a follow-up.
     Schedule(FollowUp),
     /// Register the version's value with the target (setSecret).
@@ -227,8 +233,14 @@ pub enum Outcome {
     },
     /// ROTATING was found without a swap marker: one stamped now was added.
     Marked,
-    /// A stray AWSPENDING was taken off after the swap; the release comes next.
+    /// A stray AWSPENDING (or an accepted marker) was taken off after the swap; the
+    /// release comes next.
     Tidied,
+    /// A replicated secret: every replica showed the copy with AWSPENDING; its first
+    /// gap counts from now.
+    AcceptedEverywhere,
+    /// A replicated secret: one label moved; the next waits until every replica shows it.
+    Moved,
     /// ROTATING is off the old version and its value revoked: the rotation is complete.
     Released,
     /// The old version carries no ROTATING any more (a duplicate or stale release).
@@ -271,7 +283,11 @@ impl fmt::Display for Outcome {
                 "wrote the pending value again as version {new_version}; the first gap runs from its creation"
             ),
             Outcome::Marked => f.write_str("ROTATING had no swap marker; stamped one now"),
-            Outcome::Tidied => f.write_str("took a stray AWSPENDING off the engine's version"),
+            Outcome::Tidied => f.write_str("took a stray label off after the swap"),
+            Outcome::AcceptedEverywhere => {
+                f.write_str("every replica Region shows the copy as AWSPENDING; the first gap counts from now")
+            }
+            Outcome::Moved => f.write_str("moved one label; the next waits until every replica Region shows it"),
             Outcome::Released => f.write_str("released: ROTATING removed from the old version, its value revoked"),
             Outcome::AlreadyReleased => f.write_str("the old version was already released; nothing to do"),
             Outcome::Superseded { by } => write!(f, "superseded by version {by}; this rotation stands down"),
@@ -327,13 +343,72 @@ pub fn detail(step: &Step) -> Detail {
     }
 }
 
+/// How often a follow-up looks again while a replica Region has not caught up.
+pub const REPLICA_POLL: Duration = Duration::from_secs(2);
+
 /// Decides what `input.invocation` should do now.
 pub fn decide(input: &Input<'_>) -> Decision {
-    match &input.invocation.step {
+    let decision = match &input.invocation.step {
         Step::CreateSecret | Step::SetSecret | Step::TestSecret | Step::FinishSecret => engine_step(input),
         Step::SwapPending { due } => swap_pending(input, *due),
         Step::RemovePending { due, release } => remove_pending(input, *due, release),
+    };
+    replica_gate(input, decision)
+}
+
+/// A replicated secret's labels reach its replica Regions later, and consumers there
+/// see them only then. So, for such a secret: no label moves until every replica shows
+/// the previous move (and the markers that time the gaps are stamped only then, so a
+/// gap counts from the moment the last replica caught up), and one move at a time, never
+/// chained faster than replication runs (chained calls have left replication stuck).
+fn replica_gate(i: &Input<'_>, decision: Decision) -> Decision {
+    let s = i.secret;
+    let Decision::Apply(mut plan) = decision else {
+        return decision;
+    };
+    let moves = |a: &Action| {
+        matches!(
+            a,
+            Action::Label(_) | Action::MarkSwap { .. } | Action::MarkAccepted { .. } | Action::Copy { .. }
+        )
+    };
+    if s.replicas.is_empty() || !plan.actions.iter().any(moves) {
+        return Decision::Apply(plan);
     }
+    if !s.replicas_caught_up() {
+        if i.invocation.step.is_engine_step() {
+            // The engine's steps do not wait: they leave the label work to the follow-ups.
+            plan.actions.retain(|a| !moves(a));
+            return Decision::Apply(plan);
+        }
+        let until = i.now.plus(REPLICA_POLL);
+        if REPLICA_POLL <= i.wait_budget_left {
+            return Decision::WaitUntil(until);
+        }
+        let kind = match &i.invocation.step {
+            Step::RemovePending { release, .. } => FollowUpKind::Release {
+                release: release.clone(),
+            },
+            _ => FollowUpKind::Swap,
+        };
+        let due = i.now.plus(i.policy.precision);
+        return done(
+            vec![Action::Schedule(FollowUp {
+                kind,
+                token: i.invocation.token.clone(),
+                due: Due::At(due),
+            })],
+            Outcome::Rescheduled { due },
+        );
+    }
+    if let Some(first) = plan.actions.iter().position(moves) {
+        if plan.actions[first + 1..].iter().any(moves) {
+            plan.actions.truncate(first + 1);
+            plan.outcome = Outcome::Moved;
+            plan.next = Next::Decide;
+        }
+    }
+    Decision::Apply(plan)
 }
 
 fn engine_step(i: &Input<'_>) -> Decision {
@@ -477,8 +552,20 @@ fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
             return Decision::Reject(Rejection::PendingValueMissing { version: head });
         };
         // The copy has carried AWSPENDING since its creation: it has been accepted for
-        // exactly its age. The event's due can only delay the swap.
-        let due = created.plus(i.policy.gap).max(event_due);
+        // exactly its age (in every replica Region, from the accepted marker on). The
+        // event's due can only delay the swap.
+        let mut due = created.plus(i.policy.gap).max(event_due);
+        if !s.replicas.is_empty() {
+            match s.accepted_markers(&head).map(|(_, t)| t).max() {
+                None => {
+                    return decide_again(
+                        vec![Action::MarkAccepted { version: head }],
+                        Outcome::AcceptedEverywhere,
+                    );
+                }
+                Some(accepted) => due = due.max(accepted.plus(i.policy.gap)),
+            }
+        }
         return swap_when_due(i, &head, current, due);
     }
     // No copy yet, or the copy lost AWSPENDING: write a (new) copy.
@@ -566,6 +653,10 @@ fn swap_when_due(i: &Input<'_>, copy: &VersionId, current: &VersionId, due: Time
     // every emulator) takes as a finished rotation. The copy stays accepted through
     // AWSCURRENT.
     actions.push(Action::Label(remove(AWSPENDING, copy)));
+    actions.extend(
+        s.accepted_markers(copy)
+            .map(|(label, _)| Action::Label(remove(label, copy))),
+    );
     let release = FollowUp {
         kind: FollowUpKind::Release {
             release: current.clone(),
@@ -582,6 +673,22 @@ fn after_swap(i: &Input<'_>, event_due: Timestamp) -> Decision {
     let s = i.secret;
     let token = &i.invocation.token;
     let mut actions: Vec<Action> = drop_stray_pending(s, token).into_iter().collect();
+    // A swap that stopped after AWSCURRENT moved: what it had left to take off the copy.
+    if let Some(current) = s.current() {
+        if s.has(current, AWSPENDING) {
+            actions.push(Action::Label(remove(AWSPENDING, current)));
+        }
+        actions.extend(
+            s.accepted_markers(current)
+                .map(|(label, _)| Action::Label(remove(label, current))),
+        );
+    }
+    // A release that stopped after ROTATING came off: its marker.
+    for (id, v) in &s.versions {
+        if !v.has(ROTATING) {
+            actions.extend(s.markers(id).map(|(label, _)| Action::Label(remove(label, id))));
+        }
+    }
     match release_decision(i, event_due) {
         Some(Decision::Apply(mut plan)) => {
             actions.append(&mut plan.actions);

@@ -27,7 +27,7 @@ use crate::ports::{
     Clock, Job, Retry, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, StoreErrorKind, Target,
     TargetError, schedule_name,
 };
-use crate::secret::{SecretId, SecretState, VersionId, swap_marker};
+use crate::secret::{SecretId, SecretState, VersionId, accepted_marker, swap_marker};
 use crate::time::Timestamp;
 
 /// Why an invocation failed. The Lambda maps this to its error response.
@@ -124,8 +124,8 @@ impl Report {
     }
 }
 
-/// Most decisions one invocation makes before it gives up (waits and progress both
-/// count); a rotation needs about six.
+/// Most plans (and failures) one invocation goes through before it gives up; a rotation
+/// needs about six, a replicated one about a dozen.
 pub const MAX_ROUNDS: u32 = 32;
 
 /// The store, scheduler, clock and target, and the policy that times them.
@@ -189,10 +189,14 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
         let seed = jitter_seed(inv);
         let mut failures = 0;
         let mut first = true;
-        for _ in 0..MAX_ROUNDS {
+        let mut rounds = 0;
+        // Waits do not count: they are bounded by the inline budget, past which the core
+        // schedules instead of waiting.
+        while rounds < MAX_ROUNDS {
             match self.attempt(inv, started, &mut report).await {
                 Ok(Round::Waited) => continue,
                 Ok(Round::Done(outcome, next, gap)) => {
+                    rounds += 1;
                     info!(outcome = %outcome, "done");
                     if first {
                         report.outcome = outcome;
@@ -215,6 +219,7 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                     failures = 0;
                 }
                 Err(e) if e.rederive(&inv.step) && failures + 1 < self.retry.max_attempts => {
+                    rounds += 1;
                     failures += 1;
                     report.attempts += 1;
                     let pause = self.retry.backoff(failures, seed);
@@ -353,6 +358,16 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                 };
                 self.store.update_stage(secret, &change).await?;
                 info!(change = %change, "swap marker");
+            }
+            Action::MarkAccepted { version } => {
+                // Stamped now, after the describe that saw every replica caught up.
+                let change = crate::ports::LabelMove {
+                    stage: accepted_marker(self.clock.now()),
+                    move_to: Some(version.clone()),
+                    remove_from: None,
+                };
+                self.store.update_stage(secret, &change).await?;
+                info!(change = %change, "accepted marker");
             }
             Action::Schedule(follow_up) => {
                 let job = self.job(secret, policy, follow_up, inv.schedule.as_ref());

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use crate::ports::{Detail, LabelMove, SecretStore, StoreError, StoreErrorKind};
 use crate::secret::{
-    AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretId, SecretState, SecretValue, VersionId, VersionInfo,
+    AWSCURRENT, AWSPENDING, AWSPREVIOUS, Replica, ReplicaStatus, SecretId, SecretState, SecretValue,
+    VersionId, VersionInfo,
 };
 use crate::time::Timestamp;
 
@@ -128,8 +129,43 @@ struct Version {
     seq: u64,
 }
 
+/// A replica Region: every change of the primary reaches it in order, each after a
+/// lag drawn (deterministically, from `seed`) between `min` and `max`.
+#[derive(Clone)]
+struct ReplicaModel {
+    region: String,
+    min: Duration,
+    max: Duration,
+    seed: u64,
+}
+
+impl ReplicaModel {
+    /// When each change of `history` reaches this Region: in order, each no sooner than
+    /// its own lag after it happened.
+    fn arrivals(&self, history: &[Change]) -> Vec<Timestamp> {
+        let mut last = Timestamp::EPOCH;
+        history
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                let span = self.max.saturating_sub(self.min).as_millis() as u64;
+                let lag = self.min + Duration::from_millis(mix(self.seed ^ j as u64) % (span + 1));
+                last = last.max(c.at.plus(lag));
+                last
+            })
+            .collect()
+    }
+}
+
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 struct Secret {
     id: SecretId,
+    replicas: Vec<ReplicaModel>,
     rotation_enabled: bool,
     /// Scheduled for deletion: described, but every other call is refused.
     deleted: bool,
@@ -219,6 +255,7 @@ impl MemorySecretsManager {
         }
         let mut s = Secret {
             id: secret.clone(),
+            replicas: Vec::new(),
             rotation_enabled: false,
             deleted: false,
             tags: BTreeMap::new(),
@@ -238,6 +275,47 @@ impl MemorySecretsManager {
             s.rotation_enabled = enabled;
             Ok(())
         })
+    }
+
+    /// ReplicateSecretToRegions: from now on every change reaches `region` in order,
+    /// each after a lag between `min` and `max` (drawn from `seed`).
+    pub fn add_replica(
+        &self,
+        secret: &SecretId,
+        region: &str,
+        min: Duration,
+        max: Duration,
+        seed: u64,
+    ) -> Result<(), StoreError> {
+        self.with_secret(secret, |s, _| {
+            s.replicas.push(ReplicaModel {
+                region: region.to_owned(),
+                min,
+                max,
+                seed,
+            });
+            Ok(())
+        })
+    }
+
+    /// The audit log as `region` sees it: every change, stamped with when it got there
+    /// (what consumers reading that Region see, for a per-Region check of the gaps).
+    /// Changes that have not arrived by the manager's "now" are left out.
+    pub fn replica_history(&self, secret: &SecretId, region: &str) -> Vec<Change> {
+        let now = (self.clock)();
+        let state = self.lock();
+        let Some(s) = state.secrets.get(secret) else {
+            return Vec::new();
+        };
+        let Some(r) = s.replicas.iter().find(|r| r.region == region) else {
+            return Vec::new();
+        };
+        r.arrivals(&s.history)
+            .into_iter()
+            .zip(&s.history)
+            .filter(|(at, _)| *at <= now)
+            .map(|(at, c)| Change { at, ..c.clone() })
+            .collect()
     }
 
     /// TagResource: sets one tag.
@@ -477,6 +555,7 @@ impl Secret {
     /// `reads` applies the read lag (None: the simulation's own, lag-free view).
     fn state(&self, detail: Detail, reads: Option<Lagged>) -> SecretState {
         SecretState {
+            replicas: reads.map(|r| self.replica_states(r.now)).unwrap_or_default(),
             rotation_enabled: self.rotation_enabled,
             deleted: self.deleted,
             tags: self.tags.clone(),
@@ -497,6 +576,47 @@ impl Secret {
                 })
                 .collect(),
         }
+    }
+
+    /// Each replica's status and labels at `now`: InSync once every change reached it.
+    fn replica_states(&self, now: Timestamp) -> Vec<Replica> {
+        self.replicas
+            .iter()
+            .map(|r| {
+                let arrivals = r.arrivals(&self.history);
+                let mut labels: BTreeMap<VersionId, BTreeSet<String>> = BTreeMap::new();
+                for (c, at) in self.history.iter().zip(&arrivals) {
+                    if *at > now {
+                        break;
+                    }
+                    match &c.what {
+                        ChangeKind::Attached(l) => {
+                            labels.entry(c.version.clone()).or_default().insert(l.clone());
+                        }
+                        ChangeKind::Detached(l) => {
+                            if let Some(set) = labels.get_mut(&c.version) {
+                                set.remove(l);
+                            }
+                        }
+                        ChangeKind::Deleted => {
+                            labels.remove(&c.version);
+                        }
+                        ChangeKind::ValueStored => {}
+                    }
+                }
+                labels.retain(|_, set| !set.is_empty());
+                let caught_up = arrivals.last().is_none_or(|at| *at <= now);
+                Replica {
+                    region: r.region.clone(),
+                    status: if caught_up {
+                        ReplicaStatus::InSync
+                    } else {
+                        ReplicaStatus::InProgress
+                    },
+                    stages: Some(labels),
+                }
+            })
+            .collect()
     }
 
     /// Refuses when attaching `stages` to `to` would leave more than [`MAX_LABELS`]

@@ -170,18 +170,42 @@ pub const SWAP_MARKER_PREFIX: &str = "KEYSHIFT_SWAPPED_";
 
 /// The swap marker label for `at`.
 pub fn swap_marker(at: Timestamp) -> String {
+    marker(SWAP_MARKER_PREFIX, at)
+}
+
+/// The time a swap marker label carries, if `label` is one.
+pub fn parse_swap_marker(label: &str) -> Option<Timestamp> {
+    parse_marker(SWAP_MARKER_PREFIX, label)
+}
+
+/// For a replicated secret, the label keyshift puts on its copy once every replica
+/// Region shows the copy with AWSPENDING: the first gap counts from this time (taken
+/// after the replicas were seen caught up), not from the copy's creation, because
+/// consumers in a replica Region accept the copy only once it got there.
+pub const ACCEPTED_MARKER_PREFIX: &str = "KEYSHIFT_ACCEPTED_";
+
+/// The accepted marker label for `at`.
+pub fn accepted_marker(at: Timestamp) -> String {
+    marker(ACCEPTED_MARKER_PREFIX, at)
+}
+
+/// The time an accepted marker label carries, if `label` is one.
+pub fn parse_accepted_marker(label: &str) -> Option<Timestamp> {
+    parse_marker(ACCEPTED_MARKER_PREFIX, label)
+}
+
+fn marker(prefix: &str, at: Timestamp) -> String {
     // 2026-11-30T13:17:52.123Z -> 20261130T131752123Z
     let compact: String = at
         .to_rfc3339()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
-    format!("{SWAP_MARKER_PREFIX}{compact}")
+    format!("{prefix}{compact}")
 }
 
-/// The time a swap marker label carries, if `label` is one.
-pub fn parse_swap_marker(label: &str) -> Option<Timestamp> {
-    let c = label.strip_prefix(SWAP_MARKER_PREFIX)?.as_bytes();
+fn parse_marker(prefix: &str, label: &str) -> Option<Timestamp> {
+    let c = label.strip_prefix(prefix)?.as_bytes();
     if c.len() != 19
         || c[8] != b'T'
         || c[18] != b'Z'
@@ -275,9 +299,58 @@ pub struct SecretState {
     pub tags: BTreeMap<String, String>,
     /// The versions, by id.
     pub versions: BTreeMap<VersionId, VersionInfo>,
+    /// The replica Regions of a multi-Region secret (empty for most secrets).
+    pub replicas: Vec<Replica>,
+}
+
+/// One replica Region of a multi-Region secret, as the primary's DescribeSecret
+/// (`ReplicationStatus`) and, where read, the replica's own DescribeSecret show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    /// The Region, e.g. `eu-west-1`.
+    pub region: String,
+    /// The replication status the primary reports.
+    pub status: ReplicaStatus,
+    /// The labels the replica shows (its `VersionIdsToStages`, labelled versions only),
+    /// when they were read in its Region.
+    pub stages: Option<BTreeMap<VersionId, BTreeSet<String>>>,
+}
+
+/// `ReplicationStatus[].Status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaStatus {
+    /// The replica holds what the primary holds.
+    InSync,
+    /// Replication is under way.
+    InProgress,
+    /// Replication failed (the replica may hold an old state for ever).
+    Failed,
 }
 
 impl SecretState {
+    /// The labelled versions and their labels: what a replica must show to have caught
+    /// up.
+    pub fn labels(&self) -> BTreeMap<VersionId, BTreeSet<String>> {
+        self.versions
+            .iter()
+            .filter(|(_, v)| !v.stages.is_empty())
+            .map(|(id, v)| (id.clone(), v.stages.clone()))
+            .collect()
+    }
+
+    /// Whether every replica Region shows the primary's labels now (InSync, and the
+    /// labels read there, if read, equal to the primary's). Trivially true without
+    /// replicas.
+    pub fn replicas_caught_up(&self) -> bool {
+        if self.replicas.is_empty() {
+            return true;
+        }
+        let labels = self.labels();
+        self.replicas
+            .iter()
+            .all(|r| r.status == ReplicaStatus::InSync && r.stages.as_ref().is_none_or(|s| *s == labels))
+    }
+
     /// The version carrying `stage`, if any. The store guarantees at most one.
     pub fn holder(&self, stage: &str) -> Option<&VersionId> {
         self.versions.iter().find(|(_, v)| v.has(stage)).map(|(id, _)| id)
@@ -333,6 +406,15 @@ impl SecretState {
             .into_iter()
             .flat_map(|v| v.stages.iter())
             .filter_map(|l| parse_swap_marker(l).map(|t| (l.as_str(), t)))
+    }
+
+    /// Every accepted-marker label on `version`, with its time.
+    pub fn accepted_markers(&self, version: &VersionId) -> impl Iterator<Item = (&str, Timestamp)> {
+        self.versions
+            .get(version)
+            .into_iter()
+            .flat_map(|v| v.stages.iter())
+            .filter_map(|l| parse_accepted_marker(l).map(|t| (l.as_str(), t)))
     }
 
     /// Versions whose value became readable strictly after `than`'s did.

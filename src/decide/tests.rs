@@ -167,7 +167,7 @@ fn swapped() -> SecretState {
         ('1', &[AWSPREVIOUS, ROTATING, &m], Some(-10_000)),
         ('2', &[], Some(0)),
     ]);
-    put(&mut s, copy('2', 100), &[AWSCURRENT, AWSPENDING], Some(100));
+    put(&mut s, copy('2', 100), &[AWSCURRENT], Some(100));
     s
 }
 
@@ -743,4 +743,135 @@ fn outcomes_read_as_sentences() {
         let text = o.to_string();
         assert!(text.len() > 10 && !text.contains("{"), "{text}");
     }
+}
+
+/// Re-issues used to be a chain of hashes walked at most 32 steps: after 32 of them the
+/// head was misread as another rotation's version and nothing ever swapped. A copy's id
+/// carries its token and generation now, so any number of copies (deleted ones in the
+/// middle included) is read in one pass.
+#[test]
+fn any_number_of_copies_is_read_without_a_cap() {
+    let mut s = secret(&[('1', &[AWSCURRENT], Some(-10_000)), ('2', &[], Some(0))]);
+    for n in 1..=100 {
+        if n % 7 != 0 {
+            // Every seventh copy was deleted (deprecated versions are purged).
+            put(&mut s, copy('2', n), &[], Some(n));
+        }
+    }
+    put(&mut s, copy('2', 101), &[AWSPENDING], Some(101));
+    let p = plan(decide_at(&swap('2', 0), &s, 101 + T as i64));
+    assert_eq!(p.outcome, Outcome::Swapped, "{:?}", p.actions);
+    assert_eq!(
+        p.actions[1],
+        label(AWSCURRENT, Some(&copy('2', 101)), Some(&v('1')))
+    );
+    // None of them carries AWSPENDING any more: the next copy is newer than all.
+    s.versions.get_mut(&copy('2', 101)).unwrap().stages.clear();
+    let p = plan(decide_at(&swap('2', 0), &s, 50));
+    let Some(Action::Copy { from, to }) = p.actions.iter().find(|a| matches!(a, Action::Copy { .. })) else {
+        panic!("{:?}", p.actions)
+    };
+    assert_eq!(from, &copy('2', 101));
+    assert_eq!(
+        to.copy_generation_of(&v('2')),
+        copy('2', 101).copy_generation_of(&v('2')).map(|g| g + 1)
+    );
+}
+
+#[test]
+fn a_swap_that_stopped_after_awscurrent_moved_takes_awspending_off_the_copy_first() {
+    let mut s = swapped();
+    s.versions
+        .get_mut(&copy('2', 100))
+        .unwrap()
+        .stages
+        .insert(AWSPENDING.into());
+    let p = plan(decide_at(&swap('2', 0), &s, 1_200));
+    assert_eq!(p.actions, vec![label(AWSPENDING, None, Some(&copy('2', 100)))]);
+    assert_eq!((p.outcome, p.next), (Outcome::Tidied, Next::Decide));
+}
+
+// ---- replicated secrets -----------------------------------------------------------------
+
+use crate::secret::{Replica, ReplicaStatus, accepted_marker};
+
+/// `s` with one replica Region showing `lagging` labels (None: caught up).
+fn replicated(mut s: SecretState, status: ReplicaStatus, stages: Option<SecretState>) -> SecretState {
+    let stages = Some(stages.unwrap_or_else(|| s.clone()).labels());
+    s.replicas = vec![Replica {
+        region: "eu-west-1".into(),
+        status,
+        stages,
+    }];
+    s
+}
+
+#[test]
+fn no_label_moves_while_a_replica_has_not_caught_up() {
+    // The primary has the copy with AWSPENDING; the replica still shows the state before.
+    let behind = replicated(copied(), ReplicaStatus::InSync, Some(mid_rotation()));
+    assert_eq!(
+        decide_at(&swap('2', 0), &behind, 5_000),
+        Decision::WaitUntil(at(5_000).plus(REPLICA_POLL))
+    );
+    let in_progress = replicated(copied(), ReplicaStatus::InProgress, None);
+    assert_eq!(
+        decide_at(&swap('2', 0), &in_progress, 5_000),
+        Decision::WaitUntil(at(5_000).plus(REPLICA_POLL))
+    );
+    // Without budget left: rescheduled, nothing moved.
+    let p = plan(decide(&Input {
+        invocation: &swap('2', 0),
+        secret: &behind,
+        now: at(5_000),
+        policy: &policy(),
+        wait_budget_left: Duration::ZERO,
+    }));
+    assert!(matches!(p.outcome, Outcome::Rescheduled { .. }), "{p:?}");
+    assert!(p.actions.iter().all(|a| matches!(a, Action::Schedule(_))));
+    // The release waits for the replicas too.
+    let behind = replicated(swapped(), ReplicaStatus::InProgress, None);
+    assert_eq!(
+        decide_at(&remove_ev(&v('1'), 0), &behind, 5_000),
+        Decision::WaitUntil(at(5_000).plus(REPLICA_POLL))
+    );
+}
+
+#[test]
+fn the_first_gap_of_a_replicated_secret_counts_from_the_accepted_marker() {
+    let s = replicated(copied(), ReplicaStatus::InSync, None);
+    // Caught up: stamp the accepted marker first.
+    let p = plan(decide_at(&swap('2', 0), &s, 300));
+    assert_eq!(
+        p.actions,
+        vec![Action::MarkAccepted {
+            version: copy('2', 100)
+        }]
+    );
+    assert_eq!((p.outcome, p.next), (Outcome::AcceptedEverywhere, Next::Decide));
+    // Marked at 300: the swap is due at 300 + T, not 100 + T.
+    let mut s = copied();
+    s.versions
+        .get_mut(&copy('2', 100))
+        .unwrap()
+        .stages
+        .insert(accepted_marker(at(300)));
+    let s = replicated(s, ReplicaStatus::InSync, None);
+    assert_eq!(
+        decide_at(&swap('2', 0), &s, 100 + T as i64),
+        Decision::WaitUntil(at(300 + T as i64))
+    );
+    // Then one label move per decision, each after the replicas caught up.
+    let p = plan(decide_at(&swap('2', 0), &s, 300 + T as i64));
+    assert_eq!(p.actions, vec![label(ROTATING, Some(&v('1')), None)]);
+    assert_eq!((p.outcome, p.next), (Outcome::Moved, Next::Decide));
+}
+
+#[test]
+fn engine_steps_of_a_replicated_secret_leave_label_moves_to_the_follow_ups() {
+    let mut s = secret(&[('1', &[AWSPREVIOUS], Some(-100)), ('2', &[AWSPENDING], Some(0))]);
+    put(&mut s, copy('2', 100), &[AWSCURRENT], Some(100));
+    let s = replicated(s, ReplicaStatus::InProgress, None);
+    let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &s, 1_000));
+    assert_eq!((p.actions, p.outcome), (vec![], Outcome::AlreadyCurrent));
 }

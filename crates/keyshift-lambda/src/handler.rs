@@ -80,7 +80,7 @@ impl Function {
         let sm = aws_sdk_secretsmanager::Client::new(sdk);
         let events = aws_sdk_eventbridge::Client::new(sdk);
         Function {
-            store: SdkSecretStore::new(sm.clone(), config.created_dates),
+            store: SdkSecretStore::new(sm.clone(), config.created_dates).with_replica_reads(sdk.clone()),
             target: GeneratedValue::new(sm, config.password_length),
             scheduler: aws_sdk_scheduler::Client::new(sdk),
             lifecycle: config

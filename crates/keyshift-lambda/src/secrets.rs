@@ -1,14 +1,18 @@
 //! Secrets Manager through aws-sdk-secretsmanager, behind [`SecretStore`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::types::StatusType;
 use aws_smithy_types::DateTime;
 use keyshift::ports::{Detail, LabelMove, SecretStore, StoreError, StoreErrorKind, short_error};
-use keyshift::secret::{AWSPENDING, SecretId, SecretState, SecretValue, VersionId, VersionInfo};
+use keyshift::secret::{
+    AWSPENDING, Replica, ReplicaStatus, SecretId, SecretState, SecretValue, VersionId, VersionInfo,
+};
 use keyshift::time::Timestamp;
+use tracing::warn;
 
 /// Where a version's value creation time comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,6 +43,10 @@ pub struct SdkSecretStore {
     client: Client,
     dates: CreatedDates,
     known: Arc<Mutex<HashMap<(String, String), Known>>>,
+    /// For a replicated secret: the SDK configuration to read each replica's labels in
+    /// its own Region with (none: trust `ReplicationStatus` alone).
+    replica_reads: Option<aws_config::SdkConfig>,
+    replica_clients: Arc<Mutex<HashMap<String, Client>>>,
 }
 
 /// Most versions the adapter remembers.
@@ -59,7 +67,66 @@ impl SdkSecretStore {
             client,
             dates,
             known: Arc::default(),
+            replica_reads: None,
+            replica_clients: Arc::default(),
         }
+    }
+
+    /// Also reads each replica's labels in its own Region (DescribeSecret there, one call
+    /// per replica, replicated secrets only), rather than trusting `ReplicationStatus`
+    /// alone, whose documented meaning is about the replica's creation.
+    pub fn with_replica_reads(mut self, sdk: aws_config::SdkConfig) -> Self {
+        self.replica_reads = Some(sdk);
+        self
+    }
+
+    fn replica_client(&self, region: &str) -> Option<Client> {
+        let sdk = self.replica_reads.as_ref()?;
+        let mut clients = self.replica_clients.lock().unwrap_or_else(|e| e.into_inner());
+        Some(
+            clients
+                .entry(region.to_owned())
+                .or_insert_with(|| {
+                    let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
+                        .region(aws_config::Region::new(region.to_owned()))
+                        .build();
+                    Client::from_conf(config)
+                })
+                .clone(),
+        )
+    }
+
+    /// The replica Regions as the primary reports them, with their labels read there
+    /// where possible. A replica that cannot be read is judged by its status alone.
+    async fn replicas(
+        &self,
+        secret: &SecretId,
+        described: &aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput,
+    ) -> Vec<Replica> {
+        let mut replicas = Vec::new();
+        for r in described.replication_status() {
+            let Some(region) = r.region() else { continue };
+            let status = match r.status() {
+                Some(StatusType::InSync) => ReplicaStatus::InSync,
+                Some(StatusType::Failed) => ReplicaStatus::Failed,
+                _ => ReplicaStatus::InProgress,
+            };
+            let mut stages = None;
+            if let Some(client) = self.replica_client(region) {
+                match client.describe_secret().secret_id(secret.as_str()).send().await {
+                    Ok(out) => stages = Some(labelled(&out)),
+                    Err(e) => {
+                        warn!(region, error = %classify(e, "DescribeSecret"), "could not read a replica's labels")
+                    }
+                }
+            }
+            replicas.push(Replica {
+                region: region.to_owned(),
+                status,
+                stages,
+            });
+        }
+        replicas
     }
 
     fn cached(&self, secret: &SecretId, version: &str) -> Option<Known> {
@@ -176,6 +243,19 @@ impl SdkSecretStore {
     }
 }
 
+/// The labelled versions of a DescribeSecret answer (moto keeps label-less ones there
+/// with an empty list; AWS does not list them).
+fn labelled(
+    out: &aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput,
+) -> BTreeMap<VersionId, BTreeSet<String>> {
+    out.version_ids_to_stages()
+        .into_iter()
+        .flatten()
+        .filter(|(_, stages)| !stages.is_empty())
+        .map(|(id, stages)| (VersionId::new(id.as_str()), stages.iter().cloned().collect()))
+        .collect()
+}
+
 /// A CreatedDate as a timestamp. Dates that fall on a whole second may have been cut to
 /// the second (moto does; AWS reports milliseconds): the next second is a bound that is
 /// never early, and a gap measured from it is never short.
@@ -192,6 +272,7 @@ impl SecretStore for SdkSecretStore {
     async fn describe(&self, secret: &SecretId, detail: Detail) -> Result<SecretState, StoreError> {
         let described = self.described(secret).await?;
         let mut state = SecretState {
+            replicas: self.replicas(secret, &described).await,
             rotation_enabled: described.rotation_enabled().unwrap_or(false),
             deleted: described.deleted_date().is_some(),
             tags: described
@@ -201,16 +282,11 @@ impl SecretStore for SdkSecretStore {
                 .collect(),
             versions: Default::default(),
         };
-        // Labels from VersionIdsToStages; moto keeps label-less versions there with an
-        // empty list, AWS does not list them: skip them either way.
-        let mut labelled: Vec<(String, BTreeSet<String>)> = described
-            .version_ids_to_stages()
+        // Labels from VersionIdsToStages.
+        let mut labelled: Vec<(String, BTreeSet<String>)> = labelled(&described)
             .into_iter()
-            .flatten()
-            .filter(|(_, stages)| !stages.is_empty())
-            .map(|(id, stages)| (id.clone(), stages.iter().cloned().collect()))
+            .map(|(id, stages)| (id.as_str().to_owned(), stages))
             .collect();
-        labelled.sort();
         let mut dates: HashMap<String, Option<Timestamp>> = HashMap::new();
         if detail == Detail::Full {
             for (id, stages, created) in self.listed(secret).await? {

@@ -88,6 +88,16 @@ impl Checker {
         self.check_state(state, now);
     }
 
+    /// Consumes the log entries not seen yet, without the state checks: for the log of a
+    /// replica Region (its changes stamped with when they got there), whose gaps must
+    /// hold for the consumers that read it.
+    pub fn observe_history(&mut self, history: &[Change]) {
+        for change in &history[self.seen.min(history.len())..] {
+            self.apply(change);
+        }
+        self.seen = history.len();
+    }
+
     fn apply(&mut self, c: &Change) {
         let track = self.tracks.entry(c.version.clone()).or_default();
         let was_accepted = track.accepted();
