@@ -641,6 +641,52 @@ async fn labelless_version_stays_listed<B: Backend>(b: &B) -> Verdict {
     Ok(())
 }
 
+/// 8b. With labels only (DescribeSecret's `VersionIdsToStages`, one call), a version
+/// without labels is not listed, every labelled one is, with its labels; no dates.
+async fn labels_detail_lists_labelled_versions<B: Backend>(b: &B) -> Verdict {
+    let (secret, first) = fresh(b, "labels").await?;
+    let other = version();
+    b.store()
+        .put_pending(&secret, &other, &value("other-value"), None)
+        .await
+        .ctx("put_pending(other)")?;
+    let gone = version();
+    b.store()
+        .put_pending(&secret, &gone, &value("gone-value"), None)
+        .await
+        .ctx("put_pending(gone)")?;
+    let strip = LabelMove {
+        stage: AWSPENDING.into(),
+        move_to: None,
+        remove_from: Some(gone.clone()),
+    };
+    b.store().update_stage(&secret, &strip).await.ctx("strip")?;
+    let add = LabelMove {
+        stage: ROTATING.into(),
+        move_to: Some(other.clone()),
+        remove_from: None,
+    };
+    b.store().update_stage(&secret, &add).await.ctx("add ROTATING")?;
+    let state = b
+        .store()
+        .describe(&secret, Detail::Labels)
+        .await
+        .ctx("describe")?;
+    let listed: Vec<&VersionId> = state.versions.keys().collect();
+    let mut expected = vec![&first, &other];
+    expected.sort();
+    ensure!(listed == expected, "listed {listed:?}, expected {expected:?}");
+    ensure!(
+        // `gone`'s put moved AWSPENDING off `other`, and the strip took it off `gone`.
+        state.has(&first, AWSCURRENT)
+            && state.has(&other, ROTATING)
+            && holders(&state, AWSPENDING).is_empty(),
+        "labels: {:?}",
+        state.versions
+    );
+    Ok(())
+}
+
 /// 9. Unknown secrets and versions are NotFound.
 async fn unknown_is_not_found<B: Backend>(b: &B) -> Verdict {
     let missing = secret_name("missing");
@@ -770,6 +816,12 @@ async fn store_contract<B: Backend>(b: &B) {
     .await;
     run(
         &mut failures,
+        "8b labels detail lists labelled versions",
+        labels_detail_lists_labelled_versions(b),
+    )
+    .await;
+    run(
+        &mut failures,
         "9 unknown secret/version is NotFound",
         unknown_is_not_found(b),
     )
@@ -791,6 +843,61 @@ async fn memory_store_contract() {
 #[tokio::test]
 async fn moto_store_contract() {
     store_contract(&MotoBackend::start().await).await;
+}
+
+/// A replicated secret on moto: the adapter reads `ReplicationStatus` and the replica's
+/// labels in its own Region, and finds it caught up (moto replicates at once; the
+/// in-memory store models the lag, and the property tests hold the gaps there).
+#[tokio::test]
+async fn moto_replicated_secret_is_read_in_every_region() {
+    let b = MotoBackend::start().await;
+    let config = b._moto.sdk_config().await;
+    let store = SdkSecretStore::new(b.client.clone(), CreatedDates::GetValue).with_replica_reads(config);
+    let secret = secret_name("replicated");
+    let first = version();
+    b.client
+        .create_secret()
+        .name(secret.as_str())
+        .client_request_token(first.as_str())
+        .secret_string("initial-value")
+        .add_replica_regions(
+            aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
+                .region("eu-west-1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateSecret with a replica: {:?}", e.code()));
+    let add = LabelMove {
+        stage: ROTATING.into(),
+        move_to: Some(first.clone()),
+        remove_from: None,
+    };
+    store.update_stage(&secret, &add).await.expect("add ROTATING");
+    for detail in [Detail::Labels, Detail::Full] {
+        let state = store.describe(&secret, detail).await.expect("describe");
+        let [replica] = state.replicas.as_slice() else {
+            panic!("one replica: {:?}", state.replicas)
+        };
+        assert_eq!(replica.region, "eu-west-1");
+        assert_eq!(replica.status, keyshift::secret::ReplicaStatus::InSync);
+        assert_eq!(
+            replica.stages.as_ref(),
+            Some(&state.labels()),
+            "the replica's labels, read there"
+        );
+        assert!(state.replicas_caught_up());
+    }
+    // An unreplicated secret reports none, and costs no extra call.
+    let (plain, _) = fresh(&b, "unreplicated").await.expect("create");
+    assert!(
+        store
+            .describe(&plain, Detail::Labels)
+            .await
+            .expect("describe")
+            .replicas
+            .is_empty()
+    );
 }
 
 // ---------------------------------------------------------------------------------------
