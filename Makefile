@@ -51,7 +51,7 @@ $(SAM_VENV)/.installed:
 sam-venv: $(SAM_VENV)/.installed
 
 ## make test: everything CI runs.
-test: lint unit sim-test build-x86
+test: lint unit sim-test build-x86 aws-check-offline
 
 ## make build: the Lambda artefact as deployed: an arm64 (Graviton) `bootstrap` for
 ## provided.al2023, cross-compiled by cargo-lambda with zig (both come with `make venv`).
