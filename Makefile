@@ -22,7 +22,8 @@ OFFLINE_AWS = env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_T
 LAMBDA_BIN = keyshift-rotation
 ARM64_TARGET = aarch64-unknown-linux-gnu
 
-.PHONY: bench test demo venv sam-venv unit sim sim-test control lint fmt clippy template-lint sim-demo build build-x86 deploy
+.PHONY: bench test demo venv sam-venv unit sim sim-test control lint fmt clippy template-lint sim-demo build build-x86 deploy \
+	aws-check aws-check-offline
 
 ## make demo: a real rotation on this machine: moto's server as AWS, the release binary
 ## under `cargo lambda watch`, a consumer fleet on the real SDK, a live label timeline.
@@ -50,7 +51,7 @@ $(SAM_VENV)/.installed:
 sam-venv: $(SAM_VENV)/.installed
 
 ## make test: everything CI runs.
-test: lint unit sim-test build-x86
+test: lint unit sim-test build-x86 aws-check-offline
 
 ## make build: the Lambda artefact as deployed: an arm64 (Graviton) `bootstrap` for
 ## provided.al2023, cross-compiled by cargo-lambda with zig (both come with `make venv`).
@@ -94,6 +95,20 @@ sim:
 ## AWS requests each makes per hour (counted on the wire in front of moto's server).
 bench: venv
 	$(CARGO) run --release -p keyshift-bench --features aws-caching
+
+## make aws-check: on a real AWS account (skipped without credentials), settles what the
+## rotation engine does that AWS does not document (README, "Settling the engine's
+## undocumented behaviours"). Opt in: KEYSHIFT_AWS_CHECK=1 AWS_PROFILE=... make aws-check
+aws-check: venv
+	$(VENV)/bin/python tools/aws-check/aws_check.py
+
+## What CI checks of it, offline and in seconds: it compiles, its unit tests pass (the skip
+## path, the probe against a fake Secrets Manager, the report, the clean-up, the IAM lists,
+## a whole run against a toy AWS), and without the opt-in it skips.
+aws-check-offline: venv
+	$(VENV)/bin/python -m py_compile tools/aws-check/aws_check.py
+	$(VENV)/bin/python -m unittest discover -s tools/aws-check -p 'test_*.py'
+	env -u KEYSHIFT_AWS_CHECK $(VENV)/bin/python tools/aws-check/aws_check.py
 
 ## The one-step control: must report failed consumer operations.
 control:
