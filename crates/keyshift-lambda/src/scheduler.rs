@@ -205,47 +205,83 @@ impl EventBridgeRules {
 }
 
 impl Scheduler for EventBridgeRules {
+    /// A rule is "already scheduled" only when it will deliver: enabled, at the job's
+    /// minute, and with the function as target `keyshift` carrying the job's event. A
+    /// rule whose PutTargets failed (or whose answer was lost) would otherwise count as
+    /// scheduled for ever and never fire; whatever is missing is put back.
     async fn schedule(&self, job: &Job) -> Result<Scheduled, SchedulerError> {
-        match self.client.describe_rule().name(job.name.as_str()).send().await {
-            Ok(_) => return Ok(Scheduled::AlreadyScheduled),
-            Err(e) if is_code(&e, &["ResourceNotFoundException"]) => {}
-            Err(e) => return Err(sched_error(&e, "DescribeRule")),
-        }
         // Rules fire at the minute's start at the earliest; round up so that the cron
         // minute is never before the intended fire time.
-        let fire = job.fire_at.ceil_to(std::time::Duration::from_secs(60));
-        self.client
-            .put_rule()
-            .name(job.name.as_str())
-            .schedule_expression(cron_expression(fire))
-            .state(RuleState::Enabled)
-            .description(format!("keyshift {}", job.invocation.step.name()))
-            .send()
-            .await
-            .map_err(|e| sched_error(&e, "PutRule"))?;
+        let expression = cron_expression(job.fire_at.ceil_to(std::time::Duration::from_secs(60)));
         let input = job_input(job)?;
-        let target = RuleTarget::builder()
-            .id(RULE_TARGET_ID)
-            .arn(&self.function_arn)
-            .input(input)
-            .build()
-            .map_err(|e| SchedulerError {
-                retryable: false,
-                message: format!("rule target: {e}"),
-            })?;
-        let out = self
-            .client
-            .put_targets()
-            .rule(job.name.as_str())
-            .targets(target)
-            .send()
-            .await
-            .map_err(|e| sched_error(&e, "PutTargets"))?;
-        if out.failed_entry_count() > 0 {
-            return Err(SchedulerError {
-                retryable: true,
-                message: format!("PutTargets: {} failed entries", out.failed_entry_count()),
-            });
+        let mut rule_fits = match self.client.describe_rule().name(job.name.as_str()).send().await {
+            Ok(rule) => Some(
+                rule.schedule_expression() == Some(expression.as_str())
+                    && rule.state() == Some(&RuleState::Enabled),
+            ),
+            Err(e) if is_code(&e, &["ResourceNotFoundException"]) => None,
+            Err(e) => return Err(sched_error(&e, "DescribeRule")),
+        };
+        let target_there = match rule_fits {
+            Some(_) => match self
+                .client
+                .list_targets_by_rule()
+                .rule(job.name.as_str())
+                .send()
+                .await
+            {
+                Ok(out) => out.targets().iter().any(|t| {
+                    t.id() == RULE_TARGET_ID
+                        && t.arn() == self.function_arn
+                        && t.input() == Some(input.as_str())
+                }),
+                // Deleted since DescribeRule (a racing complete): create it again.
+                Err(e) if is_code(&e, &["ResourceNotFoundException"]) => {
+                    rule_fits = None;
+                    false
+                }
+                Err(e) => return Err(sched_error(&e, "ListTargetsByRule")),
+            },
+            None => false,
+        };
+        if rule_fits == Some(true) && target_there {
+            return Ok(Scheduled::AlreadyScheduled);
+        }
+        if rule_fits != Some(true) {
+            self.client
+                .put_rule()
+                .name(job.name.as_str())
+                .schedule_expression(expression)
+                .state(RuleState::Enabled)
+                .description(format!("keyshift {}", job.invocation.step.name()))
+                .send()
+                .await
+                .map_err(|e| sched_error(&e, "PutRule"))?;
+        }
+        if !target_there {
+            let target = RuleTarget::builder()
+                .id(RULE_TARGET_ID)
+                .arn(&self.function_arn)
+                .input(input)
+                .build()
+                .map_err(|e| SchedulerError {
+                    retryable: false,
+                    message: format!("rule target: {e}"),
+                })?;
+            let out = self
+                .client
+                .put_targets()
+                .rule(job.name.as_str())
+                .targets(target)
+                .send()
+                .await
+                .map_err(|e| sched_error(&e, "PutTargets"))?;
+            if out.failed_entry_count() > 0 {
+                return Err(SchedulerError {
+                    retryable: true,
+                    message: format!("PutTargets: {} failed entries", out.failed_entry_count()),
+                });
+            }
         }
         Ok(Scheduled::Created)
     }
