@@ -21,6 +21,8 @@ pub mod logging;
 pub mod scheduler;
 pub mod secrets;
 pub mod target;
+#[cfg(test)]
+mod testing;
 
 pub use config::Config;
 pub use handler::{Function, HandlerError};

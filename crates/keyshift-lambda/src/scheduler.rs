@@ -79,10 +79,19 @@ fn sched_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
     e: &SdkError<E, R>,
     operation: &str,
 ) -> SchedulerError {
+    // Only a moment's failure is retryable: throttling, a server error (Scheduler's
+    // InternalServerException, EventBridge's InternalException) or a racing change to the
+    // same rule. ValidationException, AccessDenied, a missing group and an exhausted quota
+    // (Scheduler's ServiceQuotaExceededException, a bus's 300 rules) fail the same way on
+    // every retry until someone acts.
     let retryable = match e {
         SdkError::ServiceError(_) => matches!(
             e.code().unwrap_or_default(),
-            "ThrottlingException" | "InternalServerException" | "ServiceQuotaExceededException" | ""
+            "ThrottlingException"
+                | "InternalServerException"
+                | "InternalException"
+                | "ConcurrentModificationException"
+                | ""
         ),
         SdkError::ConstructionFailure(_) => false,
         _ => true,
@@ -318,7 +327,71 @@ impl Scheduler for Backend {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_eventbridge::operation::put_rule::PutRuleError;
+    use aws_sdk_scheduler::operation::create_schedule::CreateScheduleError;
+    use keyshift::executor::ExecError;
+
     use super::*;
+    use crate::HandlerError;
+    use crate::testing::{meta, service_error};
+
+    /// Whether the error is retryable, and the Lambda error type it ends up as.
+    fn retryable_and_type(e: SchedulerError) -> (bool, &'static str) {
+        (
+            e.retryable,
+            HandlerError::from(&ExecError::Scheduler(e)).error_type,
+        )
+    }
+
+    #[test]
+    fn errors_that_cannot_heal_are_not_retryable() {
+        let failed = (false, "keyshift.Failed");
+        for code in [
+            "ValidationException",
+            "AccessDeniedException",
+            "ResourceNotFoundException",
+            // Scheduler's quota of schedules: retrying the invocation does not free one.
+            "ServiceQuotaExceededException",
+        ] {
+            let e = CreateScheduleError::generic(meta(code, "no"));
+            let e = sched_error(&service_error(e), "CreateSchedule");
+            assert_eq!(retryable_and_type(e), failed, "{code}");
+        }
+        // A bus's 300 rules, a managed rule's name, an unknown caller.
+        for code in [
+            "LimitExceededException",
+            "ManagedRuleException",
+            "AccessDeniedException",
+        ] {
+            let e = PutRuleError::generic(meta(code, "no"));
+            let e = sched_error(&service_error(e), "PutRule");
+            assert_eq!(retryable_and_type(e), failed, "{code}");
+        }
+        let e: SdkError<PutRuleError, ()> = SdkError::construction_failure("bad request");
+        assert_eq!(retryable_and_type(sched_error(&e, "PutRule")), failed);
+    }
+
+    #[test]
+    fn passing_failures_are_retryable() {
+        let retryable = (true, "keyshift.Retryable");
+        for code in ["ThrottlingException", "InternalServerException"] {
+            let e = CreateScheduleError::generic(meta(code, "try again"));
+            let e = sched_error(&service_error(e), "CreateSchedule");
+            assert_eq!(retryable_and_type(e), retryable, "{code}");
+        }
+        // EventBridge's own names for a server error and for a racing change.
+        for code in [
+            "InternalException",
+            "ConcurrentModificationException",
+            "ThrottlingException",
+        ] {
+            let e = PutRuleError::generic(meta(code, "try again"));
+            let e = sched_error(&service_error(e), "PutRule");
+            assert_eq!(retryable_and_type(e), retryable, "{code}");
+        }
+        let e: SdkError<PutRuleError, ()> = SdkError::timeout_error("timed out");
+        assert_eq!(retryable_and_type(sched_error(&e, "PutRule")), retryable);
+    }
 
     #[test]
     fn expressions_are_what_the_services_parse() {
