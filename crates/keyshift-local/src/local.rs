@@ -39,6 +39,9 @@ pub struct Options {
     pub rotations: usize,
     /// Where the function's output goes.
     pub log: std::path::PathBuf,
+    /// The function's `RUST_LOG` (`info` as deployed; `trace` to check that even the
+    /// most verbose log carries no value or RotationToken).
+    pub rust_log: String,
 }
 
 /// A measured gap, bounded by the label samples around its two ends.
@@ -179,7 +182,7 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
         ("KEYSHIFT_SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN.to_owned()),
         ("KEYSHIFT_FUNCTION_ARN", FUNCTION_ARN.to_owned()),
         ("KEYSHIFT_CREATED_DATES", "get-value".to_owned()),
-        ("RUST_LOG", "info".to_owned()),
+        ("RUST_LOG", opts.rust_log.clone()),
     ]);
     timeline.say("building the release binary and starting `cargo lambda watch`");
     let watch = Arc::new(Watch::start(&env, &opts.log)?);

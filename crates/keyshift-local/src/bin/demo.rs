@@ -21,6 +21,7 @@ async fn main() {
         consumers: arg("DEMO_CONSUMERS", 6) as usize,
         rotations: arg("DEMO_ROTATIONS", 2) as usize,
         log: std::env::temp_dir().join(format!("keyshift-demo-{}.log", std::process::id())),
+        rust_log: "info".to_owned(),
     };
     println!(
         "keyshift demo: T = {} s, inline budget {} s, {} consumers refreshing every {:?}, {} rotation(s)",
