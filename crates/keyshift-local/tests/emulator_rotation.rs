@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use keyshift_local::calls::Origin;
 use keyshift_local::local::{Options, Summary, Timeline, leaks, run};
 
 /// One emulator run at a time: each starts moto and `cargo lambda watch`, and the gaps
@@ -89,6 +90,44 @@ async fn two_rotations_on_the_emulator_fail_no_consumer_operation() {
     assert!(summary.refused.iter().any(|b| b.contains("keyshift.Rejected")));
     // The backstops were delivered and found nothing to do.
     assert!(summary.fired >= 2, "fired {}", summary.fired);
+
+    // The function's AWS calls, counted on the wire: a row for every invocation, and the
+    // rows account for every request the function sent. (No targets for the figures yet.)
+    let calls = &summary.calls;
+    println!("{}", calls.render());
+    assert_eq!(
+        calls.rows.len(),
+        summary.refused.len() + 4 * opts.rotations + summary.fired as usize,
+        "a row per invocation:\n{}",
+        calls.render()
+    );
+    for n in 0..opts.rotations {
+        let steps: Vec<&str> = calls
+            .rows
+            .iter()
+            .filter(|r| r.rotation == Some(n) && r.origin == Origin::Engine)
+            .map(|r| r.step.as_str())
+            .collect();
+        assert_eq!(steps, ["createSecret", "setSecret", "testSecret", "finishSecret"]);
+    }
+    let follow_ups: Vec<_> = calls
+        .rows
+        .iter()
+        .filter(|r| r.origin == Origin::FollowUp)
+        .collect();
+    assert_eq!(follow_ups.len(), summary.fired as usize);
+    assert!(
+        follow_ups.iter().all(|r| r.rotation.is_some()),
+        "each follow-up is placed in its rotation:\n{}",
+        calls.render()
+    );
+    assert!(calls.counted > 0, "the function's calls went through the proxy");
+    assert_eq!(
+        calls.total(),
+        calls.counted,
+        "calls outside any invocation:\n{}",
+        calls.render()
+    );
 
     assert_no_leaks(&opts.log, &summary);
     let _ = std::fs::remove_file(&opts.log);

@@ -64,6 +64,17 @@ async fn main() {
         );
     }
     println!("  the function's log: {}", opts.log.display());
+    println!(
+        "\nAWS calls the function made, per invocation (counted on the wire by a proxy between \
+         the function and moto; one invocation in flight at a time; \"= engine steps\" adds up a \
+         rotation's four engine steps, \"= whole rotation\" its follow-ups too)"
+    );
+    print!("{}", summary.calls.render());
+    println!(
+        "  requests the proxy counted from the function: {} ({} in the rows)",
+        summary.calls.counted,
+        summary.calls.total()
+    );
     let short = summary
         .gaps
         .iter()
