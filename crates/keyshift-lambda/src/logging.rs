@@ -8,7 +8,8 @@
 //! the session token), and `hyper`, `h2`, `hyper_util`, `tower` and `rustls` what they
 //! send and receive; a dependency update can add another at any time. keyshift's own
 //! crates are the only ones whose log lines are reviewed here (ids, labels, decisions,
-//! never a value or a token), so they are the only ones that may say more.
+//! never a value or a token), so they are the only ones that may say more. The one
+//! exception is the runtime's span around each invocation ([`RUNTIME_SPAN`]): ids only.
 
 use tracing::{Level, Metadata};
 use tracing_subscriber::EnvFilter;
@@ -34,9 +35,19 @@ pub fn is_own(target: &str) -> bool {
     })
 }
 
-/// Whether a span or event may be logged at all: one of ours, or `warn` and above.
+/// The Lambda runtime's span around each invocation: its fields are the request id and
+/// the X-Ray trace id, and it is kept so that a line outside keyshift's own span (the
+/// binary's "invocation failed") still names the request. A span prints nothing itself.
+pub const RUNTIME_SPAN: (&str, &str) = ("lambda_runtime::", "Lambda runtime invoke");
+
+/// Whether a span or event may be logged at all: one of ours, `warn` and above, or the
+/// runtime's invocation span.
 pub fn allowed(metadata: &Metadata<'_>) -> bool {
-    is_own(metadata.target()) || *metadata.level() <= OTHERS_MAX
+    is_own(metadata.target())
+        || *metadata.level() <= OTHERS_MAX
+        || (metadata.is_span()
+            && metadata.target().starts_with(RUNTIME_SPAN.0)
+            && metadata.name() == RUNTIME_SPAN.1)
 }
 
 /// `RUST_LOG`, or `info` without it.
@@ -127,6 +138,21 @@ mod tests {
         for shown in ["A-WARNING", "CORE-TRACE", "ADAPTER-DEBUG", "BINARY-DEBUG"] {
             assert!(text.contains(shown), "{shown} not logged:\n{text}");
         }
+    }
+
+    #[test]
+    fn only_the_runtime_span_around_an_invocation_is_kept() {
+        let text = logged("trace", || {
+            let runtime = tracing::info_span!(target: "lambda_runtime::layers::trace", "Lambda runtime invoke", requestId = "REQUEST-ID");
+            runtime.in_scope(|| tracing::warn!(target: "keyshift_rotation", "invocation failed"));
+            let other = tracing::info_span!(target: "hyper::proto", "Lambda runtime invoke", body = "A-BODY");
+            other.in_scope(|| tracing::warn!(target: "keyshift_rotation", "OUTSIDE"));
+            let event = tracing::info_span!(target: "lambda_runtime::layers::api_response", "raw", body = "RAW-EVENT");
+            event.in_scope(|| tracing::warn!(target: "keyshift_rotation", "INSIDE"));
+        });
+        assert!(text.contains("REQUEST-ID"), "{text}");
+        assert!(!text.contains("A-BODY") && !text.contains("RAW-EVENT"), "{text}");
+        assert!(text.contains("OUTSIDE") && text.contains("INSIDE"), "{text}");
     }
 
     #[test]
