@@ -343,6 +343,17 @@ mod tests {
         )
     }
 
+    /// The same for a service's answer `code` to Scheduler's CreateSchedule and to
+    /// EventBridge's PutRule.
+    fn answers(code: &str) -> [(bool, &'static str); 2] {
+        let schedule = CreateScheduleError::generic(meta(code, "the service's message"));
+        let rule = PutRuleError::generic(meta(code, "the service's message"));
+        [
+            retryable_and_type(sched_error(&service_error(schedule), "CreateSchedule")),
+            retryable_and_type(sched_error(&service_error(rule), "PutRule")),
+        ]
+    }
+
     #[test]
     fn errors_that_cannot_heal_are_not_retryable() {
         let failed = (false, "keyshift.Failed");
@@ -350,22 +361,14 @@ mod tests {
             "ValidationException",
             "AccessDeniedException",
             "ResourceNotFoundException",
-            // Scheduler's quota of schedules: retrying the invocation does not free one.
+            // Scheduler's quota of schedules and a bus's 300 rules: retrying the
+            // invocation does not free one.
             "ServiceQuotaExceededException",
-        ] {
-            let e = CreateScheduleError::generic(meta(code, "no"));
-            let e = sched_error(&service_error(e), "CreateSchedule");
-            assert_eq!(retryable_and_type(e), failed, "{code}");
-        }
-        // A bus's 300 rules, a managed rule's name, an unknown caller.
-        for code in [
             "LimitExceededException",
+            // A name EventBridge keeps for a managed rule.
             "ManagedRuleException",
-            "AccessDeniedException",
         ] {
-            let e = PutRuleError::generic(meta(code, "no"));
-            let e = sched_error(&service_error(e), "PutRule");
-            assert_eq!(retryable_and_type(e), failed, "{code}");
+            assert_eq!(answers(code), [failed; 2], "{code}");
         }
         let e: SdkError<PutRuleError, ()> = SdkError::construction_failure("bad request");
         assert_eq!(retryable_and_type(sched_error(&e, "PutRule")), failed);
@@ -374,20 +377,14 @@ mod tests {
     #[test]
     fn passing_failures_are_retryable() {
         let retryable = (true, "keyshift.Retryable");
-        for code in ["ThrottlingException", "InternalServerException"] {
-            let e = CreateScheduleError::generic(meta(code, "try again"));
-            let e = sched_error(&service_error(e), "CreateSchedule");
-            assert_eq!(retryable_and_type(e), retryable, "{code}");
-        }
-        // EventBridge's own names for a server error and for a racing change.
         for code in [
+            "ThrottlingException",
+            // Scheduler's and EventBridge's names for a server error, and a racing change.
+            "InternalServerException",
             "InternalException",
             "ConcurrentModificationException",
-            "ThrottlingException",
         ] {
-            let e = PutRuleError::generic(meta(code, "try again"));
-            let e = sched_error(&service_error(e), "PutRule");
-            assert_eq!(retryable_and_type(e), retryable, "{code}");
+            assert_eq!(answers(code), [retryable; 2], "{code}");
         }
         let e: SdkError<PutRuleError, ()> = SdkError::timeout_error("timed out");
         assert_eq!(retryable_and_type(sched_error(&e, "PutRule")), retryable);

@@ -102,12 +102,15 @@ async fn a_rule_without_its_target_or_with_another_minute_is_repaired() {
     let client = aws_sdk_eventbridge::Client::new(&moto.sdk_config().await);
     let rules = EventBridgeRules::new(client.clone(), FUNCTION);
     let j = job(&SecretId::new("rules/lost-target"), 1_795_479_450);
-    client
-        .put_rule()
-        .name(j.name.as_str())
-        .schedule_expression("cron(18 0 24 11 ? 2026)")
-        .state(RuleState::Enabled)
-        .send()
+    let put_rule_by_hand = |expression: &'static str| {
+        client
+            .put_rule()
+            .name(j.name.as_str())
+            .schedule_expression(expression)
+            .state(RuleState::Enabled)
+            .send()
+    };
+    put_rule_by_hand("cron(18 0 24 11 ? 2026)")
         .await
         .expect("the rule, by hand, without its target");
 
@@ -116,12 +119,7 @@ async fn a_rule_without_its_target_or_with_another_minute_is_repaired() {
     assert_eq!(rules.schedule(&j).await, Ok(Scheduled::AlreadyScheduled));
 
     // The same name with another minute (a rule edited by hand): put back to the job's.
-    client
-        .put_rule()
-        .name(j.name.as_str())
-        .schedule_expression("cron(0 0 1 1 ? 2030)")
-        .state(RuleState::Enabled)
-        .send()
+    put_rule_by_hand("cron(0 0 1 1 ? 2030)")
         .await
         .expect("the rule moved by hand");
     assert_eq!(rules.schedule(&j).await, Ok(Scheduled::Created));
