@@ -23,9 +23,10 @@ pub struct Calls {
 impl Calls {
     /// The requests between two snapshots of the proxy's counts for one secret.
     pub fn between(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> Calls {
-        let delta = |op: &str| after.get(op).copied().unwrap_or(0) - before.get(op).copied().unwrap_or(0);
-        let total: u64 = after.values().sum::<u64>() - before.values().sum::<u64>();
-        let (describe, get_value) = (delta("DescribeSecret"), delta("GetSecretValue"));
+        let calls = keyshift_local::proxy::delta(before, after);
+        let of = |op: &str| calls.get(op).copied().unwrap_or(0);
+        let total: u64 = calls.values().sum();
+        let (describe, get_value) = (of("DescribeSecret"), of("GetSecretValue"));
         Calls {
             describe,
             get_value,

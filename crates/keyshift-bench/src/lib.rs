@@ -4,8 +4,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`world`] | moto's server on 127.0.0.1, the counting proxy in front of it, setup calls |
-//! | [`proxy`] | the counting proxy: requests by (secret, operation) |
+//! | [`world`] | moto's server on 127.0.0.1, the counting proxy (`keyshift_local::proxy`) in front of it, setup calls |
 //! | [`timing`] | batches of timed calls; median and spread |
 //! | [`ours`] | keyshift-client: start, time `current()` and `accepted_version(id)` |
 //! | `aws` | their cache (with the `aws-caching` feature) |
@@ -18,6 +17,5 @@
 pub mod aws;
 pub mod calls;
 pub mod ours;
-pub mod proxy;
 pub mod timing;
 pub mod world;

@@ -6,8 +6,7 @@ use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::Tag;
 use keyshift_local::moto::{Moto, sdk_config};
-
-use crate::proxy::CountingProxy;
+use keyshift_local::proxy::CountingProxy;
 
 /// moto's server with a counting proxy in front.
 #[derive(Debug)]

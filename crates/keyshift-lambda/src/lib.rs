@@ -9,7 +9,7 @@
 //! | [`target`] | the default target: values from GetRandomPassword, no downstream system |
 //! | [`config`] | environment variables, validated at cold start, and per-secret tags |
 //! | [`handler`] | one invocation: parse, execute, report, map errors |
-//! | [`logging`] | JSON logs through `tracing`, with the SDK's wire logging capped |
+//! | [`logging`] | JSON logs through `tracing`; every crate but keyshift's own capped at `warn` |
 //!
 //! The decisions are the pure core's ([`keyshift::decide`]); nothing here decides.
 
@@ -21,6 +21,8 @@ pub mod logging;
 pub mod scheduler;
 pub mod secrets;
 pub mod target;
+#[cfg(test)]
+mod testing;
 
 pub use config::Config;
 pub use handler::{Function, HandlerError};

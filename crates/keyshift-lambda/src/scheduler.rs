@@ -79,10 +79,19 @@ fn sched_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
     e: &SdkError<E, R>,
     operation: &str,
 ) -> SchedulerError {
+    // Only a moment's failure is retryable: throttling, a server error (Scheduler's
+    // InternalServerException, EventBridge's InternalException) or a racing change to the
+    // same rule. ValidationException, AccessDenied, a missing group and an exhausted quota
+    // (Scheduler's ServiceQuotaExceededException, a bus's 300 rules) fail the same way on
+    // every retry until someone acts.
     let retryable = match e {
         SdkError::ServiceError(_) => matches!(
             e.code().unwrap_or_default(),
-            "ThrottlingException" | "InternalServerException" | "ServiceQuotaExceededException" | ""
+            "ThrottlingException"
+                | "InternalServerException"
+                | "InternalException"
+                | "ConcurrentModificationException"
+                | ""
         ),
         SdkError::ConstructionFailure(_) => false,
         _ => true,
@@ -205,47 +214,83 @@ impl EventBridgeRules {
 }
 
 impl Scheduler for EventBridgeRules {
+    /// A rule is "already scheduled" only when it will deliver: enabled, at the job's
+    /// minute, and with the function as target `keyshift` carrying the job's event. A
+    /// rule whose PutTargets failed (or whose answer was lost) would otherwise count as
+    /// scheduled for ever and never fire; whatever is missing is put back.
     async fn schedule(&self, job: &Job) -> Result<Scheduled, SchedulerError> {
-        match self.client.describe_rule().name(job.name.as_str()).send().await {
-            Ok(_) => return Ok(Scheduled::AlreadyScheduled),
-            Err(e) if is_code(&e, &["ResourceNotFoundException"]) => {}
-            Err(e) => return Err(sched_error(&e, "DescribeRule")),
-        }
         // Rules fire at the minute's start at the earliest; round up so that the cron
         // minute is never before the intended fire time.
-        let fire = job.fire_at.ceil_to(std::time::Duration::from_secs(60));
-        self.client
-            .put_rule()
-            .name(job.name.as_str())
-            .schedule_expression(cron_expression(fire))
-            .state(RuleState::Enabled)
-            .description(format!("keyshift {}", job.invocation.step.name()))
-            .send()
-            .await
-            .map_err(|e| sched_error(&e, "PutRule"))?;
+        let expression = cron_expression(job.fire_at.ceil_to(std::time::Duration::from_secs(60)));
         let input = job_input(job)?;
-        let target = RuleTarget::builder()
-            .id(RULE_TARGET_ID)
-            .arn(&self.function_arn)
-            .input(input)
-            .build()
-            .map_err(|e| SchedulerError {
-                retryable: false,
-                message: format!("rule target: {e}"),
-            })?;
-        let out = self
-            .client
-            .put_targets()
-            .rule(job.name.as_str())
-            .targets(target)
-            .send()
-            .await
-            .map_err(|e| sched_error(&e, "PutTargets"))?;
-        if out.failed_entry_count() > 0 {
-            return Err(SchedulerError {
-                retryable: true,
-                message: format!("PutTargets: {} failed entries", out.failed_entry_count()),
-            });
+        let mut rule_fits = match self.client.describe_rule().name(job.name.as_str()).send().await {
+            Ok(rule) => Some(
+                rule.schedule_expression() == Some(expression.as_str())
+                    && rule.state() == Some(&RuleState::Enabled),
+            ),
+            Err(e) if is_code(&e, &["ResourceNotFoundException"]) => None,
+            Err(e) => return Err(sched_error(&e, "DescribeRule")),
+        };
+        let target_there = match rule_fits {
+            Some(_) => match self
+                .client
+                .list_targets_by_rule()
+                .rule(job.name.as_str())
+                .send()
+                .await
+            {
+                Ok(out) => out.targets().iter().any(|t| {
+                    t.id() == RULE_TARGET_ID
+                        && t.arn() == self.function_arn
+                        && t.input() == Some(input.as_str())
+                }),
+                // Deleted since DescribeRule (a racing complete): create it again.
+                Err(e) if is_code(&e, &["ResourceNotFoundException"]) => {
+                    rule_fits = None;
+                    false
+                }
+                Err(e) => return Err(sched_error(&e, "ListTargetsByRule")),
+            },
+            None => false,
+        };
+        if rule_fits == Some(true) && target_there {
+            return Ok(Scheduled::AlreadyScheduled);
+        }
+        if rule_fits != Some(true) {
+            self.client
+                .put_rule()
+                .name(job.name.as_str())
+                .schedule_expression(expression)
+                .state(RuleState::Enabled)
+                .description(format!("keyshift {}", job.invocation.step.name()))
+                .send()
+                .await
+                .map_err(|e| sched_error(&e, "PutRule"))?;
+        }
+        if !target_there {
+            let target = RuleTarget::builder()
+                .id(RULE_TARGET_ID)
+                .arn(&self.function_arn)
+                .input(input)
+                .build()
+                .map_err(|e| SchedulerError {
+                    retryable: false,
+                    message: format!("rule target: {e}"),
+                })?;
+            let out = self
+                .client
+                .put_targets()
+                .rule(job.name.as_str())
+                .targets(target)
+                .send()
+                .await
+                .map_err(|e| sched_error(&e, "PutTargets"))?;
+            if out.failed_entry_count() > 0 {
+                return Err(SchedulerError {
+                    retryable: true,
+                    message: format!("PutTargets: {} failed entries", out.failed_entry_count()),
+                });
+            }
         }
         Ok(Scheduled::Created)
     }
@@ -282,7 +327,68 @@ impl Scheduler for Backend {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_eventbridge::operation::put_rule::PutRuleError;
+    use aws_sdk_scheduler::operation::create_schedule::CreateScheduleError;
+    use keyshift::executor::ExecError;
+
     use super::*;
+    use crate::HandlerError;
+    use crate::testing::{meta, service_error};
+
+    /// Whether the error is retryable, and the Lambda error type it ends up as.
+    fn retryable_and_type(e: SchedulerError) -> (bool, &'static str) {
+        (
+            e.retryable,
+            HandlerError::from(&ExecError::Scheduler(e)).error_type,
+        )
+    }
+
+    /// The same for a service's answer `code` to Scheduler's CreateSchedule and to
+    /// EventBridge's PutRule.
+    fn answers(code: &str) -> [(bool, &'static str); 2] {
+        let schedule = CreateScheduleError::generic(meta(code, "the service's message"));
+        let rule = PutRuleError::generic(meta(code, "the service's message"));
+        [
+            retryable_and_type(sched_error(&service_error(schedule), "CreateSchedule")),
+            retryable_and_type(sched_error(&service_error(rule), "PutRule")),
+        ]
+    }
+
+    #[test]
+    fn errors_that_cannot_heal_are_not_retryable() {
+        let failed = (false, "keyshift.Failed");
+        for code in [
+            "ValidationException",
+            "AccessDeniedException",
+            "ResourceNotFoundException",
+            // Scheduler's quota of schedules and a bus's 300 rules: retrying the
+            // invocation does not free one.
+            "ServiceQuotaExceededException",
+            "LimitExceededException",
+            // A name EventBridge keeps for a managed rule.
+            "ManagedRuleException",
+        ] {
+            assert_eq!(answers(code), [failed; 2], "{code}");
+        }
+        let e: SdkError<PutRuleError, ()> = SdkError::construction_failure("bad request");
+        assert_eq!(retryable_and_type(sched_error(&e, "PutRule")), failed);
+    }
+
+    #[test]
+    fn passing_failures_are_retryable() {
+        let retryable = (true, "keyshift.Retryable");
+        for code in [
+            "ThrottlingException",
+            // Scheduler's and EventBridge's names for a server error, and a racing change.
+            "InternalServerException",
+            "InternalException",
+            "ConcurrentModificationException",
+        ] {
+            assert_eq!(answers(code), [retryable; 2], "{code}");
+        }
+        let e: SdkError<PutRuleError, ()> = SdkError::timeout_error("timed out");
+        assert_eq!(retryable_and_type(sched_error(&e, "PutRule")), retryable);
+    }
 
     #[test]
     fn expressions_are_what_the_services_parse() {

@@ -392,8 +392,24 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::f
             "ResourceNotFoundException" => StoreErrorKind::NotFound,
             "ResourceExistsException" => StoreErrorKind::AlreadyExists,
             "InvalidParameterException" => StoreErrorKind::InvalidParameter,
+            // The API's possible causes include "the secret is scheduled for deletion":
+            // nothing done to it succeeds any more, so it is told apart by its message.
+            "InvalidRequestException" if marked_for_deletion(e.message()) => StoreErrorKind::Deleted,
             "InvalidRequestException" => StoreErrorKind::InvalidRequest,
             "LimitExceededException" => StoreErrorKind::LimitExceeded,
+            // Declared by GetSecretValue and PutSecretValue: the key is disabled, pending
+            // deletion or its policy refuses Secrets Manager. The KMS codes are not in
+            // Secrets Manager's model; if it ever passes them on, they mean the same.
+            "DecryptionFailure"
+            | "EncryptionFailure"
+            | "KMSInvalidStateException"
+            | "KMSAccessDeniedException"
+            | "KMSDisabledException"
+            | "KMSNotFoundException" => StoreErrorKind::Kms,
+            // "Access to KMS is not allowed": the role may not use the secret's key.
+            "AccessDeniedException" if e.message().is_some_and(|m| m.contains("Access to KMS")) => {
+                StoreErrorKind::Kms
+            }
             "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" => {
                 StoreErrorKind::AccessDenied
             }
@@ -410,4 +426,119 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::f
     let code = e.code().unwrap_or("no error code").to_owned();
     let message = e.message().map(str::to_owned).unwrap_or_else(|| short_error(&e));
     StoreError::new(kind, format!("{operation}: {code}: {message}"))
+}
+
+/// Whether an InvalidRequestException's message says the secret is deleted: AWS says
+/// "marked for deletion", its API reference "scheduled for deletion", moto "currently
+/// marked deleted".
+fn marked_for_deletion(message: Option<&str>) -> bool {
+    let message = message.unwrap_or_default().to_ascii_lowercase();
+    message.contains("for deletion") || message.contains("marked deleted")
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+    use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueError;
+    use aws_sdk_secretsmanager::operation::update_secret_version_stage::UpdateSecretVersionStageError;
+    use aws_sdk_secretsmanager::types::error::{DecryptionFailure, EncryptionFailure};
+    use keyshift::executor::ExecError;
+
+    use super::*;
+    use crate::HandlerError;
+    use crate::testing::{meta, service_error};
+
+    /// The kind, and the Lambda error type an invocation failing with it reports.
+    fn kind_and_type(e: StoreError) -> (StoreErrorKind, &'static str) {
+        (e.kind, HandlerError::from(&ExecError::Store(e)).error_type)
+    }
+
+    #[test]
+    fn kms_failures_are_not_retryable() {
+        let m = "Secrets Manager can't decrypt the protected secret text using the provided KMS key.";
+        let decrypt = GetSecretValueError::DecryptionFailure(
+            DecryptionFailure::builder()
+                .message(m)
+                .meta(meta("DecryptionFailure", m))
+                .build(),
+        );
+        let m = "Secrets Manager can't encrypt the protected secret text using the provided KMS key. \
+                 Check that the KMS key is available, enabled, and not in an invalid state.";
+        let encrypt = PutSecretValueError::EncryptionFailure(
+            EncryptionFailure::builder()
+                .message(m)
+                .meta(meta("EncryptionFailure", m))
+                .build(),
+        );
+        let expected = (StoreErrorKind::Kms, "keyshift.Failed");
+        assert_eq!(
+            kind_and_type(classify(service_error(decrypt), "GetSecretValue")),
+            expected
+        );
+        assert_eq!(
+            kind_and_type(classify(service_error(encrypt), "PutSecretValue")),
+            expected
+        );
+        // Not in Secrets Manager's model, but KMS's own codes if they are ever passed on,
+        // and the AccessDeniedException Secrets Manager answers when the role or the key
+        // policy does not let it use the key.
+        for (code, message) in [
+            ("KMSInvalidStateException", "the key is pending deletion"),
+            ("KMSAccessDeniedException", "access denied"),
+            ("KMSDisabledException", "the key is disabled"),
+            ("KMSNotFoundException", "no such key"),
+            ("AccessDeniedException", "Access to KMS is not allowed"),
+        ] {
+            let e = GetSecretValueError::generic(meta(code, message));
+            assert_eq!(
+                kind_and_type(classify(service_error(e), "GetSecretValue")),
+                expected,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_secret_marked_for_deletion_is_not_retryable() {
+        for message in [
+            // AWS
+            "You can't perform this operation on the secret because it was marked for deletion.",
+            // The API reference's wording
+            "The secret is scheduled for deletion.",
+            // moto
+            "You tried to perform the operation on a secret that's currently marked deleted.",
+        ] {
+            let e = UpdateSecretVersionStageError::generic(meta("InvalidRequestException", message));
+            let e = classify(service_error(e), "UpdateSecretVersionStage");
+            assert_eq!(
+                kind_and_type(e),
+                (StoreErrorKind::Deleted, "keyshift.Failed"),
+                "{message}"
+            );
+        }
+        // Any other InvalidRequestException stays what it was.
+        let e = UpdateSecretVersionStageError::generic(meta(
+            "InvalidRequestException",
+            "A previous rotation isn't complete. That rotation will be reattempted.",
+        ));
+        let e = classify(service_error(e), "UpdateSecretVersionStage");
+        assert_eq!(e.kind, StoreErrorKind::InvalidRequest);
+    }
+
+    #[test]
+    fn passing_failures_stay_retryable() {
+        for (code, kind) in [
+            ("ThrottlingException", StoreErrorKind::Throttled),
+            ("InternalServiceError", StoreErrorKind::Transient),
+        ] {
+            let e = GetSecretValueError::generic(meta(code, "try again"));
+            let e = classify(service_error(e), "GetSecretValue");
+            assert_eq!(kind_and_type(e), (kind, "keyshift.Retryable"), "{code}");
+        }
+        let timeout: SdkError<GetSecretValueError, ()> = SdkError::timeout_error("timed out");
+        assert_eq!(
+            classify(timeout, "GetSecretValue").kind,
+            StoreErrorKind::Transient
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! The default target: a generated value and no downstream system.
 
 use aws_sdk_secretsmanager::Client;
-use keyshift::ports::{Target, TargetError};
+use aws_sdk_secretsmanager::operation::get_random_password::GetRandomPasswordError;
+use keyshift::ports::{StoreErrorKind, Target, TargetError};
 use keyshift::secret::{SecretValue, VersionId};
 
 use crate::secrets::classify;
@@ -24,6 +25,19 @@ impl GeneratedValue {
     }
 }
 
+/// A failed GetRandomPassword as a target error. Only throttling and server or network
+/// failures are retryable: an invalid length or set of exclusions (InvalidParameter,
+/// InvalidRequest) or a role that may not call it is refused again on every retry.
+fn password_error<R: std::fmt::Debug>(
+    e: aws_sdk_secretsmanager::error::SdkError<GetRandomPasswordError, R>,
+) -> TargetError {
+    let e = classify(e, "GetRandomPassword");
+    TargetError {
+        retryable: matches!(e.kind, StoreErrorKind::Throttled | StoreErrorKind::Transient),
+        message: e.to_string(),
+    }
+}
+
 impl Target for GeneratedValue {
     async fn generate(&self) -> Result<SecretValue, TargetError> {
         let out = self
@@ -34,13 +48,7 @@ impl Target for GeneratedValue {
             .require_each_included_type(true)
             .send()
             .await
-            .map_err(|e| {
-                let e = classify(e, "GetRandomPassword");
-                TargetError {
-                    retryable: !matches!(e.kind, keyshift::ports::StoreErrorKind::AccessDenied),
-                    message: e.to_string(),
-                }
-            })?;
+            .map_err(password_error)?;
         out.random_password()
             .map(SecretValue::new)
             .ok_or_else(|| TargetError {
@@ -67,5 +75,36 @@ impl Target for GeneratedValue {
 
     async fn revoke(&self, _version: &VersionId, _value: &SecretValue) -> Result<(), TargetError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keyshift::executor::ExecError;
+
+    use super::*;
+    use crate::HandlerError;
+    use crate::testing::{meta, service_error};
+
+    fn retryable_and_type(code: &str) -> (bool, &'static str) {
+        let e = GetRandomPasswordError::generic(meta(code, "the service's message"));
+        let e = password_error(service_error(e));
+        (e.retryable, HandlerError::from(&ExecError::Target(e)).error_type)
+    }
+
+    #[test]
+    fn a_refused_password_request_is_not_retryable() {
+        // A length out of range, a combination of exclusions that leaves nothing, a role
+        // that may not call it: the same request fails the same way next time.
+        for code in [
+            "InvalidParameterException",
+            "InvalidRequestException",
+            "AccessDeniedException",
+        ] {
+            assert_eq!(retryable_and_type(code), (false, "keyshift.Failed"), "{code}");
+        }
+        for code in ["ThrottlingException", "InternalServiceError"] {
+            assert_eq!(retryable_and_type(code), (true, "keyshift.Retryable"), "{code}");
+        }
     }
 }

@@ -2,12 +2,17 @@
 //!
 //! * [`moto`]: moto's server as Secrets Manager and EventBridge Scheduler, started on a
 //!   free loopback port and stopped on drop.
+//! * [`proxy`]: a counting proxy in front of moto's server: requests by (secret,
+//!   operation), counted on the wire.
 //! * [`watch`]: the rotation function's release binary under `cargo lambda watch`,
 //!   invoked through the Lambda Invoke API.
+//! * [`calls`]: the AWS calls the function made, per invocation, as a table.
 //! * [`local`]: a whole rotation: a driver that plays the rotation engine and the
 //!   scheduler, a consumer fleet on the real SDK, a label timeline and the gaps measured.
 
+pub mod calls;
 pub mod http;
 pub mod local;
 pub mod moto;
+pub mod proxy;
 pub mod watch;

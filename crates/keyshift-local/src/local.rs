@@ -2,6 +2,12 @@
 //! Secrets Manager and EventBridge Scheduler, the release binary under `cargo lambda
 //! watch`, a driver that plays the rotation engine and the scheduler, and a fleet of
 //! consumers on the real Rust SDK.
+//!
+//! The function reaches moto through a counting proxy, and the driver makes one
+//! invocation at a time, so every AWS call the function makes is counted against the
+//! invocation that made it ([`crate::calls`]). The driver itself (RotateSecret, the
+//! schedule list, the fleet, the label monitor) talks to moto directly and is not
+//! counted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -14,8 +20,10 @@ use keyshift::secret::{AWSCURRENT, AWSPENDING, ROTATING};
 use rand::Rng;
 use serde_json::{Value, json};
 
+use crate::calls::{CallTable, Origin, Row};
 use crate::moto::{Moto, emulator_env};
-use crate::watch::{FUNCTION, Watch};
+use crate::proxy::{CountingProxy, delta};
+use crate::watch::{FUNCTION, InvokeError, Watch};
 
 /// The schedule group the function schedules into (created on the emulator).
 pub const GROUP: &str = "keyshift";
@@ -39,6 +47,9 @@ pub struct Options {
     pub rotations: usize,
     /// Where the function's output goes.
     pub log: std::path::PathBuf,
+    /// The function's `RUST_LOG` (`info` as deployed; `trace` to check that even the
+    /// most verbose log carries no value or RotationToken).
+    pub rust_log: String,
 }
 
 /// A measured gap, bounded by the label samples around its two ends.
@@ -71,6 +82,8 @@ pub struct Summary {
     pub rotation_tokens: Vec<String>,
     /// Malformed or wrong invocations tried, each refused with no label change.
     pub refused: Vec<String>,
+    /// The AWS calls the function made, per invocation.
+    pub calls: CallTable,
 }
 
 type Labels = BTreeMap<String, BTreeSet<String>>;
@@ -136,6 +149,53 @@ fn holder<'a>(l: &'a Labels, stage: &str) -> Option<&'a String> {
     l.iter().find(|(_, s)| s.contains(stage)).map(|(v, _)| v)
 }
 
+/// The function under `cargo lambda watch`, invoked one invocation at a time, with the
+/// calls the counting proxy saw while each was in flight.
+#[derive(Debug)]
+struct Invoker {
+    watch: Watch,
+    proxy: CountingProxy,
+    one_at_a_time: tokio::sync::Mutex<()>,
+    rows: Mutex<Vec<Row>>,
+    /// The rotation of each engine token and of each schedule an invocation of the
+    /// rotation reported (`scheduled[].name`), to place the follow-ups.
+    rotations: Mutex<HashMap<String, usize>>,
+}
+
+impl Invoker {
+    /// Invokes the function with `payload` once no other invocation is in flight, and
+    /// records the calls it made.
+    async fn invoke(&self, origin: Origin, payload: &Value) -> Result<Value, InvokeError> {
+        let _one = self.one_at_a_time.lock().await;
+        let before = self.proxy.by_operation();
+        let result = self.watch.invoke(payload).await;
+        let calls = delta(&before, &self.proxy.by_operation());
+        let rotation = match origin {
+            Origin::Refused => None,
+            _ => {
+                let mut rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
+                let of = |key: &Value| key.as_str().and_then(|k| rotations.get(k).copied());
+                let rotation = of(&payload["Schedule"]).or_else(|| of(&payload["ClientRequestToken"]));
+                if let (Some(n), Ok(reply)) = (rotation, &result) {
+                    for job in reply["scheduled"].as_array().into_iter().flatten() {
+                        if let Some(name) = job["name"].as_str() {
+                            rotations.insert(name.to_owned(), n);
+                        }
+                    }
+                }
+                rotation
+            }
+        };
+        self.rows.lock().unwrap_or_else(|e| e.into_inner()).push(Row {
+            rotation,
+            step: payload["Step"].as_str().unwrap_or("?").to_owned(),
+            origin,
+            calls,
+        });
+        result
+    }
+}
+
 /// One consumer's view: the value it uses and the values it accepts.
 #[derive(Debug, Clone, Default)]
 struct View {
@@ -171,7 +231,15 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
     let arn = created.arn().unwrap_or_default().to_owned();
     timeline.say(format!("created the secret {arn}"));
 
-    let mut env = emulator_env(&moto.endpoint());
+    // The function's calls go through the proxy; the driver's go to moto directly.
+    let proxy = CountingProxy::start(moto.port)
+        .await
+        .map_err(|e| format!("counting proxy: {e}"))?;
+    timeline.say(format!(
+        "the function reaches moto through a counting proxy on 127.0.0.1:{}",
+        proxy.port
+    ));
+    let mut env = emulator_env(&proxy.endpoint());
     env.extend([
         ("KEYSHIFT_GAP_SECONDS", opts.gap_secs.to_string()),
         ("KEYSHIFT_INLINE_BUDGET_SECONDS", opts.budget_secs.to_string()),
@@ -179,14 +247,21 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
         ("KEYSHIFT_SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN.to_owned()),
         ("KEYSHIFT_FUNCTION_ARN", FUNCTION_ARN.to_owned()),
         ("KEYSHIFT_CREATED_DATES", "get-value".to_owned()),
-        ("RUST_LOG", "info".to_owned()),
+        ("RUST_LOG", opts.rust_log.clone()),
     ]);
     timeline.say("building the release binary and starting `cargo lambda watch`");
-    let watch = Arc::new(Watch::start(&env, &opts.log)?);
+    let watch = Watch::start(&env, &opts.log)?;
     timeline.say(format!(
         "the local Lambda runtime serves {FUNCTION} on 127.0.0.1:{}",
         watch.port
     ));
+    let invoker = Arc::new(Invoker {
+        watch,
+        proxy,
+        one_at_a_time: tokio::sync::Mutex::new(()),
+        rows: Mutex::default(),
+        rotations: Mutex::default(),
+    });
 
     let mut summary = Summary {
         values: vec![initial.clone()],
@@ -282,18 +357,21 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
     // The scheduler: fires each schedule at its at() time and deletes it, as
     // ActionAfterCompletion DELETE does; on `drain`, fires what is left at once.
     let drain = Arc::new(AtomicBool::new(false));
+    let deliveries: Deliveries = Arc::default();
     let firer = {
-        let (sched, watch, stop, drain, fired, tl) = (
+        let (sched, invoker, stop, drain, fired, tl, deliveries) = (
             sched.clone(),
-            watch.clone(),
+            invoker.clone(),
             stop.clone(),
             drain.clone(),
             fired.clone(),
             timeline.clone(),
+            deliveries.clone(),
         );
         tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                let _ = fire_due(&sched, &watch, drain.load(Ordering::SeqCst), &fired, &tl).await;
+                let all = drain.load(Ordering::SeqCst);
+                let _ = fire_due(&sched, &invoker, all, &fired, &tl, &deliveries).await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         })
@@ -304,6 +382,11 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
         let before = labels(&sm, &arn).await?;
         let old = holder(&before, AWSCURRENT).cloned().unwrap_or_default();
         let token = uuid_v4();
+        invoker
+            .rotations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.clone(), n);
         let rotation_token = format!("{}-{}", uuid_v4(), uuid_v4());
         summary.rotation_tokens.push(rotation_token.clone());
         timeline.say(format!("rotation {n}: RotateSecret with token {}", short(&token)));
@@ -325,12 +408,12 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
             ));
         }
         if n == 0 {
-            summary.refused = refusals(&watch, &sm, &arn, &token, timeline).await?;
+            summary.refused = refusals(&invoker, &sm, &arn, &token, timeline).await?;
         }
         for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
             let event = json!({"Step": step, "SecretId": arn, "ClientRequestToken": token, "RotationToken": rotation_token});
             timeline.say(format!("engine: invoke {step}"));
-            match watch.invoke(&event).await {
+            match invoker.invoke(Origin::Engine, &event).await {
                 Ok(r) => timeline.say(format!(
                     "engine: {step} ok: {}{}",
                     r["outcome"].as_str().unwrap_or("?"),
@@ -369,6 +452,20 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
     for t in tasks {
         let _ = t.await;
     }
+    // Every delivery ends before the calls are summed up (one still waiting inline after
+    // the budget and a minute is cut short).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(opts.budget_secs + 60);
+    let pending: Vec<_> = std::mem::take(&mut *deliveries.lock().unwrap_or_else(|e| e.into_inner()));
+    for mut delivery in pending {
+        if tokio::time::timeout_at(deadline, &mut delivery).await.is_err() {
+            delivery.abort();
+            let _ = delivery.await;
+        }
+    }
+    summary.calls = CallTable {
+        rows: std::mem::take(&mut *invoker.rows.lock().unwrap_or_else(|e| e.into_inner())),
+        counted: invoker.proxy.by_operation().values().sum(),
+    };
     summary.operations = ops.load(Ordering::SeqCst);
     summary.failed = failed.load(Ordering::SeqCst);
     summary.fired = fired.load(Ordering::SeqCst);
@@ -381,7 +478,7 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
             }
         }
     }
-    drop(watch);
+    drop(invoker);
     drop(moto);
     Ok(summary)
 }
@@ -400,7 +497,7 @@ fn continued(r: &Value) -> String {
 
 /// Malformed and wrong invocations: each must be refused, and change no label.
 async fn refusals(
-    watch: &Watch,
+    invoker: &Invoker,
     sm: &aws_sdk_secretsmanager::Client,
     arn: &str,
     token: &str,
@@ -417,7 +514,7 @@ async fn refusals(
     let mut refused = Vec::new();
     for event in bad {
         let before = labels(sm, arn).await?;
-        match watch.invoke(&event).await {
+        match invoker.invoke(Origin::Refused, &event).await {
             Ok(r) => return Err(format!("a bad invocation was accepted: {event} -> {r}")),
             Err(e) => {
                 let after = labels(sm, arn).await?;
@@ -479,12 +576,16 @@ async fn refresh_view(
     Ok(view)
 }
 
+/// Follow-up deliveries in flight (the scheduler invokes asynchronously).
+type Deliveries = Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>;
+
 async fn fire_due(
     sched: &aws_sdk_scheduler::Client,
-    watch: &Watch,
+    invoker: &Arc<Invoker>,
     all: bool,
     fired: &AtomicU64,
     tl: &Timeline,
+    deliveries: &Deliveries,
 ) -> Result<(), String> {
     let list = sched
         .list_schedules()
@@ -511,32 +612,31 @@ async fn fire_due(
             .map(|t| t.input().unwrap_or_default().to_owned())
             .unwrap_or_default();
         let _ = sched.delete_schedule().group_name(GROUP).name(name).send().await;
-        fired.fetch_add(1, Ordering::SeqCst);
         let Ok(payload) = serde_json::from_str::<Value>(&input) else {
             continue;
         };
+        fired.fetch_add(1, Ordering::SeqCst);
         tl.say(format!(
             "scheduler: fire {name}{}",
             if due { "" } else { " (early, draining)" }
         ));
         // Scheduler invokes asynchronously: do not wait for the function.
-        let (watch_port, tl) = (watch.port, tl.clone());
+        let (invoker, tl) = (invoker.clone(), tl.clone());
         let name = name.to_owned();
-        tokio::spawn(async move {
-            let path = format!("/2015-03-31/functions/{FUNCTION}/invocations");
-            let body = serde_json::to_vec(&payload).unwrap_or_default();
-            match crate::http::post_json(watch_port, &path, &body, Duration::from_secs(900)).await {
-                Ok(r) => {
-                    let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-                    tl.say(format!(
-                        "follow-up {name}: {}{}",
-                        v["outcome"].as_str().unwrap_or(&String::from_utf8_lossy(&r.body)),
-                        continued(&v)
-                    ));
-                }
+        let delivery = tokio::spawn(async move {
+            match invoker.invoke(Origin::FollowUp, &payload).await {
+                Ok(v) => tl.say(format!(
+                    "follow-up {name}: {}{}",
+                    v["outcome"].as_str().unwrap_or("?"),
+                    continued(&v)
+                )),
                 Err(e) => tl.say(format!("follow-up {name} failed: {e}")),
             }
         });
+        deliveries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(delivery);
     }
     Ok(())
 }

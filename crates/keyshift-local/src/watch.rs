@@ -74,8 +74,12 @@ impl Watch {
             .args(["--package", "keyshift-lambda", "--bin", FUNCTION]);
         for (k, v) in env {
             cmd.arg("--env-var").arg(format!("{k}={v}"));
-            cmd.env(k, v);
+            // cargo-lambda reads RUST_LOG for its own log too: that one is the function's.
+            if *k != "RUST_LOG" {
+                cmd.env(k, v);
+            }
         }
+        cmd.env_remove("RUST_LOG");
         // Its own process group, so that drop stops cargo, the runtime and the function.
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);

@@ -2,24 +2,58 @@
 //! release binary under `cargo lambda watch`, the Lambda Invoke API), with a consumer
 //! fleet on the real SDK: zero failed consumer operations, gaps of at least T, bad
 //! invocations refused with no label change, and no secret value or RotationToken in
-//! any log line.
+//! any log line, at the deployed log level and at `RUST_LOG=trace`.
 
+use std::path::Path;
 use std::time::Duration;
 
-use keyshift_local::local::{Options, Timeline, leaks, run};
+use keyshift_local::calls::Origin;
+use keyshift_local::local::{Options, Summary, Timeline, leaks, run};
+
+/// One emulator run at a time: each starts moto and `cargo lambda watch`, and the gaps
+/// are measured on the wall clock of a small machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn options(name: &str, rust_log: &str, rotations: usize, consumers: usize) -> Options {
+    Options {
+        gap_secs: 4,
+        budget_secs: 60,
+        refresh: Duration::from_millis(1000),
+        consumers,
+        rotations,
+        log: std::env::temp_dir().join(format!("keyshift-{name}-{}.log", std::process::id())),
+        rust_log: rust_log.to_owned(),
+    }
+}
+
+/// No line of the function's log shows a value the secret had or a RotationToken the
+/// engine driver sent; and the log is the function's (its JSON lines are there).
+fn assert_no_leaks(log: &Path, summary: &Summary) {
+    let text = std::fs::read_to_string(log).expect("the log");
+    assert!(
+        text.contains("swapped"),
+        "the function's JSON logs are in the file"
+    );
+    let mut needles = summary.values.clone();
+    needles.extend(summary.rotation_tokens.iter().cloned());
+    assert!(
+        summary.values.len() >= 2 && !summary.rotation_tokens.is_empty(),
+        "{} values and {} tokens",
+        summary.values.len(),
+        summary.rotation_tokens.len()
+    );
+    let leaked = leaks(log, &needles).expect("read the log");
+    assert!(
+        leaked.is_empty(),
+        "{} log lines leak a secret value or RotationToken",
+        leaked.len()
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_rotations_on_the_emulator_fail_no_consumer_operation() {
-    let log = std::env::temp_dir().join(format!("keyshift-e2e-{}.log", std::process::id()));
-    let gap = 4;
-    let opts = Options {
-        gap_secs: gap,
-        budget_secs: 60,
-        refresh: Duration::from_millis(1000),
-        consumers: 5,
-        rotations: 2,
-        log: log.clone(),
-    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let opts = options("e2e", "info", 2, 5);
     let timeline = Timeline::new(true);
     let summary = run(&opts, &timeline).await.unwrap_or_else(|e| panic!("{e}"));
 
@@ -33,7 +67,7 @@ async fn two_rotations_on_the_emulator_fail_no_consumer_operation() {
     // Two gaps per rotation, each at least T: the first is measured from the samples, so
     // allow for the 50 ms sampling on each side only in the upper bound's favour.
     assert_eq!(summary.gaps.len(), 4, "{:?}", summary.gaps);
-    let t = Duration::from_secs(gap);
+    let t = Duration::from_secs(opts.gap_secs);
     for g in &summary.gaps {
         assert!(g.at_most >= t, "gap {} provably shorter than T: {g:?}", g.which);
         assert!(
@@ -58,20 +92,64 @@ async fn two_rotations_on_the_emulator_fail_no_consumer_operation() {
     // swaps and releases inline).
     assert!(summary.fired >= 2, "fired {}", summary.fired);
 
-    // No log line shows a value or a RotationToken; the log is the function's.
-    let text = std::fs::read_to_string(&log).expect("the log");
-    assert!(
-        text.contains("swapped"),
-        "the function's JSON logs are in the file"
+    // The function's AWS calls, counted on the wire: a row for every invocation, and the
+    // rows account for every request the function sent. (No targets for the figures yet.)
+    let calls = &summary.calls;
+    println!("{}", calls.render());
+    assert_eq!(
+        calls.rows.len(),
+        summary.refused.len() + 4 * opts.rotations + summary.fired as usize,
+        "a row per invocation:\n{}",
+        calls.render()
     );
-    let mut needles = summary.values.clone();
-    needles.extend(summary.rotation_tokens.iter().cloned());
-    assert!(needles.len() >= 4, "{} values and tokens", needles.len());
-    let leaked = leaks(&log, &needles).expect("read the log");
+    for n in 0..opts.rotations {
+        let steps: Vec<&str> = calls
+            .rows
+            .iter()
+            .filter(|r| r.rotation == Some(n) && r.origin == Origin::Engine)
+            .map(|r| r.step.as_str())
+            .collect();
+        assert_eq!(steps, ["createSecret", "setSecret", "testSecret", "finishSecret"]);
+    }
+    let follow_ups: Vec<_> = calls
+        .rows
+        .iter()
+        .filter(|r| r.origin == Origin::FollowUp)
+        .collect();
+    assert_eq!(follow_ups.len(), summary.fired as usize);
     assert!(
-        leaked.is_empty(),
-        "{} log lines leak a secret value or RotationToken",
-        leaked.len()
+        follow_ups.iter().all(|r| r.rotation.is_some()),
+        "each follow-up is placed in its rotation:\n{}",
+        calls.render()
     );
-    let _ = std::fs::remove_file(&log);
+    assert!(calls.counted > 0, "the function's calls went through the proxy");
+    assert_eq!(
+        calls.total(),
+        calls.counted,
+        "calls outside any invocation:\n{}",
+        calls.render()
+    );
+
+    assert_no_leaks(&opts.log, &summary);
+    let _ = std::fs::remove_file(&opts.log);
+}
+
+/// The runtime logs the raw event (with its RotationToken) at TRACE, and HTTP and SDK
+/// crates log bodies at DEBUG and TRACE: the function caps every crate but its own, so
+/// even `RUST_LOG=trace` shows no value and no token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotation_logged_at_trace_shows_no_value_or_rotation_token() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let opts = options("e2e-trace", "trace", 1, 2);
+    let summary = run(&opts, &Timeline::new(true))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary.converged, 1, "the rotation converges");
+    let text = std::fs::read_to_string(&opts.log).expect("the log");
+    assert!(
+        text.contains("\"level\":\"DEBUG\""),
+        "the function logged at the level RUST_LOG asked for"
+    );
+    assert_no_leaks(&opts.log, &summary);
+    let _ = std::fs::remove_file(&opts.log);
 }

@@ -2,8 +2,11 @@
 //!
 //! The classic rules backend: a one-shot cron rule per follow-up with the function as
 //! its only target and the event as its input; a second create is "already scheduled";
-//! `complete` removes the target, then the rule, of that follow-up and no other. And lifecycle events: one PutEvents entry per phase change.
+//! `complete` removes the target, then the rule, of that follow-up and no other; a rule
+//! left without its target (or at another minute) is repaired, not "already scheduled".
+//! And lifecycle events: one PutEvents entry per phase change.
 
+use aws_sdk_eventbridge::types::RuleState;
 use keyshift::event::{Invocation, Step};
 use keyshift::ports::{Job, Scheduled, Scheduler, schedule_name};
 use keyshift::{SecretId, Timestamp, VersionId};
@@ -49,22 +52,7 @@ async fn rules_backend_on_moto() {
         .await
         .expect("the rule exists");
     assert_eq!(rule.schedule_expression(), Some("cron(18 0 24 11 ? 2026)"));
-    let targets = client
-        .list_targets_by_rule()
-        .rule(ja.name.as_str())
-        .send()
-        .await
-        .expect("its targets");
-    let [target] = targets.targets() else {
-        panic!("one target: {:?}", targets.targets())
-    };
-    assert_eq!(target.id(), RULE_TARGET_ID);
-    assert_eq!(target.arn(), FUNCTION);
-    let input = target.input().expect("the event as input");
-    assert_eq!(
-        Invocation::from_slice(input.as_bytes()).expect("parses"),
-        ja.invocation
-    );
+    assert_only_our_target(&client, &ja).await;
 
     // Once delivered, the rule is cleaned up (targets first: moto, like AWS, refuses to
     // delete a rule that still has targets).
@@ -83,6 +71,67 @@ async fn rules_backend_on_moto() {
         client.describe_rule().name(jb.name.as_str()).send().await.is_ok(),
         "another secret's rule is untouched"
     );
+}
+
+/// The rule of `job` has exactly one target: the function, with the event as input.
+async fn assert_only_our_target(client: &aws_sdk_eventbridge::Client, job: &Job) {
+    let targets = client
+        .list_targets_by_rule()
+        .rule(job.name.as_str())
+        .send()
+        .await
+        .expect("its targets");
+    let [target] = targets.targets() else {
+        panic!("one target: {:?}", targets.targets())
+    };
+    assert_eq!(target.id(), RULE_TARGET_ID);
+    assert_eq!(target.arn(), FUNCTION);
+    let input = target.input().expect("the event as input");
+    assert_eq!(
+        Invocation::from_slice(input.as_bytes()).expect("parses"),
+        job.invocation
+    );
+}
+
+/// PutRule succeeded, then PutTargets failed or its answer was lost: the rule exists
+/// and would never invoke anything. It is not "already scheduled" until its target is
+/// there, and a rule whose expression is not the job's minute is corrected.
+#[tokio::test]
+async fn a_rule_without_its_target_or_with_another_minute_is_repaired() {
+    let moto = Moto::start().unwrap_or_else(|e| panic!("{e}"));
+    let client = aws_sdk_eventbridge::Client::new(&moto.sdk_config().await);
+    let rules = EventBridgeRules::new(client.clone(), FUNCTION);
+    let j = job(&SecretId::new("rules/lost-target"), 1_795_479_450);
+    let put_rule_by_hand = |expression: &'static str| {
+        client
+            .put_rule()
+            .name(j.name.as_str())
+            .schedule_expression(expression)
+            .state(RuleState::Enabled)
+            .send()
+    };
+    put_rule_by_hand("cron(18 0 24 11 ? 2026)")
+        .await
+        .expect("the rule, by hand, without its target");
+
+    assert_eq!(rules.schedule(&j).await, Ok(Scheduled::Created));
+    assert_only_our_target(&client, &j).await;
+    assert_eq!(rules.schedule(&j).await, Ok(Scheduled::AlreadyScheduled));
+
+    // The same name with another minute (a rule edited by hand): put back to the job's.
+    put_rule_by_hand("cron(0 0 1 1 ? 2030)")
+        .await
+        .expect("the rule moved by hand");
+    assert_eq!(rules.schedule(&j).await, Ok(Scheduled::Created));
+    let rule = client
+        .describe_rule()
+        .name(j.name.as_str())
+        .send()
+        .await
+        .expect("the rule exists");
+    assert_eq!(rule.schedule_expression(), Some("cron(18 0 24 11 ? 2026)"));
+    assert_only_our_target(&client, &j).await;
+    assert_eq!(rules.schedule(&j).await, Ok(Scheduled::AlreadyScheduled));
 }
 
 #[tokio::test]

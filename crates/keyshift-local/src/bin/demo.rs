@@ -21,6 +21,7 @@ async fn main() {
         consumers: arg("DEMO_CONSUMERS", 6) as usize,
         rotations: arg("DEMO_ROTATIONS", 2) as usize,
         log: std::env::temp_dir().join(format!("keyshift-demo-{}.log", std::process::id())),
+        rust_log: "info".to_owned(),
     };
     println!(
         "keyshift demo: T = {} s, inline budget {} s, {} consumers refreshing every {:?}, {} rotation(s)",
@@ -63,6 +64,17 @@ async fn main() {
         );
     }
     println!("  the function's log: {}", opts.log.display());
+    println!(
+        "\nAWS calls the function made, per invocation (counted on the wire by a proxy between \
+         the function and moto; one invocation in flight at a time; \"= engine steps\" adds up a \
+         rotation's four engine steps, \"= whole rotation\" its follow-ups too)"
+    );
+    print!("{}", summary.calls.render());
+    println!(
+        "  requests the proxy counted from the function: {} ({} in the rows)",
+        summary.calls.counted,
+        summary.calls.total()
+    );
     let short = summary
         .gaps
         .iter()
