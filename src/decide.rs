@@ -311,6 +311,9 @@ pub enum Rejection {
     /// The secret is scheduled for deletion.
     #[error("secret is scheduled for deletion")]
     SecretDeleted,
+    /// Secrets Manager knows no such secret (or the function may not see it).
+    #[error("secret not found")]
+    SecretNotFound,
     /// The token names no version this secret has (with a label, for engine steps).
     #[error("secret has no version {version} to rotate")]
     UnknownVersion {

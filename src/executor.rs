@@ -260,7 +260,11 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                 {
                     return Ok(Round::Done(Outcome::SecretGone, Next::Done, self.policy.gap));
                 }
-                return Err(e.into());
+                return Err(ExecError::Rejected(Rejection::SecretNotFound));
+            }
+            // No such secret: a bad request, not a bad moment (no retry will find it).
+            Err(e) if e.kind == StoreErrorKind::NotFound && report.applied.is_empty() => {
+                return Err(ExecError::Rejected(Rejection::SecretNotFound));
             }
             Err(e) => return Err(e.into()),
         };
