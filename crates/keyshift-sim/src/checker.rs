@@ -6,6 +6,11 @@
 //! version became accepted (a value and an accepted label) to the moment it became
 //! AWSCURRENT; the second from the moment the old version lost AWSCURRENT to the moment
 //! it stopped being accepted. Both must be at least T; the excess is the overshoot.
+//!
+//! [`RevocationCheck`] holds service B to the revocation bound: every value B accepts is
+//! carried by a version the consumer contract accepts (AWSCURRENT, AWSPENDING or
+//! ROTATING), or stopped being carried by one at most T + 1 h ago. It tracks values, not
+//! versions: keyshift may keep one value under two version ids.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -175,5 +180,127 @@ impl Checker {
             .iter()
             .map(|g| (g.kind, g.length.as_millis() as i64 - t))
             .collect()
+    }
+}
+
+/// A value service B still accepted too long after no accepted version carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateRevocation {
+    /// The value (the simulation's values are not secret).
+    pub value: String,
+    /// Since when no accepted version has carried it.
+    pub uncarried_since: Timestamp,
+}
+
+/// Holds service B to the revocation bound: a value no accepted version carries any more
+/// must be revoked within `bound` (T + 1 h).
+#[derive(Debug, Clone)]
+pub struct RevocationCheck {
+    bound: Duration,
+    uncarried_since: BTreeMap<String, Timestamp>,
+    reported: BTreeSet<String>,
+}
+
+impl RevocationCheck {
+    /// A check with the given bound.
+    pub fn new(bound: Duration) -> Self {
+        RevocationCheck {
+            bound,
+            uncarried_since: BTreeMap::new(),
+            reported: BTreeSet::new(),
+        }
+    }
+
+    /// Called after every event: `carried` are the values of the versions that carry an
+    /// accepted label now, `valid` the values B accepts now. Returns the values that have
+    /// just become late (each value once). A value B accepts that was never seen carried
+    /// counts from the first time it is seen.
+    pub fn observe(
+        &mut self,
+        now: Timestamp,
+        carried: &BTreeSet<String>,
+        valid: &BTreeSet<String>,
+    ) -> Vec<LateRevocation> {
+        self.uncarried_since
+            .retain(|v, _| valid.contains(v) && !carried.contains(v));
+        let mut late = Vec::new();
+        for v in valid.iter().filter(|v| !carried.contains(*v)) {
+            let since = *self.uncarried_since.entry(v.clone()).or_insert(now);
+            if now.since(since) > self.bound && self.reported.insert(v.clone()) {
+                late.push(LateRevocation {
+                    value: v.clone(),
+                    uncarried_since: since,
+                });
+            }
+        }
+        late
+    }
+
+    /// The values B accepts that no accepted version carries now and that were not
+    /// reported late yet, with the time each stopped being carried (as last observed).
+    pub fn pending(&self) -> impl Iterator<Item = (&String, &Timestamp)> {
+        self.uncarried_since
+            .iter()
+            .filter(|(v, _)| !self.reported.contains(*v))
+    }
+}
+
+/// What kind of failure a violation is, for the report and the tests' allowances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// A failed consumer operation, or a producer/consumer pair that would fail.
+    Contract,
+    /// AWSCURRENT / AWSPENDING counts, or ROTATING where it may not be.
+    Labels,
+    /// A gap shorter than T.
+    Gap,
+    /// Service B accepts a value no accepted version carried for more than T + 1 h.
+    Revocation,
+    /// A rotation that neither completed nor was abandoned cleanly, keyshift labels left
+    /// behind, or a follow-up in the dead-letter queue.
+    Convergence,
+    /// A call for another secret than the invocation's.
+    CrossTalk,
+}
+
+impl Kind {
+    /// Every kind, in report order.
+    pub const EVERY: [Kind; 6] = [
+        Kind::Contract,
+        Kind::Labels,
+        Kind::Gap,
+        Kind::Revocation,
+        Kind::Convergence,
+        Kind::CrossTalk,
+    ];
+
+    /// The report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Contract => "contract",
+            Kind::Labels => "labels",
+            Kind::Gap => "gap",
+            Kind::Revocation => "revocation",
+            Kind::Convergence => "convergence",
+            Kind::CrossTalk => "cross-talk",
+        }
+    }
+
+    /// The kind of a violation sentence (the simulation's own wording).
+    pub fn of(violation: &str) -> Kind {
+        let has = |s: &str| violation.contains(s);
+        if has("cross-talk") {
+            Kind::CrossTalk
+        } else if has("service B still accepts") {
+            Kind::Revocation
+        } else if has("gap of version") {
+            Kind::Gap
+        } else if has("versions carry") || has("ROTATING is on") {
+            Kind::Labels
+        } else if has("consumer contract") || has("NothingToUse") {
+            Kind::Contract
+        } else {
+            Kind::Convergence
+        }
     }
 }
