@@ -304,3 +304,99 @@ impl Kind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(values: &[&str]) -> BTreeSet<String> {
+        values.iter().map(|v| v.to_string()).collect()
+    }
+
+    #[test]
+    fn a_value_no_accepted_version_carries_must_be_revoked_within_the_bound() {
+        let bound = Duration::from_secs(3600 + 300);
+        let mut c = RevocationCheck::new(bound);
+        let t0 = Timestamp::from_secs(1_700_000_000);
+        // K1 carried, then only K2: K1 stops being carried at t1.
+        assert!(c.observe(t0, &set(&["k1"]), &set(&["k1"])).is_empty());
+        let t1 = t0.plus(Duration::from_secs(10));
+        assert!(c.observe(t1, &set(&["k2"]), &set(&["k1", "k2"])).is_empty());
+        // Exactly at the bound: still fine.
+        assert!(
+            c.observe(t1.plus(bound), &set(&["k2"]), &set(&["k1", "k2"]))
+                .is_empty()
+        );
+        // A millisecond later: late, reported once.
+        let late = c.observe(
+            t1.plus(bound + Duration::from_millis(1)),
+            &set(&["k2"]),
+            &set(&["k1", "k2"]),
+        );
+        assert_eq!(
+            late,
+            vec![LateRevocation {
+                value: "k1".into(),
+                uncarried_since: t1,
+            }]
+        );
+        assert!(
+            c.observe(t1.plus(bound * 2), &set(&["k2"]), &set(&["k1", "k2"]))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn revoking_or_carrying_again_resets_and_values_not_versions_count() {
+        let bound = Duration::from_secs(100);
+        let mut c = RevocationCheck::new(bound);
+        let t = |s: u64| Timestamp::from_secs(1_700_000_000).plus(Duration::from_secs(s));
+        // Uncarried for 90 s, then carried again (the same value under another version,
+        // as a copy would be), then uncarried again: the clock restarts.
+        assert!(c.observe(t(0), &set(&[]), &set(&["k"])).is_empty());
+        assert!(c.observe(t(90), &set(&["k"]), &set(&["k"])).is_empty());
+        assert!(c.observe(t(100), &set(&[]), &set(&["k"])).is_empty());
+        assert!(c.observe(t(195), &set(&[]), &set(&["k"])).is_empty());
+        assert_eq!(c.pending().count(), 1);
+        // Revoked: nothing pending, nothing late.
+        assert!(c.observe(t(300), &set(&[]), &set(&[])).is_empty());
+        assert_eq!(c.pending().count(), 0);
+    }
+
+    #[test]
+    fn every_violation_sentence_has_its_kind() {
+        let cases = [
+            (
+                "t: First gap of version v lasted 0 ms, shorter than T = 1 ms",
+                Kind::Gap,
+            ),
+            ("t: 2 versions carry AWSCURRENT", Kind::Labels),
+            (
+                "t: ROTATING is on v, which is neither current nor the version current before",
+                Kind::Labels,
+            ),
+            (
+                "t: consumer contract broken after instance 1 refreshed: x",
+                Kind::Contract,
+            ),
+            ("t: NothingToUse { producer: 1 }", Kind::Contract),
+            (
+                "t: service B still accepts the initial value, which ...",
+                Kind::Revocation,
+            ),
+            (
+                "t: the run is over and service B still accepts rotation 0's value",
+                Kind::Revocation,
+            ),
+            ("rotation 0 did not converge within 1s: ...", Kind::Convergence),
+            ("1 follow-ups ended in the dead-letter queue", Kind::Convergence),
+            (
+                "t: cross-talk: an invocation for a described of b",
+                Kind::CrossTalk,
+            ),
+        ];
+        for (sentence, kind) in cases {
+            assert_eq!(Kind::of(sentence), kind, "{sentence}");
+        }
+    }
+}

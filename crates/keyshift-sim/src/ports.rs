@@ -525,3 +525,197 @@ impl Target for SimTarget {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use keyshift::event::Step;
+    use keyshift::{Invocation, Timestamp};
+
+    use super::*;
+    use crate::fleet::run_now;
+
+    const START: i64 = 1_700_000_000;
+
+    fn id(n: u32) -> VersionId {
+        VersionId::new(format!("00000000-0000-4000-8000-{n:012}"))
+    }
+
+    /// A secret `a` with one version and the rotation of token `id(1)` begun, behind a
+    /// store with no latency; the engine's watch on `a` set by `watch`.
+    fn setup(watch: EngineWatch) -> (SimStore, SecretId, SimClock) {
+        let clock = SimClock::new(Timestamp::from_secs(START));
+        let a = SecretId::new("a");
+        let inner = Arc::new(MemorySecretsManager::new(clock.reader()));
+        inner
+            .create_secret(&a, &id(0), SecretValue::new("initial"))
+            .and_then(|()| inner.set_rotation_enabled(&a, true))
+            .and_then(|()| inner.begin_rotation(&a, &id(1)))
+            .expect("set up the secret");
+        let hub = SimHub::default();
+        hub.state().watches.insert(a.clone(), watch);
+        let mut stores = BTreeMap::new();
+        stores.insert(a.clone(), inner);
+        let store = SimStore::new(stores, hub, clock.clone(), SharedRng::new(7), (0, 0));
+        (store, a, clock)
+    }
+
+    fn rotating(token: VersionId) -> Option<VersionId> {
+        Some(token)
+    }
+
+    #[test]
+    fn validate_rotation_token_refuses_a_foreign_write_during_the_rotation_and_nothing_else() {
+        let (store, a, _) = setup(EngineWatch {
+            copy_abandons: Some(CopyAbandons::Off),
+            validate_rotation_token: true,
+            rotating: rotating(id(1)),
+        });
+        let foreign = run_now(store.put_pending(&a, &id(2), &SecretValue::new("copy"), None));
+        let err = foreign.expect_err("a foreign token during the rotation is refused");
+        assert_eq!(err.kind, StoreErrorKind::InvalidRequest);
+        assert!(err.message.contains("RotationToken does not match"), "{err}");
+        let state = store.inner(&a).expect("a").snapshot(&a).expect("a");
+        assert!(
+            state.version(&id(2)).is_none(),
+            "a refused write has no effect: {state:?}"
+        );
+        assert_eq!(store.hub.state().refused_writes.get(&a), Some(&1));
+        // The rotation's own token passes.
+        run_now(store.put_pending(&a, &id(1), &SecretValue::new("pending"), None))
+            .expect("the token's write");
+        // Outside the rotation, any token passes.
+        store.hub.state().watches.get_mut(&a).expect("watch").rotating = None;
+        run_now(store.put_pending(&a, &id(3), &SecretValue::new("later"), None)).expect("after the rotation");
+        assert!(store.hub.state().abandoned.is_empty());
+    }
+
+    #[test]
+    fn copy_abandons_lets_a_foreign_write_land_and_reports_the_abandonment() {
+        for variant in [CopyAbandons::TokenVersion, CopyAbandons::Holder] {
+            let (store, a, _) = setup(EngineWatch {
+                copy_abandons: Some(variant),
+                validate_rotation_token: false,
+                rotating: rotating(id(1)),
+            });
+            run_now(store.put_pending(&a, &id(1), &SecretValue::new("pending"), None)).expect("own token");
+            assert!(
+                store.hub.state().abandoned.is_empty(),
+                "the token's own write abandons nothing"
+            );
+            run_now(store.put_pending(&a, &id(2), &SecretValue::new("copy"), None)).expect("the write lands");
+            assert_eq!(
+                store.hub.state().abandoned,
+                vec![Abandonment {
+                    secret: a.clone(),
+                    token: id(1),
+                    written: id(2),
+                }]
+            );
+        }
+        // Off: the same write is just a write.
+        let (store, a, _) = setup(EngineWatch {
+            copy_abandons: Some(CopyAbandons::Off),
+            validate_rotation_token: false,
+            rotating: rotating(id(1)),
+        });
+        run_now(store.put_pending(&a, &id(2), &SecretValue::new("copy"), None)).expect("the write lands");
+        assert!(store.hub.state().abandoned.is_empty());
+        // An operator's write goes through the same interception.
+        store
+            .hub
+            .state()
+            .watches
+            .get_mut(&a)
+            .expect("watch")
+            .validate_rotation_token = true;
+        let refused = store.operator_put(&a, &id(4), &SecretValue::new("note"), &["OPS_NOTE"]);
+        assert_eq!(refused.map_err(|e| e.kind), Err(StoreErrorKind::InvalidRequest));
+    }
+
+    fn job(secret: &SecretId, name: &str, fire_at: Timestamp) -> Job {
+        let name = ScheduleName::parse(name).expect("a valid name");
+        Job {
+            name: name.clone(),
+            fire_at,
+            invocation: Invocation {
+                step: Step::SwapPending { due: fire_at },
+                secret_id: secret.clone(),
+                token: id(1),
+                rotation_token: None,
+                schedule: Some(name),
+            },
+        }
+    }
+
+    #[test]
+    fn past_schedule_refused_refuses_a_fire_time_not_in_the_future_for_its_secrets_only() {
+        let clock = SimClock::new(Timestamp::from_secs(START));
+        let hub = SimHub::default();
+        let scheduler = SimScheduler::new(clock.clone(), hub.clone());
+        let (a, b) = (SecretId::new("a"), SecretId::new("b"));
+        scheduler.state().refuse_past.insert(a.clone());
+        let now = clock.now();
+        let err = run_now(scheduler.schedule(&job(&a, "ks-a-now", now))).expect_err("now is not the future");
+        assert!(!err.retryable, "{err}");
+        assert!(err.message.contains("ValidationException"), "{err}");
+        assert_eq!(hub.state().refused_schedules.get(&a), Some(&1));
+        let later = now.plus(Duration::from_secs(1));
+        let ok = run_now(scheduler.schedule(&job(&a, "ks-a-later", later)));
+        assert_eq!(ok, Ok(Scheduled::Created));
+        // Another secret's scheduler reading is the lenient one.
+        let ok = run_now(scheduler.schedule(&job(&b, "ks-b-now", now)));
+        assert_eq!(ok, Ok(Scheduled::Created));
+    }
+
+    #[test]
+    fn a_call_for_another_secret_than_the_invocations_is_cross_talk() {
+        let (store, a, clock) = setup(EngineWatch::default());
+        let b = SecretId::new("b");
+        store.hub.set_caller(Some(b.clone()));
+        let _ = run_now(store.describe(&a));
+        let _ = run_now(store.update_stage(
+            &a,
+            &LabelMove {
+                stage: "X".into(),
+                move_to: Some(id(0)),
+                remove_from: None,
+            },
+        ));
+        let scheduler = SimScheduler::new(clock.clone(), store.hub.clone());
+        let _ = run_now(scheduler.schedule(&job(&a, "ks-a-1", clock.now())));
+        let talk = std::mem::take(&mut store.hub.state().cross_talk);
+        assert_eq!(talk.len(), 3, "{talk:?}");
+        assert!(talk.iter().all(|(caller, _)| *caller == b), "{talk:?}");
+        // The right secret is no cross-talk.
+        store.hub.set_caller(Some(a.clone()));
+        let _ = run_now(store.describe(&a));
+        assert!(store.hub.state().cross_talk.is_empty());
+        // One schedule name for two secrets is.
+        store.hub.set_caller(Some(b.clone()));
+        let _ = run_now(scheduler.schedule(&job(&b, "ks-a-1", clock.now())));
+        let talk = std::mem::take(&mut store.hub.state().cross_talk);
+        assert!(
+            talk.iter()
+                .any(|(_, line)| line.contains("is used for a and for b")),
+            "{talk:?}"
+        );
+    }
+
+    #[test]
+    fn the_target_finds_each_values_service_and_flags_another_secrets_value() {
+        let hub = SimHub::default();
+        let target = SimTarget::new(SharedRng::new(1), hub.clone());
+        let (a, b) = (SecretId::new("a"), SecretId::new("b"));
+        target.add_service(&a, &SecretValue::new("a0"));
+        target.add_service(&b, &SecretValue::new("b0"));
+        hub.state().owners.insert("a1".into(), a.clone());
+        hub.set_caller(Some(a.clone()));
+        run_now(target.set(&id(1), &SecretValue::new("a1"))).expect("registered at a's service");
+        assert!(target.valid(&a).contains("a1"));
+        assert!(!target.valid(&b).contains("a1"));
+        run_now(target.revoke(&id(0), &SecretValue::new("b0"))).expect("revoked");
+        assert!(!target.valid(&b).contains("b0"), "revoked at b's service");
+        let talk = std::mem::take(&mut hub.state().cross_talk);
+        assert_eq!(talk.len(), 1, "an invocation for a revoked b's value: {talk:?}");
+    }
+}

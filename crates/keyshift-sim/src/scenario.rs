@@ -12,7 +12,9 @@
 //! classes to pick from (`--classes`), the class is `n mod k` of the k listed and the
 //! combination `(n div k) mod 144`. A behaviour pinned on
 //! the command line overrides the seed's choice for that switch only. `--matrix` runs the
-//! same seeds once for every combination, pinning all six switches.
+//! same seeds once for every combination, pinning all six switches. In a many-secrets
+//! world `w` of `k` secrets, secret `i` draws `m = w * k + i`: class `m mod 12`,
+//! combination `61 m mod 144`, so a world's secrets run many different combinations.
 
 use std::fmt;
 use std::time::Duration;
@@ -471,25 +473,41 @@ impl Selection {
 
     /// The fault class and behaviour combination of `seed`.
     pub fn pick(&self, seed: u64) -> (FaultClass, EngineBehaviours) {
+        let n = self.classes.unwrap_or(&FaultClass::EVERY).len().max(1) as u64;
+        let combo = match self.class {
+            Some(_) => seed,
+            None => seed / n,
+        };
+        self.pick_from(seed, combo)
+    }
+
+    /// The class of class draw `class_draw` and the combination of `combo_draw`, pins
+    /// applied.
+    fn pick_from(&self, class_draw: u64, combo_draw: u64) -> (FaultClass, EngineBehaviours) {
         let classes = self.classes.unwrap_or(&FaultClass::EVERY);
         let n = classes.len().max(1) as u64;
-        let combos = EngineBehaviours::COMBINATIONS as u64;
-        let (class, combo) = match self.class {
-            Some(c) => (c, seed % combos),
-            None => (
-                classes
-                    .get((seed % n) as usize)
-                    .copied()
-                    .unwrap_or(FaultClass::None),
-                (seed / n) % combos,
-            ),
-        };
+        let class = self.class.unwrap_or_else(|| {
+            classes
+                .get((class_draw % n) as usize)
+                .copied()
+                .unwrap_or(FaultClass::None)
+        });
         let drawn = match self.strategy {
-            Strategy::Keyshift => EngineBehaviours::from_index(combo as usize),
+            Strategy::Keyshift => {
+                EngineBehaviours::from_index((combo_draw % EngineBehaviours::COMBINATIONS as u64) as usize)
+            }
             // The control is the control: the plain engine unless pinned.
             Strategy::OneStep => EngineBehaviours::BASELINE,
         };
         (class, self.pins.apply(drawn))
+    }
+
+    /// The class and combination of secret `i` of many-secrets world `seed`: consecutive
+    /// secrets take consecutive classes, and combinations 61 apart (61 is prime to 144,
+    /// so a world's 50 secrets run 50 different combinations).
+    pub fn pick_in_world(&self, seed: u64, secrets: usize, i: usize) -> (FaultClass, EngineBehaviours) {
+        let n = seed.wrapping_mul(secrets as u64).wrapping_add(i as u64);
+        self.pick_from(n, n.wrapping_mul(61))
     }
 
     /// Flags that reproduce this selection on the command line (seed excluded).
@@ -608,13 +626,9 @@ impl Scenario {
                 let fleet_size = srng.random_range(2..=3);
                 let rotations = if srng.random_bool(0.3) { 2 } else { 1 };
                 let first_start = Duration::from_secs_f64(srng.random_range(0.0..2.0 * gap.as_secs_f64()));
-                // Spread the classes and combinations over the world's secrets: secret i
-                // of world w plays the part of seed w * secrets + i.
-                let virtual_seed = seed.wrapping_mul(secrets as u64).wrapping_add(i as u64);
-                let (class, behaviours) = sel.pick(virtual_seed);
                 Self::assemble(
                     (seed, i, secrets),
-                    (class, behaviours),
+                    sel.pick_in_world(seed, secrets, i),
                     sel,
                     &mut srng,
                     policy,
