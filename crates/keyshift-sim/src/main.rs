@@ -241,6 +241,19 @@ fn main() -> ExitCode {
             "replica runs: {} failed consumer operations: {primary} within the primary Region, {replica} within the replica Region, {across} across Regions",
             summary.total.failed_operations
         );
+        // T covers R, the read lag and a margin; a replica trailing by more than the
+        // margin breaks the window in that Region.
+        let within_margin = |r: &RunResult| {
+            let sc = &r.scenario;
+            let margin = sc.policy.gap.saturating_sub(sc.refresh + sc.read_lag);
+            sc.replica_lag.is_some_and(|lag| lag <= margin)
+        };
+        let failing_within = failures.iter().filter(|r| within_margin(r)).count();
+        println!(
+            "replica runs failed: {} of {}; of those, {failing_within} with a replication lag within T - R - read lag",
+            failures.len(),
+            summary.total.runs
+        );
     }
     println!("wall time: {:.1} s", started.elapsed().as_secs_f64());
     if control {
