@@ -117,8 +117,8 @@ fn every_combination_keeps_every_safety_invariant() {
 }
 
 #[test]
-#[ignore = "needs the core's hardening: copy-abandons, retry-reattach, past-schedule-refused, operator \
-            (write, strip-pending), and revocation of dropped and handed-over values"]
+#[ignore = "needs the core's hardening: copy-abandons, past-schedule-refused, operator (write, \
+            strip-pending), and revocation under store errors and late or lost deliveries"]
 fn every_combination_breaks_nothing() {
     let (summary, failed) = every_combination();
     print!("{}", summary.render_combinations());
