@@ -526,20 +526,13 @@ fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
     let valued = [&head, token]
         .into_iter()
         .find(|v| s.version(v).is_some_and(|v| v.created.is_some()));
-    if let Some(by) = stale(s, valued) {
-        // Older than the current version: a rotation a newer one finished. Never move
-        // AWSCURRENT back, never revoke (its value may be the one still accepted through
-        // ROTATING); only take its AWSPENDING off so later rotations are not refused.
-        let by = by.clone();
-        return done(
-            drop_stray_pending(s, token).into_iter().collect(),
-            Outcome::Superseded { by },
-        );
-    }
-    if let Some(by) = taken_over(s, token, valued) {
-        // A newer rotation began (its AWSPENDING is elsewhere) or a version was written
-        // after this one (an operator's write abandons a rotation in AWS's engine too):
-        // stand down, and revoke this rotation's value, which was never AWSCURRENT.
+    if let Some(by) = stale(s, valued).or_else(|| taken_over(s, token)) {
+        // Older than the current version (a newer rotation finished, or an operator wrote
+        // a new AWSCURRENT by hand), or a newer rotation began after this one lost its
+        // AWSPENDING: never move AWSCURRENT back. Stand down: take this rotation's
+        // AWSPENDING off, so later rotations are not refused, and revoke its value unless
+        // one of its versions is still accepted as current or through ROTATING (then it
+        // was promoted once, and the release in progress revokes it in its time).
         let by = by.clone();
         return done(stand_down(s, token, valued), Outcome::Superseded { by });
     }
@@ -779,10 +772,17 @@ fn drop_stray_pending(s: &SecretState, token: &VersionId) -> Option<Action> {
     (SecretState::in_chain(p, token) && !s.has(p, AWSCURRENT)).then(|| Action::Label(remove(AWSPENDING, p)))
 }
 
-/// This rotation stands down before its swap: its AWSPENDING comes off, and its value,
-/// which was never AWSCURRENT, is revoked (setSecret may have registered it).
+/// This rotation stands down before its swap: its AWSPENDING comes off, and its value is
+/// revoked (setSecret may have registered it) unless a version of its chain is still
+/// AWSCURRENT or ROTATING: then its value was promoted and is still in use or in its
+/// second gap, whose release revokes it in time.
 fn stand_down(s: &SecretState, token: &VersionId, valued: Option<&VersionId>) -> Vec<Action> {
+    let in_use = s
+        .versions
+        .iter()
+        .any(|(id, v)| SecretState::in_chain(id, token) && (v.has(AWSCURRENT) || v.has(ROTATING)));
     valued
+        .filter(|_| !in_use)
         .map(|v| Action::RevokeTarget { version: v.clone() })
         .into_iter()
         .chain(drop_stray_pending(s, token))
@@ -835,24 +835,12 @@ fn stale<'a>(s: &'a SecretState, valued: Option<&VersionId>) -> Option<&'a Versi
 }
 
 /// Who took over from this rotation, if anyone: AWSPENDING on a version outside its
-/// chain (a newer rotation started after a strip), or a value written after this
-/// rotation's newest one (an operator's write; in AWS's engine a write abandons a
-/// rotation in progress).
-fn taken_over<'a>(
-    s: &'a SecretState,
-    token: &VersionId,
-    valued: Option<&VersionId>,
-) -> Option<&'a VersionId> {
-    if let Some(p) = s
-        .holder(AWSPENDING)
+/// chain (a newer rotation started after this one lost its label). A version written
+/// by hand with a label of its own (a note, a backup) takes nothing over; one written as
+/// AWSCURRENT makes this rotation stale instead.
+fn taken_over<'a>(s: &'a SecretState, token: &VersionId) -> Option<&'a VersionId> {
+    s.holder(AWSPENDING)
         .filter(|p| !SecretState::in_chain(p, token) && !s.has(p, AWSCURRENT))
-    {
-        return Some(p);
-    }
-    let newest = valued?;
-    s.newer_than(newest)
-        .into_iter()
-        .find(|v| !SecretState::in_chain(v, token))
 }
 
 /// Not due yet: wait inline if the rest fits the budget, else schedule.

@@ -496,17 +496,33 @@ fn a_leftover_rotating_is_released_and_revoked_before_rotating_moves() {
 // ---- swapPending: standing down ---------------------------------------------------------
 
 #[test]
-fn a_stale_rotation_never_moves_awscurrent_back_and_never_revokes() {
-    // K2's rotation is older than the current K3 (a newer rotation finished); an engine
-    // retry re-attached AWSPENDING to K2.
-    let s = secret(&[
-        ('1', &[ROTATING, AWSPREVIOUS], Some(-10_000)),
+fn a_stale_rotation_never_moves_awscurrent_back_nor_revokes_a_value_still_in_use() {
+    // K2's rotation finished (its copy became current) and a newer rotation K3 did too:
+    // K2's copy is in its second gap (ROTATING). An engine retry re-attached AWSPENDING
+    // to K2, and an old swapPending of K2 arrives.
+    let mut s = secret(&[
+        ('1', &[], Some(-10_000)),
         ('2', &[AWSPENDING], Some(0)),
         ('3', &[AWSCURRENT], Some(5_000)),
     ]);
+    put(&mut s, copy('2', 100), &[ROTATING, AWSPREVIOUS], Some(100));
     let p = plan(decide_at(&swap('2', 0), &s, 6_000));
     assert_eq!(p.actions, vec![label(AWSPENDING, None, Some(&v('2')))]);
     assert_eq!(p.outcome, Outcome::Superseded { by: v('3') });
+    // An operator wrote a new AWSCURRENT by hand mid-rotation: this rotation's value was
+    // never used, so it stands down and revokes it.
+    let mut s = copied();
+    put(&mut s, v('9'), &[AWSCURRENT], Some(300));
+    s.versions.get_mut(&v('1')).unwrap().stages = [AWSPREVIOUS.to_string()].into();
+    let p = plan(decide_at(&swap('2', 0), &s, 900));
+    assert_eq!(
+        p.actions,
+        vec![
+            Action::RevokeTarget { version: copy('2', 100) },
+            label(AWSPENDING, None, Some(&copy('2', 100))),
+        ]
+    );
+    assert_eq!(p.outcome, Outcome::Superseded { by: v('9') });
 }
 
 #[test]
@@ -516,27 +532,19 @@ fn a_rotation_taken_over_stands_down_and_revokes_its_never_used_value() {
     s.versions.get_mut(&copy('2', 100)).unwrap().stages.clear();
     put(&mut s, v('3'), &[AWSPENDING], None);
     let p = plan(decide_at(&swap('2', 0), &s, 900));
-    assert_eq!(
-        p.actions,
-        vec![Action::RevokeTarget {
-            version: copy('2', 100)
-        }]
-    );
+    assert_eq!(p.actions, vec![Action::RevokeTarget { version: copy('2', 100) }]);
     assert_eq!(p.outcome, Outcome::Superseded { by: v('3') });
-    // An operator wrote a version after the copy.
+}
+
+/// AWS's engine abandons a rotation when a version is written during it; keyshift's
+/// follow-ups run after the engine's rotation, and a version an operator writes with a
+/// label of its own (a note, a backup) takes nothing over: the rotation goes on.
+#[test]
+fn an_operators_note_written_mid_rotation_does_not_stop_it() {
     let mut s = copied();
-    put(&mut s, v('9'), &["OPS"], Some(300));
-    let p = plan(decide_at(&swap('2', 0), &s, 900));
-    assert_eq!(
-        p.actions,
-        vec![
-            Action::RevokeTarget {
-                version: copy('2', 100)
-            },
-            label(AWSPENDING, None, Some(&copy('2', 100))),
-        ]
-    );
-    assert_eq!(p.outcome, Outcome::Superseded { by: v('9') });
+    put(&mut s, v('9'), &["OPS_NOTE"], Some(300));
+    let p = plan(decide_at(&swap('2', 0), &s, 100 + T as i64));
+    assert_eq!(p.outcome, Outcome::Swapped, "{:?}", p.actions);
 }
 
 #[test]

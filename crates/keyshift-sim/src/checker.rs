@@ -6,6 +6,11 @@
 //! version became accepted (a value and an accepted label) to the moment it became
 //! AWSCURRENT; the second from the moment the old version lost AWSCURRENT to the moment
 //! it stopped being accepted. Both must be at least T; the excess is the overshoot.
+//!
+//! [`RevocationCheck`] holds service B to the revocation bound: every value B accepts is
+//! carried by a version the consumer contract accepts (AWSCURRENT, AWSPENDING or
+//! ROTATING), or stopped being carried by one at most T + 1 h ago. It tracks values, not
+//! versions: keyshift may keep one value under two version ids.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -185,5 +190,223 @@ impl Checker {
             .iter()
             .map(|g| (g.kind, g.length.as_millis() as i64 - t))
             .collect()
+    }
+}
+
+/// A value service B still accepted too long after no accepted version carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateRevocation {
+    /// The value (the simulation's values are not secret).
+    pub value: String,
+    /// Since when no accepted version has carried it.
+    pub uncarried_since: Timestamp,
+}
+
+/// Holds service B to the revocation bound: a value no accepted version carries any more
+/// must be revoked within `bound` (T + 1 h).
+#[derive(Debug, Clone)]
+pub struct RevocationCheck {
+    bound: Duration,
+    uncarried_since: BTreeMap<String, Timestamp>,
+    reported: BTreeSet<String>,
+}
+
+impl RevocationCheck {
+    /// A check with the given bound.
+    pub fn new(bound: Duration) -> Self {
+        RevocationCheck {
+            bound,
+            uncarried_since: BTreeMap::new(),
+            reported: BTreeSet::new(),
+        }
+    }
+
+    /// Called after every event: `carried` are the values of the versions that carry an
+    /// accepted label now, `valid` the values B accepts now. Returns the values that have
+    /// just become late (each value once). A value B accepts that was never seen carried
+    /// counts from the first time it is seen.
+    pub fn observe(
+        &mut self,
+        now: Timestamp,
+        carried: &BTreeSet<String>,
+        valid: &BTreeSet<String>,
+    ) -> Vec<LateRevocation> {
+        self.uncarried_since
+            .retain(|v, _| valid.contains(v) && !carried.contains(v));
+        let mut late = Vec::new();
+        for v in valid.iter().filter(|v| !carried.contains(*v)) {
+            let since = *self.uncarried_since.entry(v.clone()).or_insert(now);
+            if now.since(since) > self.bound && self.reported.insert(v.clone()) {
+                late.push(LateRevocation {
+                    value: v.clone(),
+                    uncarried_since: since,
+                });
+            }
+        }
+        late
+    }
+
+    /// The values B accepts that no accepted version carries now and that were not
+    /// reported late yet, with the time each stopped being carried (as last observed).
+    pub fn pending(&self) -> impl Iterator<Item = (&String, &Timestamp)> {
+        self.uncarried_since
+            .iter()
+            .filter(|(v, _)| !self.reported.contains(*v))
+    }
+}
+
+/// What kind of failure a violation is, for the report and the tests' allowances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// A failed consumer operation, or a producer/consumer pair that would fail.
+    Contract,
+    /// AWSCURRENT / AWSPENDING counts, or ROTATING where it may not be.
+    Labels,
+    /// A gap shorter than T.
+    Gap,
+    /// Service B accepts a value no accepted version carried for more than T + 1 h.
+    Revocation,
+    /// A rotation that neither completed nor was abandoned cleanly, keyshift labels left
+    /// behind, or a follow-up in the dead-letter queue.
+    Convergence,
+    /// A call for another secret than the invocation's.
+    CrossTalk,
+}
+
+impl Kind {
+    /// Every kind, in report order.
+    pub const EVERY: [Kind; 6] = [
+        Kind::Contract,
+        Kind::Labels,
+        Kind::Gap,
+        Kind::Revocation,
+        Kind::Convergence,
+        Kind::CrossTalk,
+    ];
+
+    /// The report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Contract => "contract",
+            Kind::Labels => "labels",
+            Kind::Gap => "gap",
+            Kind::Revocation => "revocation",
+            Kind::Convergence => "convergence",
+            Kind::CrossTalk => "cross-talk",
+        }
+    }
+
+    /// The kind of a violation sentence (the simulation's own wording).
+    pub fn of(violation: &str) -> Kind {
+        let has = |s: &str| violation.contains(s);
+        if has("cross-talk") {
+            Kind::CrossTalk
+        } else if has("service B still accepts") {
+            Kind::Revocation
+        } else if has("gap of version") {
+            Kind::Gap
+        } else if has("versions carry") || has("ROTATING is on") {
+            Kind::Labels
+        } else if has("consumer contract") || has("NothingToUse") {
+            Kind::Contract
+        } else {
+            Kind::Convergence
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(values: &[&str]) -> BTreeSet<String> {
+        values.iter().map(|v| v.to_string()).collect()
+    }
+
+    #[test]
+    fn a_value_no_accepted_version_carries_must_be_revoked_within_the_bound() {
+        let bound = Duration::from_secs(3600 + 300);
+        let mut c = RevocationCheck::new(bound);
+        let t0 = Timestamp::from_secs(1_700_000_000);
+        // K1 carried, then only K2: K1 stops being carried at t1.
+        assert!(c.observe(t0, &set(&["k1"]), &set(&["k1"])).is_empty());
+        let t1 = t0.plus(Duration::from_secs(10));
+        assert!(c.observe(t1, &set(&["k2"]), &set(&["k1", "k2"])).is_empty());
+        // Exactly at the bound: still fine.
+        assert!(
+            c.observe(t1.plus(bound), &set(&["k2"]), &set(&["k1", "k2"]))
+                .is_empty()
+        );
+        // A millisecond later: late, reported once.
+        let late = c.observe(
+            t1.plus(bound + Duration::from_millis(1)),
+            &set(&["k2"]),
+            &set(&["k1", "k2"]),
+        );
+        assert_eq!(
+            late,
+            vec![LateRevocation {
+                value: "k1".into(),
+                uncarried_since: t1,
+            }]
+        );
+        assert!(
+            c.observe(t1.plus(bound * 2), &set(&["k2"]), &set(&["k1", "k2"]))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn revoking_or_carrying_again_resets_and_values_not_versions_count() {
+        let bound = Duration::from_secs(100);
+        let mut c = RevocationCheck::new(bound);
+        let t = |s: u64| Timestamp::from_secs(1_700_000_000).plus(Duration::from_secs(s));
+        // Uncarried for 90 s, then carried again (the same value under another version,
+        // as a copy would be), then uncarried again: the clock restarts.
+        assert!(c.observe(t(0), &set(&[]), &set(&["k"])).is_empty());
+        assert!(c.observe(t(90), &set(&["k"]), &set(&["k"])).is_empty());
+        assert!(c.observe(t(100), &set(&[]), &set(&["k"])).is_empty());
+        assert!(c.observe(t(195), &set(&[]), &set(&["k"])).is_empty());
+        assert_eq!(c.pending().count(), 1);
+        // Revoked: nothing pending, nothing late.
+        assert!(c.observe(t(300), &set(&[]), &set(&[])).is_empty());
+        assert_eq!(c.pending().count(), 0);
+    }
+
+    #[test]
+    fn every_violation_sentence_has_its_kind() {
+        let cases = [
+            (
+                "t: First gap of version v lasted 0 ms, shorter than T = 1 ms",
+                Kind::Gap,
+            ),
+            ("t: 2 versions carry AWSCURRENT", Kind::Labels),
+            (
+                "t: ROTATING is on v, which is neither current nor the version current before",
+                Kind::Labels,
+            ),
+            (
+                "t: consumer contract broken after instance 1 refreshed: x",
+                Kind::Contract,
+            ),
+            ("t: NothingToUse { producer: 1 }", Kind::Contract),
+            (
+                "t: service B still accepts the initial value, which ...",
+                Kind::Revocation,
+            ),
+            (
+                "t: the run is over and service B still accepts rotation 0's value",
+                Kind::Revocation,
+            ),
+            ("rotation 0 did not converge within 1s: ...", Kind::Convergence),
+            ("1 follow-ups ended in the dead-letter queue", Kind::Convergence),
+            (
+                "t: cross-talk: an invocation for a described of b",
+                Kind::CrossTalk,
+            ),
+        ];
+        for (sentence, kind) in cases {
+            assert_eq!(Kind::of(sentence), kind, "{sentence}");
+        }
     }
 }

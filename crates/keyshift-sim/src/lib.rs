@@ -1,22 +1,30 @@
 //! Deterministic simulation of keyshift rotations.
 //!
 //! A seeded, single-threaded, discrete-event world in virtual time: the in-memory
-//! Secrets Manager ([`keyshift::memory`]), a model of the rotation engine, a model of
-//! EventBridge Scheduler and Lambda's asynchronous delivery, and a fleet of consumers
-//! following the consumer contract, with faults injected by class. Invocations are
-//! keyshift's real [`keyshift::Executor`], polled as tasks whose only waits are on the
-//! virtual clock.
+//! Secrets Manager ([`keyshift::memory`]), a model of the rotation engine with its
+//! undocumented behaviours as switches, a model of EventBridge Scheduler and Lambda's
+//! asynchronous delivery, operators acting by hand, and a fleet of consumers following
+//! the consumer contract, with faults injected by class. Invocations are keyshift's real
+//! [`keyshift::Executor`], polled as tasks whose only waits are on the virtual clock. A
+//! world rotates one secret, or many through one executor and one scheduler.
 //!
-//! Layout: [`clock`] (virtual time, task polling), [`ports`] (the store behind a latency,
-//! the scheduler model, the target and its downstream service), [`fleet`] (consumers, each
-//! running the real `keyshift-client` window cache on the virtual clock),
-//! [`checker`] (invariants and gaps), [`scenario`] (what a seed means), [`world`] (the
-//! event loop, engine and delivery models), [`control`] (the one-step rotation that must
-//! fail), [`report`] (tallies). A failing seed replays exactly: same seed, same run.
+//! The simulation is agnostic of how keyshift rotates: it models the world and checks
+//! outcomes (labels, gaps, consumer operations, service B, convergence), never which
+//! version ids keyshift writes.
+//!
+//! Layout: [`clock`] (virtual time, task polling), [`ports`] (the store behind a latency
+//! and the engine's interception of writes, the scheduler model, the target and its
+//! downstream services), [`fleet`] (consumers, each running the real `keyshift-client`
+//! window cache on the virtual clock), [`checker`] (invariants, gaps, revocation),
+//! [`scenario`] (what a seed means: fault class, engine behaviours, timing), [`world`]
+//! (the event loop, delivery model, convergence), [`engine`] (the engine, operator and
+//! fault models), [`control`] (the one-step rotation that must fail), [`report`]
+//! (tallies). A failing seed replays exactly: same seed, same flags, same run.
 
 pub mod checker;
 pub mod clock;
 pub mod control;
+pub mod engine;
 pub mod fleet;
 pub mod ports;
 pub mod report;
@@ -24,26 +32,40 @@ pub mod scenario;
 pub mod world;
 
 pub use report::Summary;
-pub use scenario::{FaultClass, Scenario, Strategy};
-pub use world::{RunResult, run_seed};
+pub use scenario::{
+    BehaviourPins, CopyAbandons, EngineBehaviours, FaultClass, OperatorAction, RetryReattach, Scenario,
+    Selection, Strategy, Switch,
+};
+pub use world::{Hits, RunResult, run_seed, run_world};
 
-/// Runs seeds `first..first + count` on `threads` threads; returns the tally and the
-/// runs that failed, in seed order.
-pub fn run_many(
-    first: u64,
-    count: u64,
-    class: Option<FaultClass>,
-    strategy: Strategy,
-    threads: usize,
-) -> (Summary, Vec<RunResult>) {
-    let threads = threads.max(1) as u64;
-    let mut results: Vec<RunResult> = std::thread::scope(|scope| {
+/// One unit of work: a single-secret seed, or a many-secrets world.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// One secret.
+    Single(Scenario),
+    /// Many secrets through one executor.
+    World(Vec<Scenario>),
+}
+
+/// Runs `jobs` on `threads` threads; returns the tally and the results that failed, in
+/// job order.
+pub fn run_jobs(jobs: Vec<Job>, threads: usize) -> (Summary, Vec<RunResult>) {
+    let threads = threads.max(1);
+    let jobs: Vec<(usize, Job)> = jobs.into_iter().enumerate().collect();
+    let mut results: Vec<(usize, Vec<RunResult>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
+                let mine: Vec<(usize, Job)> =
+                    jobs.iter().filter(|(i, _)| i % threads == t).cloned().collect();
                 scope.spawn(move || {
-                    (first..first + count)
-                        .filter(|s| (s - first) % threads == t)
-                        .map(|s| run_seed(Scenario::from_seed(s, class, strategy), false))
+                    mine.into_iter()
+                        .map(|(i, job)| {
+                            let out = match job {
+                                Job::Single(sc) => vec![run_seed(sc, false)],
+                                Job::World(scs) => run_world(scs, false),
+                            };
+                            (i, out)
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -56,11 +78,76 @@ pub fn run_many(
             })
             .collect()
     });
-    results.sort_by_key(|r| r.scenario.seed);
+    results.sort_by_key(|(i, _)| *i);
     let mut summary = Summary::default();
-    for r in &results {
-        summary.add(r);
+    let mut failures = Vec::new();
+    for r in results.into_iter().flat_map(|(_, rs)| rs) {
+        summary.add(&r);
+        if !r.ok() {
+            failures.push(r);
+        }
     }
-    results.retain(|r| !r.ok());
-    (summary, results)
+    (summary, failures)
+}
+
+/// Seeds `first..first + count`, each picking its class and engine behaviours (see
+/// [`scenario`]) unless `sel` pins them.
+pub fn seed_jobs(first: u64, count: u64, sel: &Selection) -> Vec<Job> {
+    (first..first + count)
+        .map(|s| Job::Single(Scenario::from_seed(s, sel)))
+        .collect()
+}
+
+/// The same seeds once for every engine-behaviour combination that agrees with `sel`'s
+/// pins (every switch pinned per run).
+pub fn matrix_jobs(first: u64, count: u64, sel: &Selection) -> Vec<Job> {
+    EngineBehaviours::every()
+        .filter(|b| sel.pins.apply(*b) == *b)
+        .flat_map(|b| {
+            let pinned = Selection {
+                pins: BehaviourPins::all(b),
+                ..*sel
+            };
+            (first..first + count).map(move |s| Job::Single(Scenario::from_seed(s, &pinned)))
+        })
+        .collect()
+}
+
+/// Many-secrets worlds `first..first + count`, each of `secrets` secrets.
+pub fn world_jobs(first: u64, count: u64, secrets: usize, sel: &Selection) -> Vec<Job> {
+    (first..first + count)
+        .map(|s| Job::World(Scenario::world(s, secrets, sel)))
+        .collect()
+}
+
+/// Runs seeds `first..first + count` on `threads` threads (see [`seed_jobs`]).
+pub fn run_many(first: u64, count: u64, sel: &Selection, threads: usize) -> (Summary, Vec<RunResult>) {
+    run_jobs(seed_jobs(first, count, sel), threads)
+}
+
+/// The command line that replays `r` (one seed or one world, with its trace). A world's
+/// secrets draw their behaviours from the world's seed: `world_flags` are the pins the
+/// world ran with.
+pub fn replay_command(r: &RunResult, world_flags: &str) -> String {
+    let sc = &r.scenario;
+    let mut cmd = format!("cargo run --release -p keyshift-sim -- --seed {}", sc.seed);
+    if sc.world_secrets > 1 {
+        cmd.push_str(&format!(" --secrets {}", sc.world_secrets));
+        if !world_flags.is_empty() {
+            cmd.push(' ');
+            cmd.push_str(world_flags);
+        }
+        return cmd;
+    }
+    cmd.push_str(&format!(" --class {} {}", sc.class.name(), sc.behaviours.flags()));
+    if sc.behaviours.operator {
+        cmd.push_str(&format!(" --operator-action {}", sc.operator_action.name()));
+    }
+    if sc.strategy == Strategy::OneStep {
+        cmd.push_str(" --control");
+    }
+    if sc.replica_lag.is_some() {
+        cmd.push_str(" --replicas");
+    }
+    cmd
 }

@@ -1,10 +1,13 @@
-//! Aggregation and the printed report of many runs.
+//! Aggregation and the printed report of many runs: per fault class, per engine-behaviour
+//! combination (one row each), per switch value, per operator action, per mode (one
+//! secret, or many through one executor), and in total.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::scenario::FaultClass;
-use crate::world::RunResult;
+use crate::checker::Kind;
+use crate::scenario::{EngineBehaviours, FaultClass, OperatorAction, Switch};
+use crate::world::{Hits, RunResult};
 
 /// The overshoot target per gap, for fault classes that inject no delay.
 pub const OVERSHOOT_TARGET_MS: i64 = 1_000;
@@ -12,18 +15,25 @@ pub const OVERSHOOT_TARGET_MS: i64 = 1_000;
 /// Totals over a set of runs.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
-    /// Runs.
+    /// Runs (one per secret).
     pub runs: u64,
     /// Rotations started.
     pub rotations: u64,
     /// Rotations converged.
     pub converged: u64,
+    /// Of those, rotations abandoned cleanly.
+    pub abandoned: u64,
     /// Consumer operations.
     pub operations: u64,
     /// Failed consumer operations.
     pub failed_operations: u64,
+    /// Of those (replica runs), within the primary Region, within the replica Region,
+    /// and across Regions.
+    pub failed_by_region: [u64; 3],
     /// Invariant violations.
     pub violations: u64,
+    /// Of those, cross-talk between secrets.
+    pub cross_talk: u64,
     /// Gaps measured.
     pub gaps: u64,
     /// Sum of overshoots, ms.
@@ -32,8 +42,15 @@ pub struct Tally {
     pub overshoot_max_ms: i64,
     /// The seed of the largest overshoot.
     pub overshoot_max_seed: u64,
-    /// Seeds that failed.
+    /// How often each engine behaviour acted.
+    pub hits: Hits,
+    /// Seeds that failed (a many-secrets world's seed once per failing secret).
     pub failed_seeds: Vec<u64>,
+    /// Failing runs by kind of failure (a run may count under several kinds).
+    pub kinds: BTreeMap<Kind, u64>,
+    /// Largest overshoot, ms, of runs with the baseline engine (the overshoot target
+    /// applies to those: the behaviours delay steps on purpose).
+    pub baseline_overshoot_max_ms: i64,
 }
 
 impl Tally {
@@ -42,10 +59,20 @@ impl Tally {
         self.runs += 1;
         self.rotations += r.rotations as u64;
         self.converged += r.converged as u64;
+        self.abandoned += r.abandoned as u64;
         self.operations += r.operations;
         self.failed_operations += r.failed_operations;
+        for (t, n) in self.failed_by_region.iter_mut().zip(r.failed_by_region) {
+            *t += n;
+        }
         self.violations += r.violations.len() as u64;
+        self.cross_talk += r.cross_talk as u64;
+        self.hits.add(&r.hits);
+        let baseline = r.scenario.behaviours == EngineBehaviours::BASELINE;
         for &o in &r.overshoots_ms {
+            if baseline {
+                self.baseline_overshoot_max_ms = self.baseline_overshoot_max_ms.max(o);
+            }
             self.gaps += 1;
             self.overshoot_sum_ms += o;
             if o > self.overshoot_max_ms {
@@ -55,7 +82,20 @@ impl Tally {
         }
         if !r.ok() {
             self.failed_seeds.push(r.scenario.seed);
+            for k in r.failure_kinds() {
+                *self.kinds.entry(k).or_default() += 1;
+            }
         }
+    }
+
+    /// "[revocation 3, convergence 1]" for a report line.
+    pub fn kinds_text(&self) -> String {
+        let parts: Vec<String> = self
+            .kinds
+            .iter()
+            .map(|(k, n)| format!("{} {n}", k.name()))
+            .collect();
+        format!("[{}]", parts.join(", "))
     }
 
     /// Mean overshoot in seconds.
@@ -75,13 +115,40 @@ impl Tally {
             100.0 * self.converged as f64 / self.rotations as f64
         }
     }
+
+    /// Whether every run in it passed.
+    pub fn passed(&self) -> bool {
+        self.failed_seeds.is_empty()
+    }
+
+    /// The first few failing seeds, deduplicated, for a report line.
+    pub fn replay_seeds(&self, n: usize) -> String {
+        let mut seen = Vec::new();
+        for s in &self.failed_seeds {
+            if !seen.contains(s) {
+                seen.push(*s);
+            }
+            if seen.len() == n {
+                break;
+            }
+        }
+        seen.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")
+    }
 }
 
-/// Per-class tallies and the total.
+/// The tallies by every grouping the report prints.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     /// By fault class.
     pub by_class: BTreeMap<FaultClass, Tally>,
+    /// By engine-behaviour combination (its index).
+    pub by_combination: BTreeMap<usize, Tally>,
+    /// By switch and value number.
+    pub by_switch: BTreeMap<(Switch, usize), Tally>,
+    /// Runs in which the operator acted, by action.
+    pub by_action: BTreeMap<OperatorAction, Tally>,
+    /// By the number of secrets per world (1: single-secret runs).
+    pub by_mode: BTreeMap<usize, Tally>,
     /// All runs.
     pub total: Tally,
 }
@@ -89,7 +156,22 @@ pub struct Summary {
 impl Summary {
     /// Adds one run.
     pub fn add(&mut self, r: &RunResult) {
-        self.by_class.entry(r.scenario.class).or_default().add(r);
+        let sc = &r.scenario;
+        self.by_class.entry(sc.class).or_default().add(r);
+        self.by_combination
+            .entry(sc.behaviours.index())
+            .or_default()
+            .add(r);
+        for s in Switch::EVERY {
+            self.by_switch
+                .entry((s, sc.behaviours.get(s)))
+                .or_default()
+                .add(r);
+        }
+        if r.operator_acted {
+            self.by_action.entry(sc.operator_action).or_default().add(r);
+        }
+        self.by_mode.entry(sc.world_secrets).or_default().add(r);
         self.total.add(r);
     }
 
@@ -97,8 +179,8 @@ impl Summary {
     pub fn overshoot_misses(&self) -> Vec<(FaultClass, i64)> {
         self.by_class
             .iter()
-            .filter(|(c, t)| !c.injects_delay() && t.overshoot_max_ms >= OVERSHOOT_TARGET_MS)
-            .map(|(c, t)| (*c, t.overshoot_max_ms))
+            .filter(|(c, t)| !c.injects_delay() && t.baseline_overshoot_max_ms >= OVERSHOOT_TARGET_MS)
+            .map(|(c, t)| (*c, t.baseline_overshoot_max_ms))
             .collect()
     }
 
@@ -107,7 +189,16 @@ impl Summary {
         self.total.failed_seeds.is_empty() && self.overshoot_misses().is_empty()
     }
 
-    /// The table.
+    /// The combinations with a failing run.
+    pub fn failing_combinations(&self) -> Vec<EngineBehaviours> {
+        self.by_combination
+            .iter()
+            .filter(|(_, t)| !t.passed())
+            .map(|(i, _)| EngineBehaviours::from_index(*i))
+            .collect()
+    }
+
+    /// The per-class table (as before the engine-behaviour matrix).
     pub fn render(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
@@ -145,9 +236,158 @@ impl Summary {
         row(&mut s, "TOTAL", &self.total, "");
         let _ = writeln!(
             s,
+            "(the overshoot target applies to runs with the baseline engine: the behaviours delay steps on purpose)"
+        );
+        let _ = writeln!(
+            s,
             "consumer operations: {} ({} failed)",
             self.total.operations, self.total.failed_operations
         );
+        s
+    }
+
+    /// One row per engine-behaviour combination, failing ones marked, with seeds to
+    /// replay.
+    pub fn render_combinations(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:>3} {:<7} {:<5} {:<8} {:<11} {:<4} {:<4} {:>6} {:>9} {:>10} {:>7} {:>7} {:>8} {:>9}  result",
+            "#",
+            "abandon",
+            "strip",
+            "validate",
+            "retry",
+            "past",
+            "ops",
+            "seeds",
+            "rotations",
+            "operations",
+            "failed",
+            "invar.",
+            "converged",
+            "abandoned"
+        );
+        for (i, t) in &self.by_combination {
+            let b = EngineBehaviours::from_index(*i);
+            let v = |sw: Switch| sw.values()[b.get(sw)];
+            let result = if t.passed() {
+                "ok".to_owned()
+            } else {
+                format!(
+                    "FAIL {}/{} {}; replay: {}",
+                    t.failed_seeds.len(),
+                    t.runs,
+                    t.kinds_text(),
+                    t.replay_seeds(3)
+                )
+            };
+            let _ = writeln!(
+                s,
+                "{:>3} {:<7} {:<5} {:<8} {:<11} {:<4} {:<4} {:>6} {:>9} {:>10} {:>7} {:>7} {:>7.2}% {:>9}  {result}",
+                i,
+                v(Switch::CopyAbandons),
+                v(Switch::StripAfterFinish),
+                v(Switch::ValidateRotationToken),
+                v(Switch::RetryReattach),
+                v(Switch::PastScheduleRefused),
+                v(Switch::Operator),
+                t.runs,
+                t.rotations,
+                t.operations,
+                t.failed_operations,
+                t.violations,
+                t.convergence_pct(),
+                t.abandoned,
+            );
+        }
+        s
+    }
+
+    /// Per switch value: how the runs with that value fared, and how often it acted.
+    pub fn render_switches(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:<36} {:>7} {:>12} {:>7} {:>7} {:>9}  acted",
+            "switch = value", "seeds", "failed seeds", "failed", "invar.", "converged"
+        );
+        for ((sw, v), t) in &self.by_switch {
+            let acted = match (sw, *v) {
+                (_, 0) => String::new(),
+                (Switch::CopyAbandons, _) => format!("{} rotations abandoned", t.hits.abandoned),
+                (Switch::StripAfterFinish, _) => format!("{} strips", t.hits.strips_after_finish),
+                (Switch::ValidateRotationToken, _) => format!("{} writes refused", t.hits.refused_writes),
+                (Switch::RetryReattach, _) => format!(
+                    "{} re-attaching retries ({} after a not-current finish)",
+                    t.hits.reattached, t.hits.not_current_retries
+                ),
+                (Switch::PastScheduleRefused, _) => format!("{} schedules refused", t.hits.refused_schedules),
+                (Switch::Operator, _) => format!("{} operator actions", t.hits.operator),
+            };
+            let kinds = if t.passed() { String::new() } else { t.kinds_text() };
+            let _ = writeln!(
+                s,
+                "{:<36} {:>7} {:>12} {:>7} {:>7} {:>8.2}%  {kinds} {acted}",
+                format!("{} = {}", sw.name(), sw.values()[*v]),
+                t.runs,
+                t.failed_seeds.len(),
+                t.failed_operations,
+                t.violations,
+                t.convergence_pct(),
+            );
+        }
+        if !self.by_action.is_empty() {
+            let _ = writeln!(s, "operator action (runs where it acted):");
+            for (a, t) in &self.by_action {
+                let _ = writeln!(
+                    s,
+                    "  {:<34} {:>7} {:>12} {:>7} {:>7} {:>8.2}%  {} abandoned cleanly: {}{}",
+                    a.name(),
+                    t.runs,
+                    t.failed_seeds.len(),
+                    t.failed_operations,
+                    t.violations,
+                    t.convergence_pct(),
+                    if t.passed() { String::new() } else { t.kinds_text() },
+                    t.abandoned,
+                    if t.passed() {
+                        String::new()
+                    } else {
+                        format!("; replay: {}", t.replay_seeds(3))
+                    }
+                );
+            }
+        }
+        s
+    }
+
+    /// Totals per mode: single-secret runs, and many-secrets worlds.
+    pub fn render_modes(&self) -> String {
+        let mut s = String::new();
+        for (n, t) in &self.by_mode {
+            let mode = if *n == 1 {
+                "one secret per world".to_owned()
+            } else {
+                format!("{n} secrets per world, one executor")
+            };
+            let _ = writeln!(
+                s,
+                "{mode:<36} secret-runs {:>6}, rotations {:>6}, operations {:>9}, failed {:>5}, violations {:>5} (cross-talk {}), converged {:.2}%{}",
+                t.runs,
+                t.rotations,
+                t.operations,
+                t.failed_operations,
+                t.violations,
+                t.cross_talk,
+                t.convergence_pct(),
+                if t.passed() {
+                    String::new()
+                } else {
+                    format!(", FAIL: seeds {}", t.replay_seeds(5))
+                }
+            );
+        }
         s
     }
 }

@@ -1,6 +1,22 @@
-//! What one seeded run looks like: the fault class, the timing (R, T, the inline
-//! budget), the fleet, and how many rotations. Everything is a function of the seed.
+//! What one seeded run looks like: the fault class, the engine's behaviours, the timing
+//! (R, T, the inline budget), the fleet, and how many rotations. Everything is a function
+//! of the seed and of what the command line pins.
+//!
+//! # Which seed runs which combination
+//!
+//! Without pins, seed `n` runs fault class `n mod 12` (the order of [`FaultClass::EVERY`])
+//! and engine-behaviour combination `(n div 12) mod 144` (the order of
+//! [`EngineBehaviours::index`]), so every block of 1728 consecutive seeds runs each
+//! (class, combination) pair exactly once, and 10 000 seeds run every combination about
+//! 69 times. With the class pinned, the combination is `n mod 144`; with a list of
+//! classes to pick from (`--classes`), the class is `n mod k` of the k listed and the
+//! combination `(n div k) mod 144`. A behaviour pinned on
+//! the command line overrides the seed's choice for that switch only. `--matrix` runs the
+//! same seeds once for every combination, pinning all six switches. In a many-secrets
+//! world `w` of `k` secrets, secret `i` draws `m = w * k + i`: class `m mod 12`,
+//! combination `61 m mod 144`, so a world's secrets run many different combinations.
 
+use std::fmt;
 use std::time::Duration;
 
 use keyshift::Policy;
@@ -20,7 +36,8 @@ pub enum FaultClass {
     Throttling,
     /// CreateSchedule fails transiently.
     SchedulerErrors,
-    /// The engine strips AWSPENDING after finishSecret returns (undocumented clean-up).
+    /// The engine strips AWSPENDING after finishSecret returns (undocumented clean-up),
+    /// now and then, and at random moments.
     EngineStrip,
     /// setSecret / testSecret fail at the target; the engine retries the rotation.
     EngineStepFailures,
@@ -92,22 +109,447 @@ impl FaultClass {
     }
 }
 
+/// Behaviour (a): what the engine does when a PutSecretValue with another
+/// ClientRequestToken than the rotation's lands during its rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CopyAbandons {
+    /// Nothing: the write is just a write.
+    Off,
+    /// The engine abandons the rotation and strips AWSPENDING from its token's version.
+    TokenVersion,
+    /// The engine abandons the rotation and strips AWSPENDING from whichever version
+    /// carries it at that moment.
+    Holder,
+}
+
+/// Behaviour (d): how the engine retries a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RetryReattach {
+    /// The baseline (the model before the matrix): after a failed step the engine calls
+    /// RotateSecret again with the same token 1 to 10 minutes later, which Secrets
+    /// Manager refuses while AWSPENDING sits on another version than the token or the
+    /// current one; at most 8 attempts.
+    Off,
+    /// After a failed step the engine re-runs the rotation with the same token 1 to 10
+    /// minutes later, forcing AWSPENDING back onto its token's version wherever the
+    /// label is; at most 5 retries.
+    StepError,
+    /// As [`RetryReattach::StepError`], and also after a finishSecret that returned
+    /// without AWSCURRENT on the token's version.
+    NotCurrent,
+}
+
+/// The engine's undocumented behaviours, one independent switch each. keyshift must hold
+/// under every combination (nobody here can run real AWS to learn which is true).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EngineBehaviours {
+    /// (a) A foreign PutSecretValue during the engine's rotation abandons it.
+    pub copy_abandons: CopyAbandons,
+    /// (b) After a finishSecret that returned without AWSCURRENT on the token's version,
+    /// the engine strips AWSPENDING from the non-current version carrying it, seconds
+    /// later.
+    pub strip_after_finish: bool,
+    /// (c) During the engine's rotation, a PutSecretValue with another ClientRequestToken
+    /// than the rotation's is refused (InvalidRequest, no effect).
+    pub validate_rotation_token: bool,
+    /// (d) How the engine retries a rotation.
+    pub retry: RetryReattach,
+    /// (e) CreateSchedule with a fire time not strictly in the future is refused with a
+    /// non-retryable ValidationException.
+    pub past_schedule_refused: bool,
+    /// (f) An operator acts by hand at a random moment of an in-flight rotation.
+    pub operator: bool,
+}
+
+/// The six switches, for pins, parsing and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Switch {
+    /// (a)
+    CopyAbandons,
+    /// (b)
+    StripAfterFinish,
+    /// (c)
+    ValidateRotationToken,
+    /// (d)
+    RetryReattach,
+    /// (e)
+    PastScheduleRefused,
+    /// (f)
+    Operator,
+}
+
+impl Switch {
+    /// Every switch, in table order.
+    pub const EVERY: [Switch; 6] = [
+        Switch::CopyAbandons,
+        Switch::StripAfterFinish,
+        Switch::ValidateRotationToken,
+        Switch::RetryReattach,
+        Switch::PastScheduleRefused,
+        Switch::Operator,
+    ];
+
+    /// The command-line and report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Switch::CopyAbandons => "copy-abandons",
+            Switch::StripAfterFinish => "strip-after-finish",
+            Switch::ValidateRotationToken => "validate-rotation-token",
+            Switch::RetryReattach => "retry-reattach",
+            Switch::PastScheduleRefused => "past-schedule-refused",
+            Switch::Operator => "operator",
+        }
+    }
+
+    /// The values the switch takes, by name, in index order (the first is "off").
+    pub fn values(self) -> &'static [&'static str] {
+        match self {
+            Switch::CopyAbandons => &["off", "token", "holder"],
+            Switch::RetryReattach => &["off", "step-error", "not-current"],
+            _ => &["off", "on"],
+        }
+    }
+
+    /// Parses a switch name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::EVERY.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl EngineBehaviours {
+    /// The model before the matrix: every switch off.
+    pub const BASELINE: EngineBehaviours = EngineBehaviours {
+        copy_abandons: CopyAbandons::Off,
+        strip_after_finish: false,
+        validate_rotation_token: false,
+        retry: RetryReattach::Off,
+        past_schedule_refused: false,
+        operator: false,
+    };
+
+    /// How many combinations there are.
+    pub const COMBINATIONS: usize = 3 * 2 * 2 * 3 * 2 * 2;
+
+    /// Every combination, in index order.
+    pub fn every() -> impl Iterator<Item = EngineBehaviours> {
+        (0..Self::COMBINATIONS).map(Self::from_index)
+    }
+
+    /// The value index of `switch` (0 is off).
+    pub fn get(&self, switch: Switch) -> usize {
+        match switch {
+            Switch::CopyAbandons => self.copy_abandons as usize,
+            Switch::StripAfterFinish => usize::from(self.strip_after_finish),
+            Switch::ValidateRotationToken => usize::from(self.validate_rotation_token),
+            Switch::RetryReattach => self.retry as usize,
+            Switch::PastScheduleRefused => usize::from(self.past_schedule_refused),
+            Switch::Operator => usize::from(self.operator),
+        }
+    }
+
+    /// Sets `switch` to its value number `value` (wrapped into range).
+    pub fn set(&mut self, switch: Switch, value: usize) {
+        let value = value % switch.values().len();
+        match switch {
+            Switch::CopyAbandons => {
+                self.copy_abandons = [
+                    CopyAbandons::Off,
+                    CopyAbandons::TokenVersion,
+                    CopyAbandons::Holder,
+                ][value]
+            }
+            Switch::StripAfterFinish => self.strip_after_finish = value == 1,
+            Switch::ValidateRotationToken => self.validate_rotation_token = value == 1,
+            Switch::RetryReattach => {
+                self.retry = [
+                    RetryReattach::Off,
+                    RetryReattach::StepError,
+                    RetryReattach::NotCurrent,
+                ][value]
+            }
+            Switch::PastScheduleRefused => self.past_schedule_refused = value == 1,
+            Switch::Operator => self.operator = value == 1,
+        }
+    }
+
+    /// The combination number `index` (mixed radix over the switches, in
+    /// [`Switch::EVERY`] order, the first switch most significant); 0 is the baseline.
+    pub fn from_index(index: usize) -> Self {
+        let mut b = Self::BASELINE;
+        let mut rest = index % Self::COMBINATIONS;
+        for switch in Switch::EVERY.into_iter().rev() {
+            let n = switch.values().len();
+            b.set(switch, rest % n);
+            rest /= n;
+        }
+        b
+    }
+
+    /// This combination's number.
+    pub fn index(&self) -> usize {
+        Switch::EVERY
+            .into_iter()
+            .fold(0, |acc, s| acc * s.values().len() + self.get(s))
+    }
+
+    /// The switches that are not off.
+    pub fn on(&self) -> Vec<Switch> {
+        Switch::EVERY.into_iter().filter(|s| self.get(*s) != 0).collect()
+    }
+
+    /// Command-line flags that pin exactly this combination.
+    pub fn flags(&self) -> String {
+        Switch::EVERY
+            .iter()
+            .map(|s| format!("--{} {}", s.name(), s.values()[self.get(*s)]))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl fmt::Display for EngineBehaviours {
+    /// `baseline`, or the switches that are on, e.g. `copy-abandons=holder validate-rotation-token`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let on = self.on();
+        if on.is_empty() {
+            return f.write_str("baseline");
+        }
+        let parts: Vec<String> = on
+            .into_iter()
+            .map(|s| match s.values().len() {
+                2 => s.name().to_owned(),
+                _ => format!("{}={}", s.name(), s.values()[self.get(s)]),
+            })
+            .collect();
+        f.write_str(&parts.join(" "))
+    }
+}
+
+/// Switches pinned on the command line; the others come from the seed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BehaviourPins {
+    /// Value number per switch, in [`Switch::EVERY`] order.
+    pub values: [Option<usize>; 6],
+}
+
+impl BehaviourPins {
+    /// Pins every switch to `b`.
+    pub fn all(b: EngineBehaviours) -> Self {
+        let mut p = BehaviourPins::default();
+        for (i, s) in Switch::EVERY.into_iter().enumerate() {
+            p.values[i] = Some(b.get(s));
+        }
+        p
+    }
+
+    /// Pins `switch` to the value named `value` ("on"/"off", or a sub-variant name).
+    pub fn pin(&mut self, switch: Switch, value: &str) -> Result<(), String> {
+        let i = Switch::EVERY
+            .iter()
+            .position(|s| *s == switch)
+            .unwrap_or_default();
+        let n = switch.values().iter().position(|v| *v == value).ok_or_else(|| {
+            format!(
+                "--{}: unknown value {value}; one of {}",
+                switch.name(),
+                switch.values().join(", ")
+            )
+        })?;
+        self.values[i] = Some(n);
+        Ok(())
+    }
+
+    /// `drawn` with the pinned switches overridden.
+    pub fn apply(&self, mut drawn: EngineBehaviours) -> EngineBehaviours {
+        for (i, s) in Switch::EVERY.into_iter().enumerate() {
+            if let Some(v) = self.values[i] {
+                drawn.set(s, v);
+            }
+        }
+        drawn
+    }
+
+    /// Whether any switch is pinned.
+    pub fn any(&self) -> bool {
+        self.values.iter().any(Option::is_some)
+    }
+
+    /// The pins as command-line flags.
+    pub fn flags(&self) -> String {
+        Switch::EVERY
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| self.values[i].map(|v| format!("--{} {}", s.name(), s.values()[v])))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// What an operator does by hand in a run with the operator switch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OperatorAction {
+    /// PutSecretValue of a note the fleet never uses, labelled `OPS_NOTE` only.
+    Write,
+    /// UpdateSecretVersionStage taking AWSPENDING off the version carrying it.
+    StripPending,
+    /// Adds an unrelated custom label (`OPS_AUDIT`) to the current version.
+    AddLabel,
+    /// Removes an unrelated custom label (`OPS_OWNER`, present from the start).
+    RemoveLabel,
+}
+
+impl OperatorAction {
+    /// Every action, in report order.
+    pub const EVERY: [OperatorAction; 4] = [
+        OperatorAction::Write,
+        OperatorAction::StripPending,
+        OperatorAction::AddLabel,
+        OperatorAction::RemoveLabel,
+    ];
+
+    /// The report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OperatorAction::Write => "write",
+            OperatorAction::StripPending => "strip-pending",
+            OperatorAction::AddLabel => "add-label",
+            OperatorAction::RemoveLabel => "remove-label",
+        }
+    }
+
+    /// Parses a report name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::EVERY.into_iter().find(|a| a.name() == name)
+    }
+}
+
 /// How the rotation is carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strategy {
     /// keyshift's executor: the staged protocol.
+    #[default]
     Keyshift,
     /// The control: AWS's plain template, AWSCURRENT moved in finishSecret at once.
     OneStep,
 }
 
-/// One run's parameters.
+/// What the command line fixes; everything else comes from the seed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selection {
+    /// The fault class, or `None` for the seed's.
+    pub class: Option<FaultClass>,
+    /// The classes a seed picks from when none is pinned (`None`: every class).
+    pub classes: Option<&'static [FaultClass]>,
+    /// Engine-behaviour switches pinned.
+    pub pins: BehaviourPins,
+    /// The operator's action, when the operator switch is on (`None`: the seed's).
+    pub operator_action: Option<OperatorAction>,
+    /// keyshift or the control.
+    pub strategy: Strategy,
+    /// Replica Regions that trail the primary (opt-in; expected to fail today).
+    pub replicas: bool,
+}
+
+impl Selection {
+    /// keyshift with nothing pinned.
+    pub fn seeded() -> Self {
+        Selection::default()
+    }
+
+    /// keyshift with every switch pinned to `b`.
+    pub fn behaviours(b: EngineBehaviours) -> Self {
+        Selection {
+            pins: BehaviourPins::all(b),
+            ..Selection::default()
+        }
+    }
+
+    /// The same selection with the class pinned.
+    pub fn with_class(mut self, class: FaultClass) -> Self {
+        self.class = Some(class);
+        self
+    }
+
+    /// The fault class and behaviour combination of `seed`.
+    pub fn pick(&self, seed: u64) -> (FaultClass, EngineBehaviours) {
+        let n = self.classes.unwrap_or(&FaultClass::EVERY).len().max(1) as u64;
+        let combo = match self.class {
+            Some(_) => seed,
+            None => seed / n,
+        };
+        self.pick_from(seed, combo)
+    }
+
+    /// The class of class draw `class_draw` and the combination of `combo_draw`, pins
+    /// applied.
+    fn pick_from(&self, class_draw: u64, combo_draw: u64) -> (FaultClass, EngineBehaviours) {
+        let classes = self.classes.unwrap_or(&FaultClass::EVERY);
+        let n = classes.len().max(1) as u64;
+        let class = self.class.unwrap_or_else(|| {
+            classes
+                .get((class_draw % n) as usize)
+                .copied()
+                .unwrap_or(FaultClass::None)
+        });
+        let drawn = match self.strategy {
+            Strategy::Keyshift => {
+                EngineBehaviours::from_index((combo_draw % EngineBehaviours::COMBINATIONS as u64) as usize)
+            }
+            // The control is the control: the plain engine unless pinned.
+            Strategy::OneStep => EngineBehaviours::BASELINE,
+        };
+        (class, self.pins.apply(drawn))
+    }
+
+    /// The class and combination of secret `i` of many-secrets world `seed`: consecutive
+    /// secrets take consecutive classes, and combinations 61 apart (61 is prime to 144,
+    /// so a world's 50 secrets run 50 different combinations).
+    pub fn pick_in_world(&self, seed: u64, secrets: usize, i: usize) -> (FaultClass, EngineBehaviours) {
+        let n = seed.wrapping_mul(secrets as u64).wrapping_add(i as u64);
+        self.pick_from(n, n.wrapping_mul(61))
+    }
+
+    /// Flags that reproduce this selection on the command line (seed excluded).
+    pub fn flags(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(c) = self.class {
+            parts.push(format!("--class {}", c.name()));
+        } else if let Some(cs) = self.classes {
+            let names: Vec<&str> = cs.iter().map(|c| c.name()).collect();
+            parts.push(format!("--classes {}", names.join(",")));
+        }
+        if self.pins.any() {
+            parts.push(self.pins.flags());
+        }
+        if let Some(a) = self.operator_action {
+            parts.push(format!("--operator-action {}", a.name()));
+        }
+        if self.strategy == Strategy::OneStep {
+            parts.push("--control".into());
+        }
+        if self.replicas {
+            parts.push("--replicas".into());
+        }
+        parts.join(" ")
+    }
+}
+
+/// One secret's run parameters. A single-secret run has one; a many-secrets world has one
+/// per secret, all sharing one [`Policy`] (one executor, one T).
 #[derive(Debug, Clone)]
 pub struct Scenario {
-    /// The seed everything derives from.
+    /// The seed everything derives from (the world's seed in a many-secrets world).
     pub seed: u64,
+    /// This secret's index in its world (0 for a single-secret run).
+    pub secret_index: usize,
+    /// How many secrets its world rotates (1 for a single-secret run).
+    pub world_secrets: usize,
     /// The faults.
     pub class: FaultClass,
+    /// The engine's behaviours.
+    pub behaviours: EngineBehaviours,
+    /// What the operator does, when `behaviours.operator` is on.
+    pub operator_action: OperatorAction,
     /// keyshift or the control.
     pub strategy: Strategy,
     /// R: the longest refresh interval in the fleet.
@@ -118,22 +560,26 @@ pub struct Scenario {
     pub policy: Policy,
     /// Instances in the fleet.
     pub fleet_size: usize,
-    /// Rotations in the run (a second one starts some time after the first swap).
+    /// Planned rotations in the run (a second one starts some time after the first
+    /// swap). Rotations the engine starts after an abandoned one come on top.
     pub rotations: usize,
+    /// When the first rotation starts, after the run's start.
+    pub first_start: Duration,
     /// Virtual latency of each Secrets Manager call, in ms.
     pub latency_ms: (u64, u64),
     /// How long the engine waits on one synchronous step before giving up.
     pub engine_timeout: Option<Duration>,
     /// Most faults injected into one run (so retries can always recover).
     pub max_faults: u32,
+    /// Replica Regions (opt-in): the most a replica's labels trail the primary's.
+    pub replica_lag: Option<Duration>,
 }
 
 impl Scenario {
-    /// The scenario of `seed`. Its class is `seed`'s turn in [`FaultClass::EVERY`]
-    /// unless `class` pins one.
-    pub fn from_seed(seed: u64, class: Option<FaultClass>, strategy: Strategy) -> Self {
+    /// The single-secret scenario of `seed`. Its class and behaviours are the seed's
+    /// (see the module docs) unless `sel` pins them.
+    pub fn from_seed(seed: u64, sel: &Selection) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ce7_a210);
-        let class = class.unwrap_or(FaultClass::EVERY[(seed % FaultClass::EVERY.len() as u64) as usize]);
         // R from 20 s to 10 min, log-uniform; T covers R, the read lag and a margin for
         // clock drift, as an operator would choose it.
         let refresh_s = (20f64 * 30f64.powf(rng.random::<f64>())).round() as u64;
@@ -143,20 +589,95 @@ impl Scenario {
         let gap = refresh + read_lag + margin;
         let budget = Duration::from_secs([150, 300, 600][rng.random_range(0..3)]);
         let policy = Policy::new(gap, budget).unwrap_or_else(|e| panic!("scenario policy: {e}"));
+        let fleet_size = rng.random_range(3..=10);
+        let rotations = if rng.random_bool(0.3) { 2 } else { 1 };
+        let first_start = Duration::from_secs_f64(rng.random_range(0.0..refresh.as_secs_f64()));
+        Self::assemble(
+            (seed, 0, 1),
+            sel.pick(seed),
+            sel,
+            &mut rng,
+            policy,
+            refresh,
+            fleet_size,
+            rotations,
+            first_start,
+        )
+    }
+
+    /// The scenarios of the many-secrets world `seed`: `secrets` secrets sharing one T
+    /// and one inline budget, each with its own R (below T), class, behaviours, fleet of
+    /// two or three instances, one or two rotations, and a first rotation starting
+    /// anywhere in the first 2T, so that rotations overlap.
+    pub fn world(seed: u64, secrets: usize, sel: &Selection) -> Vec<Self> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x3a17_5ec2_e75e_0000);
+        let read_lag = Duration::from_secs(2);
+        let r_max = (20f64 * 30f64.powf(rng.random::<f64>())).round();
+        let margin = Duration::from_secs(rng.random_range(5..=60));
+        let gap = Duration::from_secs_f64(r_max) + read_lag + margin;
+        let budget = Duration::from_secs([150, 300, 600][rng.random_range(0..3)]);
+        let policy = Policy::new(gap, budget).unwrap_or_else(|e| panic!("scenario policy: {e}"));
+        (0..secrets)
+            .map(|i| {
+                let mut srng =
+                    ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9).wrapping_add(i as u64 + 1));
+                let refresh = Duration::from_secs_f64((r_max * srng.random_range(0.3..=1.0)).max(20.0));
+                let fleet_size = srng.random_range(2..=3);
+                let rotations = if srng.random_bool(0.3) { 2 } else { 1 };
+                let first_start = Duration::from_secs_f64(srng.random_range(0.0..2.0 * gap.as_secs_f64()));
+                Self::assemble(
+                    (seed, i, secrets),
+                    sel.pick_in_world(seed, secrets, i),
+                    sel,
+                    &mut srng,
+                    policy,
+                    refresh,
+                    fleet_size,
+                    rotations,
+                    first_start,
+                )
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        (seed, secret_index, world_secrets): (u64, usize, usize),
+        (class, behaviours): (FaultClass, EngineBehaviours),
+        sel: &Selection,
+        rng: &mut ChaCha8Rng,
+        policy: Policy,
+        refresh: Duration,
+        fleet_size: usize,
+        rotations: usize,
+        first_start: Duration,
+    ) -> Self {
+        let operator_action = sel
+            .operator_action
+            .unwrap_or(OperatorAction::EVERY[rng.random_range(0..OperatorAction::EVERY.len())]);
+        let replica_lag = sel
+            .replicas
+            .then(|| Duration::from_secs_f64(rng.random_range(0.0..=policy.gap.as_secs_f64())));
         Scenario {
             seed,
+            secret_index,
+            world_secrets,
             class,
-            strategy,
+            behaviours,
+            operator_action,
+            strategy: sel.strategy,
             refresh,
-            read_lag,
+            read_lag: Duration::from_secs(2),
             policy,
-            fleet_size: rng.random_range(3..=10),
-            rotations: if rng.random_bool(0.3) { 2 } else { 1 },
+            fleet_size,
+            rotations,
+            first_start,
             latency_ms: (5, 60),
             engine_timeout: class
                 .has(FaultClass::EngineTimeout)
                 .then(|| Duration::from_secs(60)),
             max_faults: 5,
+            replica_lag,
         }
     }
 
@@ -164,5 +685,11 @@ impl Scenario {
     /// late deliveries and engine back-off.
     pub fn convergence_bound(&self) -> Duration {
         self.policy.gap * 2 + Duration::from_secs(3600)
+    }
+
+    /// How long after a value stopped being carried by an accepted version service B may
+    /// still accept it: T plus an hour.
+    pub fn revocation_bound(&self) -> Duration {
+        self.policy.gap + Duration::from_secs(3600)
     }
 }

@@ -1,56 +1,131 @@
 //! One seeded run: a discrete-event loop over virtual time.
 //!
-//! The world holds the in-memory Secrets Manager, the rotation engine model (RotateSecret
-//! makes the value-less placeholder, then the four steps run one after another; a failed
-//! step fails the attempt and the engine retries later from createSecret with the same
-//! token), the scheduler and Lambda delivery model (a job fires anywhere inside its
-//! minute, may be delivered twice, late, or lost and re-delivered; a failed asynchronous
-//! invocation is retried twice, a minute then two minutes later), and the fleet.
-//! Invocations are keyshift's real executor, polled as tasks; the world jumps virtual time
-//! to the next event or wake-up and checks every invariant after each event.
+//! A world holds one or many secrets ([`SecretWorld`]), each with its own in-memory
+//! Secrets Manager, rotation engine ([`crate::engine`]: RotateSecret makes the value-less
+//! placeholder, then the four steps run one after another, with the engine's
+//! undocumented behaviours switched per [`crate::scenario::EngineBehaviours`]), faults,
+//! rotations, consumer fleet, service B and checks. All secrets share ONE executor, ONE
+//! scheduler and delivery model (a job fires anywhere inside its minute, may be delivered
+//! twice, late, or lost and re-delivered; a failed asynchronous invocation is retried
+//! twice, a minute then two minutes later) and one clock, as they would share one
+//! deployed function. Invocations are keyshift's real executor, polled as tasks; the
+//! world jumps virtual time to the next event or wake-up and checks every invariant of
+//! every secret the event touched.
+//!
+//! # Convergence
+//!
+//! The world never looks at which version ids keyshift writes. A rotation's value is
+//! what the engine's token version was given in createSecret; the rotation *completed*
+//! when a version holding that value became AWSCURRENT within the convergence bound
+//! (2T + 1 h from the rotation's start; from its accepted RotateSecret for a rotation
+//! the engine started after an abandoned one). A rotation *converged* if it completed
+//! (and, being the last, left the secret clean: no ROTATING, AWSPENDING only on the
+//! current version or on none), or if it was *abandoned cleanly*: its value never became
+//! current, and at the end no keyshift label is left behind (the same clean state), its
+//! value is revoked at service B, and a later rotation (the engine's next scheduled one,
+//! which the world starts some minutes after an abandonment) completed. An abandonment is
+//! the engine's (a foreign write during its rotation, behaviour (a)), the engine giving
+//! up after its attempts, or an operator's write or strip, which may legitimately make
+//! keyshift drop the rotation.
+//!
+//! # Revocation
+//!
+//! Every value service B accepts is carried by an accepted version, or stopped being
+//! carried at most T + 1 h ago ([`crate::checker::RevocationCheck`]). At the end of a run
+//! in which nothing is left to happen, a value B accepts that no accepted version carries
+//! will never be revoked, and is a violation too.
+//!
+//! # Many secrets
+//!
+//! Every port call is checked against the secret of the invocation being polled: a call
+//! for another secret, a job for another secret, or a schedule name used by two secrets,
+//! is cross-talk and a violation of the calling secret.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyshift::event::Step;
-use keyshift::memory::{Fault, MemorySecretsManager, Op};
-use keyshift::ports::{Clock, Job, StoreErrorKind};
-use keyshift::secret::{AWSCURRENT, AWSPENDING, ROTATING};
+use keyshift::memory::MemorySecretsManager;
+use keyshift::ports::{Clock, Job};
+use keyshift::secret::{ACCEPTED_STAGES, AWSCURRENT, AWSPENDING, ROTATING};
 use keyshift::{Executor, Invocation, SecretId, SecretState, SecretValue, Timestamp, VersionId};
 use keyshift_client::{Config, Health, WindowCache};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::checker::Checker;
+use crate::checker::{Checker, Kind, RevocationCheck};
 use crate::clock::{SimClock, Task, poll_once};
 use crate::control::one_step;
 use crate::fleet::{Failure, Fleet, Instance, SimSource, run_now};
-use crate::ports::{SharedRng, SimScheduler, SimStore, SimTarget};
-use crate::scenario::{FaultClass, Scenario, Strategy};
+use crate::ports::{EngineWatch, SharedRng, SimHub, SimScheduler, SimStore, SimTarget};
+use crate::scenario::{FaultClass, OperatorAction, Scenario, Strategy};
 
-/// What a run produced.
+/// How often each engine behaviour actually acted in a run (a switch that is on but
+/// never acts tests nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hits {
+    /// (a) Rotations the engine abandoned after a foreign write.
+    pub abandoned: u32,
+    /// (b) AWSPENDING strips after a finishSecret that left the token not current.
+    pub strips_after_finish: u32,
+    /// (c) Writes refused for a foreign ClientRequestToken.
+    pub refused_writes: u32,
+    /// (d) Engine retries that forced AWSPENDING back onto the token's version.
+    pub reattached: u32,
+    /// (d) Engine retries after a finishSecret that left the token not current.
+    pub not_current_retries: u32,
+    /// (e) CreateSchedule calls refused for a fire time not in the future.
+    pub refused_schedules: u32,
+    /// (f) Operator actions taken during a rotation.
+    pub operator: u32,
+}
+
+impl Hits {
+    /// Adds `other`.
+    pub fn add(&mut self, o: &Hits) {
+        self.abandoned += o.abandoned;
+        self.strips_after_finish += o.strips_after_finish;
+        self.refused_writes += o.refused_writes;
+        self.reattached += o.reattached;
+        self.not_current_retries += o.not_current_retries;
+        self.refused_schedules += o.refused_schedules;
+        self.operator += o.operator;
+    }
+}
+
+/// What one secret's run produced.
 #[derive(Debug, Clone)]
 pub struct RunResult {
     /// The scenario it ran.
     pub scenario: Scenario,
-    /// Rotations started.
+    /// Rotations started (the engine's follow-on rotations included).
     pub rotations: usize,
-    /// Rotations whose new version became AWSCURRENT and whose secret ended clean, within
-    /// the bound.
+    /// Rotations that converged (completed, or abandoned cleanly; see the module docs).
     pub converged: usize,
+    /// Of those, rotations abandoned cleanly.
+    pub abandoned: usize,
     /// Consumer operations attempted.
     pub operations: u64,
     /// Consumer operations that failed.
     pub failed_operations: u64,
+    /// Failed operations by where producer and consumer run (replica runs): both in the
+    /// primary Region, both in the replica Region, in different Regions.
+    pub failed_by_region: [u64; 3],
     /// Invariant violations, as sentences (empty when the run is correct).
     pub violations: Vec<String>,
+    /// Of those, cross-talk between secrets.
+    pub cross_talk: usize,
     /// Overshoot of each gap over T, in ms.
     pub overshoots_ms: Vec<i64>,
     /// Follow-ups that exhausted Lambda's retries (dead-letter queue).
     pub dead_letters: u64,
-    /// The event trace (only when asked for).
+    /// How often each engine behaviour acted.
+    pub hits: Hits,
+    /// Whether the operator acted on an in-flight rotation.
+    pub operator_acted: bool,
+    /// The event trace (only when asked for; in a many-secrets world, on the first
+    /// secret's result).
     pub trace: Vec<String>,
 }
 
@@ -59,140 +134,254 @@ impl RunResult {
     pub fn ok(&self) -> bool {
         self.failed_operations == 0 && self.violations.is_empty() && self.converged == self.rotations
     }
+
+    /// The kinds of failure in this run (empty when it is ok).
+    pub fn failure_kinds(&self) -> BTreeSet<Kind> {
+        let mut kinds: BTreeSet<Kind> = self.violations.iter().map(|v| Kind::of(v)).collect();
+        if self.failed_operations > 0 {
+            kinds.insert(Kind::Contract);
+        }
+        if self.converged != self.rotations {
+            kinds.insert(Kind::Convergence);
+        }
+        kinds
+    }
 }
 
-type TaskOut = Result<String, String>;
-type TaskId = u64;
+pub(crate) type TaskOut = Result<String, String>;
+pub(crate) type TaskId = u64;
 
 #[derive(Debug, Clone)]
-enum Owner {
+pub(crate) enum Owner {
     Engine { rotation: usize, step: usize },
     Delivery { job: Job, attempt: u32 },
 }
 
 #[derive(Debug, Clone)]
-enum Ev {
-    StartRotation(usize),
-    EngineAttempt(usize),
-    EngineGiveUp { rotation: usize, task: TaskId },
+pub(crate) enum Ev {
+    StartRotation { s: usize, r: usize },
+    EngineAttempt { s: usize, r: usize },
+    EngineGiveUp { s: usize, r: usize, task: TaskId },
     Wake(TaskId),
     Fire(Job),
     Deliver { job: Job, attempt: u32 },
-    Strip,
-    Refresh(usize),
-    Operate,
-    Fault,
+    Strip { s: usize, after_finish: bool },
+    Operator { s: usize, r: usize },
+    Refresh { s: usize, i: usize },
+    Operate(usize),
+    Fault(usize),
 }
 
 impl Ev {
     /// Periodic events keep happening forever; the run may end with them queued.
     fn is_periodic(&self) -> bool {
-        matches!(self, Ev::Refresh(_) | Ev::Operate | Ev::Fault)
+        matches!(self, Ev::Refresh { .. } | Ev::Operate(_) | Ev::Fault(_))
     }
 }
 
-struct Rotation {
-    token: VersionId,
-    started: Option<Timestamp>,
-    engine_task: Option<TaskId>,
-    attempts: u32,
-    became_current: Option<Timestamp>,
+/// One rotation of one secret, from the engine's side and the checks'.
+#[derive(Debug, Clone)]
+pub(crate) struct Rotation {
+    pub token: VersionId,
+    /// Started by the engine after an abandoned rotation (not a planned one).
+    pub follow_on: bool,
+    pub due_start: Timestamp,
+    pub started: Option<Timestamp>,
+    /// When RotateSecret was first accepted.
+    pub accepted: Option<Timestamp>,
+    pub engine_task: Option<TaskId>,
+    pub attempts: u32,
+    pub became_current: Option<Timestamp>,
+    /// The value createSecret gave the token's version.
+    pub value: Option<String>,
+    /// The engine will not run this rotation again.
+    pub engine_over: bool,
+    pub abandoned: bool,
+    pub gave_up: bool,
+    /// An operator wrote or stripped AWSPENDING during it.
+    pub operator_hit: bool,
+    pub follow_on_created: bool,
 }
 
-const ENGINE_STEPS: [Step; 4] = [
-    Step::CreateSecret,
-    Step::SetSecret,
-    Step::TestSecret,
-    Step::FinishSecret,
-];
-const MAX_ENGINE_ATTEMPTS: u32 = 8;
+/// One secret of a world: its scenario, store, engine state, fleet and checks.
+pub(crate) struct SecretWorld {
+    pub sc: Scenario,
+    pub id: SecretId,
+    pub inner: Arc<MemorySecretsManager>,
+    /// The fleet's own stream (instance configurations, jitter seeds, read lags), so that
+    /// a seed's faults and deliveries do not depend on how often consumers refresh.
+    pub fleet_rng: ChaCha8Rng,
+    pub fleet: Fleet,
+    /// Which Region each instance reads (0: the primary; 1: the replica).
+    pub regions: Vec<usize>,
+    pub views: Vec<(Timestamp, SecretState)>,
+    pub checker: Checker,
+    pub revocation: RevocationCheck,
+    /// Values by version id (a version's value never changes once written).
+    pub values: BTreeMap<VersionId, String>,
+    pub rotations: Vec<Rotation>,
+    pub planned: usize,
+    pub faults: u32,
+    pub operations: u64,
+    pub failed: u64,
+    pub failed_by_region: [u64; 3],
+    pub dead_letters: u64,
+    pub cross_talk: usize,
+    pub hits: Hits,
+    pub operator_acted: bool,
+    pub operator_notes: u32,
+}
+
+pub(crate) const MAX_FOLLOW_ONS: usize = 3;
 
 type SimExecutor = Executor<SimStore, SimScheduler, SimClock, SimTarget>;
 
+pub(crate) struct TaskEntry {
+    task: Task<TaskOut>,
+    owner: Owner,
+    secret: usize,
+}
+
 /// The state of one run.
 pub struct World {
-    sc: Scenario,
-    rng: ChaCha8Rng,
-    /// The fleet's own stream (instance configurations, jitter seeds, read lags), so that
-    /// a seed's faults and deliveries do not depend on how often consumers refresh.
-    fleet_rng: ChaCha8Rng,
-    clock: SimClock,
-    start: Timestamp,
-    secret: SecretId,
-    store: SimStore,
-    scheduler: SimScheduler,
-    target: SimTarget,
+    pub(crate) strategy: Strategy,
+    pub(crate) policy: keyshift::Policy,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) clock: SimClock,
+    pub(crate) start: Timestamp,
+    pub(crate) store: SimStore,
+    pub(crate) hub: SimHub,
+    pub(crate) scheduler: SimScheduler,
+    pub(crate) target: SimTarget,
     executor: Arc<SimExecutor>,
     queue: BTreeMap<(Timestamp, u64), Ev>,
     seq: u64,
     important: usize,
-    tasks: BTreeMap<TaskId, (Task<TaskOut>, Owner)>,
+    tasks: BTreeMap<TaskId, TaskEntry>,
     next_task: TaskId,
-    rotations: Vec<Rotation>,
-    fleet: Fleet,
-    views: Vec<(Timestamp, SecretState)>,
-    checker: Checker,
-    faults: u32,
-    operations: u64,
-    failed: u64,
-    dead_letters: u64,
+    pub(crate) secrets: Vec<SecretWorld>,
+    index: BTreeMap<SecretId, usize>,
     trace: Option<Vec<String>>,
+    hard_limit: Timestamp,
 }
 
 impl World {
-    /// Sets up `sc`: a secret with one version, the fleet's first views, and the first
+    /// Sets up one world: one secret per scenario (all sharing the first one's policy
+    /// and strategy), each with one version, its fleet's first views, and its first
     /// rotation queued.
-    pub fn new(sc: Scenario, trace: bool) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(sc.seed);
+    pub fn new(scenarios: Vec<Scenario>, trace: bool) -> Self {
+        assert!(!scenarios.is_empty(), "a world needs a secret");
+        let first = &scenarios[0];
+        let (seed, policy, strategy) = (first.seed, first.policy, first.strategy);
+        let multi = scenarios.len() > 1;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let start = Timestamp::parse_rfc3339("2026-11-24T00:00:00Z")
             .unwrap_or(Timestamp::EPOCH)
             .plus(Duration::from_millis(rng.random_range(0..60_000)));
         let clock = SimClock::new(start);
-        let ports_rng = SharedRng::new(sc.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let inner = Arc::new(MemorySecretsManager::new(clock.reader()));
-        let secret = SecretId::new(format!(
-            "arn:aws:secretsmanager:us-east-1:111122223333:secret:sim-{}-AbCdEf",
-            sc.seed
-        ));
-        let first = token(&mut rng);
-        let initial = SecretValue::new(format!("value-initial-{}", sc.seed));
-        inner
-            .create_secret(&secret, &first, initial.clone())
-            .and_then(|()| inner.set_rotation_enabled(&secret, true))
-            .unwrap_or_else(|e| panic!("setting up the simulated secret: {e}"));
+        let ports_rng = SharedRng::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let hub = SimHub::default();
+        let target = SimTarget::new(ports_rng.clone(), hub.clone());
+        let scheduler = SimScheduler::new(clock.clone(), hub.clone());
+        let mut stores = BTreeMap::new();
+        let mut secrets = Vec::new();
+        let mut index = BTreeMap::new();
+        for sc in scenarios {
+            let id = if multi {
+                SecretId::new(format!(
+                    "arn:aws:secretsmanager:us-east-1:111122223333:secret:sim-{}-{}-AbCdEf",
+                    sc.seed, sc.secret_index
+                ))
+            } else {
+                SecretId::new(format!(
+                    "arn:aws:secretsmanager:us-east-1:111122223333:secret:sim-{}-AbCdEf",
+                    sc.seed
+                ))
+            };
+            let inner = Arc::new(MemorySecretsManager::new(clock.reader()));
+            let initial_version = token(&mut rng);
+            let initial = SecretValue::new(format!("value-initial-{}-{}", sc.seed, sc.secret_index));
+            inner
+                .create_secret(&id, &initial_version, initial.clone())
+                .and_then(|()| inner.set_rotation_enabled(&id, true))
+                .unwrap_or_else(|e| panic!("setting up the simulated secret: {e}"));
+            if sc.behaviours.operator && sc.operator_action == OperatorAction::RemoveLabel {
+                // The label the operator will remove, there from the start.
+                run_now(keyshift::ports::SecretStore::update_stage(
+                    &*inner,
+                    &id,
+                    &keyshift::ports::LabelMove {
+                        stage: OPS_OWNER.into(),
+                        move_to: Some(initial_version.clone()),
+                        remove_from: None,
+                    },
+                ))
+                .unwrap_or_else(|e| panic!("setting up the operator's label: {e}"));
+            }
+            target.add_service(&id, &initial);
+            hub.state().watches.insert(
+                id.clone(),
+                EngineWatch {
+                    copy_abandons: Some(sc.behaviours.copy_abandons),
+                    validate_rotation_token: sc.behaviours.validate_rotation_token,
+                    rotating: None,
+                },
+            );
+            if sc.behaviours.past_schedule_refused {
+                scheduler.state().refuse_past.insert(id.clone());
+            }
+            stores.insert(id.clone(), Arc::clone(&inner));
+            index.insert(id.clone(), secrets.len());
+            let gap = sc.policy.gap;
+            let revocation = RevocationCheck::new(sc.revocation_bound());
+            secrets.push(SecretWorld {
+                checker: Checker::new(gap, strategy == Strategy::Keyshift),
+                revocation,
+                fleet_rng: ChaCha8Rng::seed_from_u64(
+                    sc.seed ^ 0xf1ee_7000_c11e_0000 ^ (sc.secret_index as u64).wrapping_mul(0x1000_0001),
+                ),
+                fleet: Fleet::default(),
+                regions: Vec::new(),
+                views: Vec::new(),
+                values: BTreeMap::new(),
+                rotations: Vec::new(),
+                planned: 0,
+                faults: 0,
+                operations: 0,
+                failed: 0,
+                failed_by_region: [0; 3],
+                dead_letters: 0,
+                cross_talk: 0,
+                hits: Hits::default(),
+                operator_acted: false,
+                operator_notes: 0,
+                id,
+                inner,
+                sc,
+            });
+        }
         let store = SimStore::new(
-            Arc::clone(&inner),
+            stores,
+            hub.clone(),
             clock.clone(),
-            ports_rng.clone(),
-            sc.latency_ms,
+            ports_rng,
+            secrets[0].sc.latency_ms,
         );
-        let scheduler = SimScheduler::default();
-        let target = SimTarget::new(ports_rng, &initial);
         let executor = Arc::new(Executor::new(
             store.clone(),
             scheduler.clone(),
             clock.clone(),
             target.clone(),
-            sc.policy,
+            policy,
         ));
-        let rotations = (0..sc.rotations)
-            .map(|_| Rotation {
-                token: token(&mut rng),
-                started: None,
-                engine_task: None,
-                attempts: 0,
-                became_current: None,
-            })
-            .collect();
-        let check_gaps = sc.strategy == Strategy::Keyshift;
         let mut w = World {
-            checker: Checker::new(sc.policy.gap, check_gaps),
+            strategy,
+            policy,
             rng,
-            fleet_rng: ChaCha8Rng::seed_from_u64(sc.seed ^ 0xf1ee_7000_c11e_0000),
             clock,
             start,
-            secret,
             store,
+            hub,
             scheduler,
             target,
             executor,
@@ -201,188 +390,192 @@ impl World {
             important: 0,
             tasks: BTreeMap::new(),
             next_task: 0,
-            rotations,
-            fleet: Fleet::default(),
-            views: Vec::new(),
-            faults: 0,
-            operations: 0,
-            failed: 0,
-            dead_letters: 0,
+            secrets,
+            index,
             trace: trace.then(Vec::new),
-            sc,
+            hard_limit: start.plus(Duration::from_secs(48 * 3600)),
         };
-        w.setup_fleet();
-        let first_start = w.rand_secs(0.0, w.sc.refresh.as_secs_f64());
-        w.push_in(first_start, Ev::StartRotation(0));
-        w.push_in(Duration::from_secs(1), Ev::Operate);
-        w.push_in(Duration::from_secs(5), Ev::Fault);
+        for s in 0..w.secrets.len() {
+            w.setup_fleet(s);
+            let at = w.start.plus(w.secrets[s].sc.first_start);
+            w.new_rotation(s, at, false);
+            w.push_in(Duration::from_secs(1), Ev::Operate(s));
+            w.push_in(Duration::from_secs(5), Ev::Fault(s));
+        }
         w
     }
 
-    fn setup_fleet(&mut self) {
-        let state = self.snapshot();
-        self.views.push((self.start, state.clone()));
-        for i in 0..self.sc.fleet_size {
+    /// Makes every secret's service B ignore revocations, so that a test can show the
+    /// revocation check firing.
+    pub fn withhold_revocations(self) -> Self {
+        for sw in &self.secrets {
+            self.target
+                .with_service(&sw.id, |d| d.withhold_revocations = true);
+        }
+        self
+    }
+
+    fn setup_fleet(&mut self, s: usize) {
+        let state = self.snapshot(s);
+        let start = self.start;
+        let sw = &mut self.secrets[s];
+        sw.views.push((start, state.clone()));
+        let mut wakes = Vec::new();
+        for i in 0..sw.sc.fleet_size {
             // Each instance's own longest refresh interval is at most R (drift included),
             // jittered down to half of it like the library's default; its own seed.
-            let max = self.sc.refresh.mul_f64(self.fleet_rng.random_range(0.8..=1.0));
-            let config = Config::builder(self.sc.policy.gap)
+            let max = sw.sc.refresh.mul_f64(sw.fleet_rng.random_range(0.8..=1.0));
+            let config = Config::builder(sw.sc.policy.gap)
                 .refresh(max / 2, max)
-                .read_lag(self.sc.read_lag)
+                .read_lag(sw.sc.read_lag)
                 .build()
                 .unwrap_or_else(|e| panic!("instance {i}'s client configuration: {e}"));
-            let cache = WindowCache::new(config, self.fleet_rng.random());
+            let cache = WindowCache::new(config, sw.fleet_rng.random());
             let source = SimSource {
                 fail: false,
                 labels: &state,
-                store: &self.store.inner,
-                secret: &self.secret,
+                store: &sw.inner,
+                secret: &sw.id,
             };
-            run_now(cache.refresh(&source, self.start))
+            run_now(cache.refresh(&source, start))
                 .unwrap_or_else(|e| panic!("instance {i}'s first refresh: {e}"));
             let wake = cache.next_wake();
-            self.fleet.instances.push(Instance { cache });
-            self.push_at(wake, Ev::Refresh(i));
+            sw.fleet.instances.push(Instance { cache });
+            // With replicas, every other instance reads the replica Region.
+            let region = usize::from(sw.sc.replica_lag.is_some() && i % 2 == 1);
+            sw.regions.push(region);
+            wakes.push(wake);
+        }
+        for (i, wake) in wakes.into_iter().enumerate() {
+            self.push_at(wake, Ev::Refresh { s, i });
         }
     }
 
-    /// Runs to quiescence or to the convergence bound, and reports.
-    pub fn run(mut self) -> RunResult {
-        let mut limit = self.start.plus(self.sc.convergence_bound() * 2);
+    /// Runs to quiescence or to the convergence bound, and reports one result per
+    /// secret.
+    pub fn run(mut self) -> Vec<RunResult> {
         while let Some(((at, _), ev)) = self.queue.pop_first() {
-            if at > limit {
+            if at > self.limit() {
                 break;
             }
             if !ev.is_periodic() {
                 self.important -= 1;
             }
             self.clock.advance_to(at);
-            self.handle(ev);
-            self.after_event();
-            if let Some(last_start) = self.rotations.last().and_then(|r| r.started) {
-                limit = limit.min(last_start.plus(self.sc.convergence_bound()));
-                if self.quiescent() {
-                    break;
-                }
+            let concerned = self.handle(ev);
+            self.after_event(concerned);
+            if self.quiescent() {
+                break;
             }
         }
         self.finish()
     }
 
-    fn handle(&mut self, ev: Ev) {
+    /// The end of the run: the convergence bound after the latest start of any
+    /// secret's rotations (generous for rotations not started yet).
+    fn limit(&self) -> Timestamp {
+        let mut limit = self.start;
+        for sw in &self.secrets {
+            let bound = sw.sc.convergence_bound();
+            for r in &sw.rotations {
+                let from = r.accepted.or(r.started).unwrap_or(r.due_start).max(r.due_start);
+                let pad = if r.started.is_none() {
+                    bound
+                } else {
+                    Duration::ZERO
+                };
+                limit = limit.max(from.plus(bound + pad));
+            }
+        }
+        limit.min(self.hard_limit)
+    }
+
+    fn handle(&mut self, ev: Ev) -> Option<usize> {
         match ev {
-            Ev::StartRotation(r) => {
-                self.rotations[r].started = Some(self.now());
-                self.note(format!(
-                    "rotation {r} starts with token {}",
-                    self.rotations[r].token
-                ));
-                self.push_in(Duration::ZERO, Ev::EngineAttempt(r));
+            Ev::StartRotation { s, r } => {
+                self.start_rotation(s, r);
+                Some(s)
             }
-            Ev::EngineAttempt(r) => self.engine_attempt(r),
-            Ev::EngineGiveUp { rotation, task } => {
-                if self.rotations[rotation].engine_task == Some(task) {
-                    self.note(format!(
-                        "engine gives up waiting on task {task}; will retry the rotation"
-                    ));
-                    self.rotations[rotation].engine_task = None;
-                    let retry = self.rand_secs(60.0, 300.0);
-                    self.push_in(retry, Ev::EngineAttempt(rotation));
-                }
+            Ev::EngineAttempt { s, r } => {
+                self.engine_attempt(s, r);
+                Some(s)
             }
-            Ev::Wake(id) => self.poll(id),
-            Ev::Fire(job) => self.fire(job),
+            Ev::EngineGiveUp { s, r, task } => {
+                self.engine_give_up(s, r, task);
+                Some(s)
+            }
+            Ev::Wake(id) => {
+                let s = self.tasks.get(&id).map(|t| t.secret);
+                self.poll(id);
+                s
+            }
+            Ev::Fire(job) => {
+                let s = self.secret_of(&job);
+                self.fire(job);
+                s
+            }
             Ev::Deliver { job, attempt } => {
-                self.note(format!("deliver {} (attempt {attempt})", job.name));
-                self.spawn(job.invocation.clone(), Owner::Delivery { job, attempt });
-            }
-            Ev::Strip => {
-                let state = self.snapshot();
-                if let Some(p) = state.holder(AWSPENDING).filter(|p| !state.has(p, AWSCURRENT)) {
-                    let p = p.clone();
-                    self.store.inner.strip_label(&self.secret, AWSPENDING);
-                    self.note(format!("FAULT engine strips AWSPENDING from {p}"));
+                let s = self.secret_of(&job);
+                self.note(s, format!("deliver {} (attempt {attempt})", job.name));
+                match s {
+                    Some(s) => {
+                        self.spawn(job.invocation.clone(), Owner::Delivery { job, attempt }, s);
+                    }
+                    None => self.note(None, format!("{} names no secret of this world", job.name)),
                 }
+                s
             }
-            Ev::Refresh(i) => self.refresh(i),
-            Ev::Operate => self.operate(),
-            Ev::Fault => self.inject_fault(),
-        }
-    }
-
-    fn engine_attempt(&mut self, r: usize) {
-        let rot = &mut self.rotations[r];
-        if rot.engine_task.is_some() {
-            return;
-        }
-        rot.attempts += 1;
-        if rot.attempts > MAX_ENGINE_ATTEMPTS {
-            self.note(format!(
-                "engine gives up rotation {r} after {MAX_ENGINE_ATTEMPTS} attempts"
-            ));
-            return;
-        }
-        let token = rot.token.clone();
-        match self.store.inner.begin_rotation(&self.secret, &token) {
-            Ok(()) => {
-                self.note(format!(
-                    "engine: RotateSecret placeholder {token}; invoking createSecret"
-                ));
-                self.engine_step(r, 0);
+            Ev::Strip { s, after_finish } => {
+                self.engine_strip(s, after_finish);
+                Some(s)
             }
-            Err(e) => {
-                self.note(format!("engine: RotateSecret refused ({e}); retrying later"));
-                let retry = self.rand_secs(120.0, 600.0);
-                self.push_in(retry, Ev::EngineAttempt(r));
+            Ev::Operator { s, r } => {
+                self.operator(s, r);
+                Some(s)
+            }
+            Ev::Refresh { s, i } => {
+                self.refresh(s, i);
+                Some(s)
+            }
+            Ev::Operate(s) => {
+                self.operate(s);
+                Some(s)
+            }
+            Ev::Fault(s) => {
+                self.inject_fault(s);
+                Some(s)
             }
         }
     }
 
-    fn engine_step(&mut self, r: usize, step: usize) {
-        let inv = Invocation {
-            step: ENGINE_STEPS[step].clone(),
-            secret_id: self.secret.clone(),
-            token: self.rotations[r].token.clone(),
-            rotation_token: None,
-            schedule: None,
-        };
-        let id = self.insert_task(inv, Owner::Engine { rotation: r, step });
-        self.rotations[r].engine_task = Some(id);
-        if let Some(timeout) = self.sc.engine_timeout {
-            self.push_in(
-                timeout,
-                Ev::EngineGiveUp {
-                    rotation: r,
-                    task: id,
-                },
-            );
-        }
-        self.poll(id);
+    fn secret_of(&self, job: &Job) -> Option<usize> {
+        self.index.get(&job.invocation.secret_id).copied()
     }
 
     fn fire(&mut self, job: Job) {
+        let s = self.secret_of(&job);
         // ActionAfterCompletion DELETE: a job that was deleted (cancelled) never fires; one
         // that fires is deleted.
         if self.scheduler.state().live.remove(&job.name).is_none() {
-            self.note(format!("{} was deleted before it fired", job.name));
+            self.note(s, format!("{} was deleted before it fired", job.name));
             return;
         }
-        let class = self.sc.class;
+        let class = s.map_or(FaultClass::None, |s| self.secrets[s].sc.class);
         if class.has(FaultClass::LostDelivery) && self.rng.random_bool(0.5) {
             let after = self.rand_secs(60.0, 300.0);
-            self.note(format!(
-                "FAULT delivery of {} lost; re-delivered in {after:?}",
-                job.name
-            ));
+            self.note(
+                s,
+                format!("FAULT delivery of {} lost; re-delivered in {after:?}", job.name),
+            );
             self.push_in(after, Ev::Deliver { job, attempt: 0 });
             return;
         }
         if class.has(FaultClass::DuplicateDelivery) && self.rng.random_bool(0.5) {
             let after = self.rand_secs(0.0, 180.0);
-            self.note(format!(
-                "FAULT {} will be delivered twice (again in {after:?})",
-                job.name
-            ));
+            self.note(
+                s,
+                format!("FAULT {} will be delivered twice (again in {after:?})", job.name),
+            );
             self.push_in(
                 after,
                 Ev::Deliver {
@@ -394,16 +587,20 @@ impl World {
         self.push_in(Duration::ZERO, Ev::Deliver { job, attempt: 0 });
     }
 
-    fn spawn(&mut self, inv: Invocation, owner: Owner) {
-        let id = self.insert_task(inv, owner);
+    pub(crate) fn spawn(&mut self, inv: Invocation, owner: Owner, s: usize) -> TaskId {
+        let id = self.insert_task(inv, owner, s);
         self.poll(id);
+        id
     }
 
-    fn insert_task(&mut self, inv: Invocation, owner: Owner) -> TaskId {
+    fn insert_task(&mut self, inv: Invocation, owner: Owner, s: usize) -> TaskId {
         let id = self.next_task;
         self.next_task += 1;
-        self.note(format!("invoke {} {} (task {id})", inv.step.name(), inv.token));
-        let task: Task<TaskOut> = match self.sc.strategy {
+        self.note(
+            Some(s),
+            format!("invoke {} {} (task {id})", inv.step.name(), inv.token),
+        );
+        let task: Task<TaskOut> = match self.strategy {
             Strategy::Keyshift => {
                 let ex = Arc::clone(&self.executor);
                 Box::pin(async move {
@@ -415,53 +612,45 @@ impl World {
             }
             Strategy::OneStep => Box::pin(one_step(self.store.clone(), self.target.clone(), inv)),
         };
-        self.tasks.insert(id, (task, owner));
+        self.tasks.insert(
+            id,
+            TaskEntry {
+                task,
+                owner,
+                secret: s,
+            },
+        );
         id
     }
 
     fn poll(&mut self, id: TaskId) {
-        let Some((mut task, owner)) = self.tasks.remove(&id) else {
+        let Some(mut entry) = self.tasks.remove(&id) else {
             return;
         };
-        match poll_once(&mut task, &self.clock) {
+        let caller = self.secrets[entry.secret].id.clone();
+        self.hub.set_caller(Some(caller));
+        let polled = poll_once(&mut entry.task, &self.clock);
+        self.hub.set_caller(None);
+        // What the ports saw during this poll happened before the task returned: an
+        // abandonment by the engine comes before the engine learns the step's result.
+        self.drain_hub();
+        match polled {
             Err(wake) => {
-                self.tasks.insert(id, (task, owner));
+                self.tasks.insert(id, entry);
                 self.push_at(wake, Ev::Wake(id));
             }
-            Ok(out) => self.task_done(id, owner, out),
+            Ok(out) => self.task_done(id, entry.owner, entry.secret, out),
         }
         self.drain_scheduler();
     }
 
-    fn task_done(&mut self, id: TaskId, owner: Owner, out: TaskOut) {
+    fn task_done(&mut self, id: TaskId, owner: Owner, s: usize, out: TaskOut) {
         match &out {
-            Ok(o) => self.note(format!("task {id} ok: {o}")),
-            Err(e) => self.note(format!("task {id} failed: {e}")),
+            Ok(o) => self.note(Some(s), format!("task {id} ok: {o}")),
+            Err(e) => self.note(Some(s), format!("task {id} failed: {e}")),
         }
         match owner {
-            Owner::Engine { rotation, step } => {
-                let rot = &mut self.rotations[rotation];
-                if rot.engine_task != Some(id) {
-                    return; // the engine gave up on this one and moved on
-                }
-                rot.engine_task = None;
-                match out {
-                    Ok(_) if step + 1 < ENGINE_STEPS.len() => self.engine_step(rotation, step + 1),
-                    Ok(_) => {
-                        // The backend "cleans up the pending label on rotation completion":
-                        // shortly after finishSecret succeeded, if it is still on a
-                        // version that is not current.
-                        if self.sc.class.has(FaultClass::EngineStrip) && self.rng.random_bool(0.8) {
-                            let after = self.rand_secs(0.0, 5.0);
-                            self.push_in(after, Ev::Strip);
-                        }
-                    }
-                    Err(_) => {
-                        let retry = self.rand_secs(60.0, 600.0);
-                        self.push_in(retry, Ev::EngineAttempt(rotation));
-                    }
-                }
-            }
+            Owner::Engine { rotation, step } => self.engine_step_done(s, rotation, step, id, out),
             Owner::Delivery { job, attempt } => {
                 if out.is_err() {
                     if attempt < 2 {
@@ -474,11 +663,11 @@ impl World {
                             },
                         );
                     } else {
-                        self.note(format!(
-                            "{} exhausted Lambda's retries: dead-letter queue",
-                            job.name
-                        ));
-                        self.dead_letters += 1;
+                        self.note(
+                            Some(s),
+                            format!("{} exhausted Lambda's retries: dead-letter queue", job.name),
+                        );
+                        self.secrets[s].dead_letters += 1;
                     }
                 }
             }
@@ -489,44 +678,102 @@ impl World {
     /// `fire_at`, plus minutes when deliveries run late.
     fn drain_scheduler(&mut self) {
         let jobs = std::mem::take(&mut self.scheduler.state().outbox);
-        let precision = self.sc.policy.precision;
+        let precision = self.policy.precision;
         for job in jobs {
+            let s = self.secret_of(&job);
             let mut at = job.fire_at.floor_to(precision).plus(Duration::from_millis(
                 self.rng.random_range(0..precision.as_millis() as u64),
             ));
-            if self.sc.class.has(FaultClass::LateDelivery) && self.rng.random_bool(0.5) {
+            let class = s.map_or(FaultClass::None, |s| self.secrets[s].sc.class);
+            if class.has(FaultClass::LateDelivery) && self.rng.random_bool(0.5) {
                 let late = self.rand_secs(60.0, 900.0);
-                self.note(format!("FAULT {} will fire {late:?} late", job.name));
+                self.note(s, format!("FAULT {} will fire {late:?} late", job.name));
                 at = at.plus(late);
             }
-            self.note(format!(
-                "scheduled {} {} for {} (fires at +{})",
-                job.invocation.step.name(),
-                job.name,
-                job.fire_at,
-                self.rel(at)
-            ));
+            self.note(
+                s,
+                format!(
+                    "scheduled {} {} for {} (fires at +{})",
+                    job.invocation.step.name(),
+                    job.name,
+                    job.fire_at,
+                    self.rel(at)
+                ),
+            );
             self.push_at(at.max(self.now()), Ev::Fire(job));
         }
     }
 
-    fn refresh(&mut self, i: usize) {
+    /// Takes what the ports recorded: abandoned rotations (the engine reacts), refusals
+    /// (counted), cross-talk (violations).
+    pub(crate) fn drain_hub(&mut self) {
+        let (abandoned, refused_writes, refused_schedules, cross_talk) = {
+            let mut h = self.hub.state();
+            (
+                std::mem::take(&mut h.abandoned),
+                std::mem::take(&mut h.refused_writes),
+                std::mem::take(&mut h.refused_schedules),
+                std::mem::take(&mut h.cross_talk),
+            )
+        };
+        for (secret, n) in refused_writes {
+            if let Some(&s) = self.index.get(&secret) {
+                self.secrets[s].hits.refused_writes += n;
+                self.note(
+                    Some(s),
+                    "engine: a PutSecretValue with another token than the rotation's was REFUSED (RotationToken does not match)".into(),
+                );
+            }
+        }
+        for (secret, n) in refused_schedules {
+            if let Some(&s) = self.index.get(&secret) {
+                self.secrets[s].hits.refused_schedules += n;
+                self.note(
+                    Some(s),
+                    "scheduler: CreateSchedule REFUSED, its fire time is not in the future (ValidationException)"
+                        .into(),
+                );
+            }
+        }
+        for (caller, line) in cross_talk {
+            if let Some(&s) = self.index.get(&caller) {
+                let now = self.now();
+                self.secrets[s].cross_talk += 1;
+                self.secrets[s]
+                    .checker
+                    .violations
+                    .push(format!("{now}: cross-talk: {line}"));
+                self.note(Some(s), format!("VIOLATION cross-talk: {line}"));
+            }
+        }
+        for a in abandoned {
+            if let Some(&s) = self.index.get(&a.secret) {
+                self.engine_abandon(s, &a.token, &a.written);
+            }
+        }
+    }
+
+    fn refresh(&mut self, s: usize, i: usize) {
         let now = self.now();
-        let cache = self.fleet.instances[i].cache.clone();
+        let sw = &mut self.secrets[s];
+        let cache = sw.fleet.instances[i].cache.clone();
         cache.handle_timeout(now);
+        let mut failed_refresh = None;
         if cache.refresh_due(now) {
-            let lag = Duration::from_millis(
-                self.fleet_rng
-                    .random_range(0..=self.sc.read_lag.as_millis() as u64),
-            );
-            let read_at = now.minus(lag);
+            let lag = Duration::from_millis(sw.fleet_rng.random_range(0..=sw.sc.read_lag.as_millis() as u64));
+            // A replica Region's labels trail the primary's by the replication lag.
+            let replication = match sw.regions[i] {
+                0 => Duration::ZERO,
+                _ => sw.sc.replica_lag.unwrap_or_default(),
+            };
+            let read_at = now.minus(lag + replication);
             // The newest state at or before `read_at` (eventually consistent reads).
-            let labels = self
+            let labels = sw
                 .views
                 .iter()
                 .rev()
                 .find(|(t, _)| *t <= read_at)
-                .unwrap_or(&self.views[0])
+                .unwrap_or(&sw.views[0])
                 .1
                 .clone();
             // Brief outages of the fleet's own reads: at most two failures in a row,
@@ -536,199 +783,302 @@ impl World {
                 _ => 0,
             };
             let fail =
-                self.sc.class.has(FaultClass::StoreErrors) && failures < 2 && self.fleet_rng.random_bool(0.2);
+                sw.sc.class.has(FaultClass::StoreErrors) && failures < 2 && sw.fleet_rng.random_bool(0.2);
             let source = SimSource {
                 fail,
                 labels: &labels,
-                store: &self.store.inner,
-                secret: &self.secret,
+                store: &sw.inner,
+                secret: &sw.id,
             };
             if let Err(e) = run_now(cache.refresh(&source, now)) {
-                self.note(format!("instance {i}: refresh failed: {e}"));
+                failed_refresh = Some(format!("instance {i}: refresh failed: {e}"));
             }
+        }
+        if let Some(line) = failed_refresh {
+            self.note(Some(s), line);
         }
         self.push_at(
             cache.next_wake().max(now.plus(Duration::from_millis(1))),
-            Ev::Refresh(i),
+            Ev::Refresh { s, i },
         );
-        if self.sc.strategy == Strategy::Keyshift {
-            let downstream = self
-                .target
-                .downstream
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .valid
-                .clone();
-            if let Some(f) = self.fleet.broken_pairs(&downstream).first() {
+        if self.strategy == Strategy::Keyshift {
+            let sw = &self.secrets[s];
+            let downstream = self.target.valid(&sw.id);
+            if let Some(f) = sw.fleet.broken_pairs(&downstream).first() {
                 let msg = format!("{now}: consumer contract broken after instance {i} refreshed: {f:?}");
-                self.checker.violations.push(msg);
+                self.secrets[s].checker.violations.push(msg);
             }
         }
     }
 
-    fn operate(&mut self) {
-        let n = self.fleet.instances.len();
+    fn operate(&mut self, s: usize) {
+        let n = self.secrets[s].fleet.instances.len();
         let (p, c) = (self.rng.random_range(0..n), self.rng.random_range(0..n));
-        let downstream = self
-            .target
-            .downstream
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .valid
-            .clone();
-        self.operations += 1;
-        if let Err(f) = self.fleet.operate(p, c, &downstream) {
-            self.failed += 1;
-            if self.failed <= 3 {
-                self.note(format!("FAILED consumer operation: {f:?}"));
-            }
-            if let Failure::NothingToUse { .. } = f {
-                self.checker.violations.push(format!("{}: {f:?}", self.now()));
-            }
-        }
-        let mean = (self.sc.refresh.as_secs_f64() / 20.0).max(0.5);
-        let next = self.rand_secs(mean * 0.5, mean * 1.5);
-        self.push_in(next, Ev::Operate);
-    }
-
-    fn inject_fault(&mut self) {
-        if self.faults >= self.sc.max_faults || self.rotations.iter().all(|r| r.became_current.is_some()) {
-            return;
-        }
-        let class = self.sc.class;
-        let ops = [Op::Describe, Op::GetValue, Op::PutPending, Op::UpdateStage];
-        let mut injected = Vec::new();
-        if class.has(FaultClass::StoreErrors) && self.rng.random_bool(0.5) {
-            let op = ops[self.rng.random_range(0..ops.len())];
-            self.store.inner.inject(Fault::FailNext {
-                op,
-                kind: StoreErrorKind::Transient,
-            });
-            injected.push(format!("{op:?} fails next"));
-        }
-        if class.has(FaultClass::LostResponses) && self.rng.random_bool(0.5) {
-            let op = [Op::PutPending, Op::UpdateStage][self.rng.random_range(0..2)];
-            self.store.inner.inject(Fault::LoseResponse { op });
-            injected.push(format!("{op:?} response lost next"));
-        }
-        if class.has(FaultClass::Throttling) && self.rng.random_bool(0.5) {
-            let calls = self.rng.random_range(1..=3);
-            self.store.inner.inject(Fault::Throttle { op: None, calls });
-            injected.push(format!("{calls} calls throttled"));
-        }
-        if class.has(FaultClass::SchedulerErrors) && self.rng.random_bool(0.5) {
-            self.scheduler.state().fail_next_creates += 1;
-            injected.push("CreateSchedule fails next".into());
-        }
-        if class.has(FaultClass::EngineStrip) && self.rng.random_bool(0.2) {
-            // A strip at any moment, behind everyone's back.
-            self.push_in(Duration::ZERO, Ev::Strip);
-            injected.push("AWSPENDING stripped at a random moment".into());
-        }
-        if class.has(FaultClass::EngineStepFailures) && self.rng.random_bool(0.3) {
-            self.target
-                .downstream
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .fail_next += 1;
-            injected.push("service B refuses next set/test".into());
-        }
-        if !injected.is_empty() {
-            self.faults += injected.len() as u32;
-            self.note(format!("FAULT {}", injected.join(", ")));
-        }
-        let next = self.rand_secs(5.0, 60.0);
-        self.push_in(next, Ev::Fault);
-    }
-
-    fn after_event(&mut self) {
-        let state = self.snapshot();
-        if self.views.last().is_none_or(|(_, s)| *s != state) {
-            self.views.push((self.now(), state.clone()));
-            if self.views.len() > 256 {
-                self.views.drain(..128);
-            }
-        }
-        let history = self.store.inner.history(&self.secret);
-        let before = self.checker.violations.len();
-        self.checker.observe(&history, &state, self.now());
-        if self.trace.is_some() {
-            for v in &self.checker.violations[before..].to_vec() {
-                self.note(format!("VIOLATION {v}"));
-            }
-        }
+        let downstream = self.target.valid(&self.secrets[s].id);
         let now = self.now();
-        for r in 0..self.rotations.len() {
-            if self.rotations[r].became_current.is_none()
-                && chain_is_current(&state, &self.rotations[r].token)
+        let sw = &mut self.secrets[s];
+        sw.operations += 1;
+        if let Err(f) = sw.fleet.operate(p, c, &downstream) {
+            sw.failed += 1;
+            let where_ = match (sw.regions[p], sw.regions[c]) {
+                (0, 0) => 0,
+                (a, b) if a == b => 1,
+                _ => 2,
+            };
+            sw.failed_by_region[where_] += 1;
+            let first = sw.failed <= 3;
+            if let Failure::NothingToUse { .. } = f {
+                sw.checker.violations.push(format!("{now}: {f:?}"));
+            }
+            if first {
+                self.note(Some(s), format!("FAILED consumer operation: {f:?}"));
+            }
+        }
+        let mean = (self.secrets[s].sc.refresh.as_secs_f64() / 20.0).max(0.5);
+        let next = self.rand_secs(mean * 0.5, mean * 1.5);
+        self.push_in(next, Ev::Operate(s));
+    }
+
+    fn after_event(&mut self, concerned: Option<usize>) {
+        let dirty = std::mem::take(&mut self.hub.state().dirty);
+        let mut touched: BTreeSet<usize> = dirty
+            .iter()
+            .filter_map(|id| self.index.get(id).copied())
+            .collect();
+        touched.extend(concerned);
+        for s in touched {
+            self.check_secret(s);
+        }
+    }
+
+    fn check_secret(&mut self, s: usize) {
+        let now = self.now();
+        let state = self.snapshot(s);
+        let history = self.secrets[s].inner.history(&self.secrets[s].id);
+        let valid = self.target.valid(&self.secrets[s].id);
+        let carried = self.carried_values(s, &state);
+        let sw = &mut self.secrets[s];
+        if sw.views.last().is_none_or(|(_, v)| *v != state) {
+            sw.views.push((now, state.clone()));
+            if sw.views.len() > 256 {
+                sw.views.drain(..128);
+            }
+        }
+        let before = sw.checker.violations.len();
+        sw.checker.observe(&history, &state, now);
+        let late = if self.strategy == Strategy::Keyshift {
+            sw.revocation.observe(now, &carried, &valid)
+        } else {
+            Vec::new()
+        };
+        for l in late {
+            let what = describe_value(sw, &l.value);
+            sw.checker.violations.push(format!(
+                "{now}: service B still accepts {what}, which no accepted version has carried since {} (more than T + 1 h)",
+                l.uncarried_since
+            ));
+        }
+        let new: Vec<String> = sw.checker.violations[before..].to_vec();
+        for v in new {
+            self.note(Some(s), format!("VIOLATION {v}"));
+        }
+        self.track_rotations(s, &state);
+    }
+
+    /// The values of the versions that carry an accepted label.
+    fn carried_values(&mut self, s: usize, state: &SecretState) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for (id, v) in &state.versions {
+            if ACCEPTED_STAGES.iter().any(|st| v.has(st))
+                && let Some(value) = self.value_of(s, id)
             {
-                self.rotations[r].became_current = Some(now);
-                self.note(format!("rotation {r}: new version is AWSCURRENT"));
-                if r + 1 < self.rotations.len() {
-                    let after = self.rand_secs(0.0, 2.0 * self.sc.policy.gap.as_secs_f64());
-                    self.push_in(after, Ev::StartRotation(r + 1));
+                out.insert(value);
+            }
+        }
+        out
+    }
+
+    /// A version's value (cached: values never change once written).
+    pub(crate) fn value_of(&mut self, s: usize, version: &VersionId) -> Option<String> {
+        let sw = &mut self.secrets[s];
+        if let Some(v) = sw.values.get(version) {
+            return Some(v.clone());
+        }
+        let value = sw.inner.value(&sw.id, version).ok().flatten()?;
+        let value = value.expose().to_owned();
+        sw.values.insert(version.clone(), value.clone());
+        Some(value)
+    }
+
+    /// Learns each rotation's value, and notices when a version holding it became
+    /// AWSCURRENT (whatever its id).
+    fn track_rotations(&mut self, s: usize, state: &SecretState) {
+        let now = self.now();
+        let current_value = state.current().cloned().and_then(|c| self.value_of(s, &c));
+        for r in 0..self.secrets[s].rotations.len() {
+            if self.secrets[s].rotations[r].value.is_none() && self.secrets[s].rotations[r].started.is_some()
+            {
+                let token = self.secrets[s].rotations[r].token.clone();
+                self.secrets[s].rotations[r].value = self.value_of(s, &token);
+            }
+            let rot = &self.secrets[s].rotations[r];
+            if rot.became_current.is_none() && rot.value.is_some() && rot.value == current_value {
+                self.secrets[s].rotations[r].became_current = Some(now);
+                self.note(Some(s), format!("rotation {r}: its value is AWSCURRENT"));
+                let latest = r + 1 == self.secrets[s].rotations.len();
+                if latest && self.secrets[s].planned < self.secrets[s].sc.rotations {
+                    let after = self.rand_secs(0.0, 2.0 * self.policy.gap.as_secs_f64());
+                    let at = now.plus(after);
+                    self.new_rotation(s, at, false);
                 }
             }
         }
     }
 
+    /// Whether nothing is left to happen: no task in flight, no event but the periodic
+    /// ones, and the engine done with every rotation it started.
     fn quiescent(&self) -> bool {
         self.important == 0
             && self.tasks.is_empty()
-            && self.rotations.iter().all(|r| r.became_current.is_some())
-            && is_clean(&self.snapshot())
+            && self.secrets.iter().all(|sw| {
+                sw.rotations
+                    .iter()
+                    .all(|r| r.engine_over || r.became_current.is_some())
+            })
     }
 
-    fn finish(mut self) -> RunResult {
-        let state = self.snapshot();
-        for (id, v) in &state.versions {
-            let line = format!(
-                "final: version {id} labels {:?} value since {:?}",
-                v.stages, v.created
-            );
-            self.note(line);
-        }
-        let clean = is_clean(&state);
-        let bound = self.sc.convergence_bound();
-        let mut converged = 0;
-        for (i, r) in self.rotations.iter().enumerate() {
-            let in_time = match (r.started, r.became_current) {
-                (Some(s), Some(c)) => c.since(s) <= bound,
-                _ => false,
+    fn finish(mut self) -> Vec<RunResult> {
+        let quiet = self.quiescent();
+        let now = self.now();
+        let mut results = Vec::new();
+        for s in 0..self.secrets.len() {
+            self.check_secret(s);
+            let state = self.snapshot(s);
+            for (id, v) in &state.versions {
+                let line = format!(
+                    "final: version {id} labels {:?} value since {:?}",
+                    v.stages, v.created
+                );
+                self.note(Some(s), line);
+            }
+            let valid = self.target.valid(&self.secrets[s].id);
+            let clean = is_clean(&state);
+            let sw = &mut self.secrets[s];
+            let mut violations = Vec::new();
+            if quiet && self.strategy == Strategy::Keyshift {
+                // Nothing is left that could revoke these.
+                for (value, since) in sw.revocation.pending() {
+                    violations.push(format!(
+                        "{now}: the run is over and service B still accepts {}, which no accepted version has carried since {since}: it will never be revoked",
+                        describe_value(sw, value)
+                    ));
+                }
+            }
+            let bound = sw.sc.convergence_bound();
+            let started: Vec<usize> = (0..sw.rotations.len())
+                .filter(|&r| sw.rotations[r].started.is_some())
+                .collect();
+            let completed = |r: &Rotation| {
+                let from = if r.follow_on { r.accepted } else { r.started };
+                match (from, r.became_current) {
+                    (Some(s), Some(c)) => c.since(s) <= bound,
+                    _ => false,
+                }
             };
-            let last = i + 1 == self.rotations.len();
-            if in_time && (!last || clean) {
-                converged += 1;
-            } else {
-                self.checker.violations.push(format!(
-                    "rotation {i} did not converge within {bound:?} (current: {:?}, clean: {clean})",
+            let (mut converged, mut abandoned) = (0, 0);
+            for (k, &r) in started.iter().enumerate() {
+                let rot = &sw.rotations[r];
+                let last = k + 1 == started.len();
+                if completed(rot) {
+                    if !last || clean {
+                        converged += 1;
+                    } else {
+                        violations.push(format!(
+                            "rotation {r} completed but left keyshift labels behind (current: {:?})",
+                            state.current()
+                        ));
+                    }
+                    continue;
+                }
+                // Another rotation completed after this one started: a later one, or an
+                // earlier one that resumed once this one lost its AWSPENDING (strips and
+                // retries can interleave two rotations; what matters is that the secret
+                // ended rotated and clean, with this one's value revoked).
+                let later_completed = started.iter().any(|&l| {
+                    let other = &sw.rotations[l];
+                    l != r
+                        && completed(other)
+                        && (started[k + 1..].contains(&l)
+                            || other.became_current.zip(rot.started).is_some_and(|(c, s)| c > s))
+                });
+                let revoked = rot.value.as_ref().is_none_or(|v| !valid.contains(v));
+                if rot.became_current.is_none() && later_completed && clean && revoked {
+                    converged += 1;
+                    abandoned += 1;
+                    continue;
+                }
+                let why = if rot.became_current.is_some() {
+                    "its value became current too late".to_owned()
+                } else {
+                    let mut why = vec!["its value never became current"];
+                    if !later_completed {
+                        why.push("no later rotation completed");
+                    }
+                    if !clean {
+                        why.push("keyshift labels are left behind");
+                    }
+                    if !revoked {
+                        why.push("its value is not revoked at service B");
+                    }
+                    why.join(", ")
+                };
+                violations.push(format!(
+                    "rotation {r} did not converge within {bound:?}: {why} (current: {:?}, clean: {clean})",
                     state.current()
                 ));
             }
+            if sw.dead_letters > 0 {
+                violations.push(format!(
+                    "{} follow-ups ended in the dead-letter queue",
+                    sw.dead_letters
+                ));
+            }
+            let mut all = std::mem::take(&mut sw.checker.violations);
+            all.extend(violations);
+            let overshoots_ms = sw.checker.overshoots_ms().into_iter().map(|(_, o)| o).collect();
+            results.push(RunResult {
+                rotations: started.len(),
+                converged,
+                abandoned,
+                operations: sw.operations,
+                failed_operations: sw.failed,
+                failed_by_region: sw.failed_by_region,
+                violations: all,
+                cross_talk: sw.cross_talk,
+                overshoots_ms,
+                dead_letters: sw.dead_letters,
+                hits: sw.hits,
+                operator_acted: sw.operator_acted,
+                trace: Vec::new(),
+                scenario: sw.sc.clone(),
+            });
         }
-        if self.dead_letters > 0 {
-            self.checker.violations.push(format!(
-                "{} follow-ups ended in the dead-letter queue",
-                self.dead_letters
-            ));
+        if let (Some(trace), Some(first)) = (self.trace.take(), results.first_mut()) {
+            first.trace = trace;
+            for r in &results[1..].to_vec() {
+                for v in &r.violations {
+                    results[0]
+                        .trace
+                        .push(format!("violation of secret {}: {v}", r.scenario.secret_index));
+                }
+            }
         }
-        let overshoots_ms = self.checker.overshoots_ms().into_iter().map(|(_, o)| o).collect();
-        RunResult {
-            rotations: self.rotations.len(),
-            converged,
-            operations: self.operations,
-            failed_operations: self.failed,
-            violations: self.checker.violations,
-            overshoots_ms,
-            dead_letters: self.dead_letters,
-            trace: self.trace.unwrap_or_default(),
-            scenario: self.sc,
-        }
+        results
     }
 
     // ---- small helpers ----
 
-    fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
@@ -736,14 +1086,14 @@ impl World {
         format!("{:.3}s", t.millis_since(self.start) as f64 / 1000.0)
     }
 
-    fn snapshot(&self) -> SecretState {
-        self.store
-            .inner
-            .snapshot(&self.secret)
+    pub(crate) fn snapshot(&self, s: usize) -> SecretState {
+        let sw = &self.secrets[s];
+        sw.inner
+            .snapshot(&sw.id)
             .unwrap_or_else(|e| panic!("the simulated secret vanished: {e}"))
     }
 
-    fn rand_secs(&mut self, lo: f64, hi: f64) -> Duration {
+    pub(crate) fn rand_secs(&mut self, lo: f64, hi: f64) -> Duration {
         Duration::from_secs_f64(if hi > lo {
             self.rng.random_range(lo..hi)
         } else {
@@ -751,12 +1101,12 @@ impl World {
         })
     }
 
-    fn push_in(&mut self, after: Duration, ev: Ev) {
+    pub(crate) fn push_in(&mut self, after: Duration, ev: Ev) {
         let at = self.now().plus(after);
         self.push_at(at, ev);
     }
 
-    fn push_at(&mut self, at: Timestamp, ev: Ev) {
+    pub(crate) fn push_at(&mut self, at: Timestamp, ev: Ev) {
         if !ev.is_periodic() {
             self.important += 1;
         }
@@ -764,20 +1114,50 @@ impl World {
         self.queue.insert((at, self.seq), ev);
     }
 
-    fn note(&mut self, line: String) {
+    pub(crate) fn note(&mut self, s: Option<usize>, line: String) {
         if self.trace.is_some() {
-            let stamp = format!("[+{:>10}] ", self.rel(self.now()));
+            let mut stamp = format!("[+{:>10}] ", self.rel(self.now()));
+            if self.secrets.len() > 1
+                && let Some(s) = s
+            {
+                let _ = write!(stamp, "[s{s}] ");
+            }
             if let Some(t) = self.trace.as_mut() {
-                let mut s = stamp;
-                let _ = write!(s, "{line}");
-                t.push(s);
+                let _ = write!(stamp, "{line}");
+                t.push(stamp);
             }
         }
+    }
+
+    pub(crate) fn insert_engine_task(&mut self, inv: Invocation, owner: Owner, s: usize) -> TaskId {
+        self.insert_task(inv, owner, s)
+    }
+
+    pub(crate) fn poll_task(&mut self, id: TaskId) {
+        self.poll(id);
+    }
+}
+
+/// The custom label an operator removes in a run with that action.
+pub(crate) const OPS_OWNER: &str = "OPS_OWNER";
+
+/// "the initial value", "rotation 2's value", or "a value" for a report line.
+fn describe_value(sw: &SecretWorld, value: &str) -> String {
+    if value.starts_with("value-initial-") {
+        return "the initial value".into();
+    }
+    match sw
+        .rotations
+        .iter()
+        .position(|r| r.value.as_deref() == Some(value))
+    {
+        Some(r) => format!("rotation {r}'s value"),
+        None => "a value no rotation owns".into(),
     }
 }
 
 /// A version id shaped like the engine's UUID tokens.
-fn token(rng: &mut ChaCha8Rng) -> VersionId {
+pub(crate) fn token(rng: &mut ChaCha8Rng) -> VersionId {
     let h = format!("{:032x}", rng.random::<u128>());
     VersionId::new(format!(
         "{}-{}-{}-{}-{}",
@@ -789,17 +1169,20 @@ fn token(rng: &mut ChaCha8Rng) -> VersionId {
     ))
 }
 
-/// Whether `token` or one of keyshift's copies of it is AWSCURRENT.
-fn chain_is_current(state: &SecretState, token: &VersionId) -> bool {
-    state.current().is_some_and(|c| SecretState::in_chain(c, token))
-}
-
 /// No ROTATING anywhere and AWSPENDING on the current version or on none.
-fn is_clean(state: &SecretState) -> bool {
+pub(crate) fn is_clean(state: &SecretState) -> bool {
     state.holder(ROTATING).is_none() && state.holder(AWSPENDING).is_none_or(|p| state.has(p, AWSCURRENT))
 }
 
-/// Runs one seed.
+/// Runs one single-secret seed.
 pub fn run_seed(sc: Scenario, trace: bool) -> RunResult {
-    World::new(sc, trace).run()
+    World::new(vec![sc], trace)
+        .run()
+        .pop()
+        .unwrap_or_else(|| panic!("a world of one secret reports one result"))
+}
+
+/// Runs one many-secrets world; one result per secret (the trace on the first).
+pub fn run_world(scenarios: Vec<Scenario>, trace: bool) -> Vec<RunResult> {
+    World::new(scenarios, trace).run()
 }
