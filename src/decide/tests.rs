@@ -518,7 +518,9 @@ fn a_stale_rotation_never_moves_awscurrent_back_nor_revokes_a_value_still_in_use
     assert_eq!(
         p.actions,
         vec![
-            Action::RevokeTarget { version: copy('2', 100) },
+            Action::RevokeTarget {
+                version: copy('2', 100)
+            },
             label(AWSPENDING, None, Some(&copy('2', 100))),
         ]
     );
@@ -532,7 +534,12 @@ fn a_rotation_taken_over_stands_down_and_revokes_its_never_used_value() {
     s.versions.get_mut(&copy('2', 100)).unwrap().stages.clear();
     put(&mut s, v('3'), &[AWSPENDING], None);
     let p = plan(decide_at(&swap('2', 0), &s, 900));
-    assert_eq!(p.actions, vec![Action::RevokeTarget { version: copy('2', 100) }]);
+    assert_eq!(
+        p.actions,
+        vec![Action::RevokeTarget {
+            version: copy('2', 100)
+        }]
+    );
     assert_eq!(p.outcome, Outcome::Superseded { by: v('3') });
 }
 

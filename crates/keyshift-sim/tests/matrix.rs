@@ -215,7 +215,11 @@ fn each_switch_acts_when_on_and_never_when_off() {
     ];
     for (b, acted) in avoided {
         let h = hits(b, 96);
-        assert_eq!(acted(&h), 0, "{b}: keyshift wrote during the engine's rotation or scheduled in the past: {h:?}");
+        assert_eq!(
+            acted(&h),
+            0,
+            "{b}: keyshift wrote during the engine's rotation or scheduled in the past: {h:?}"
+        );
     }
 }
 
