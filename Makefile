@@ -29,12 +29,8 @@ OFFLINE_AWS = env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_T
 LAMBDA_BIN = keyshift-rotation
 ARM64_TARGET = aarch64-unknown-linux-gnu
 
-<<<<<<< HEAD
-.PHONY: bench test demo venv sam-venv unit sim sim-test control lint fmt clippy template-lint sim-demo build build-x86 deploy \
-	aws-check aws-check-offline
-=======
-.PHONY: bench test demo venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint sim-demo build build-x86 deploy
->>>>>>> sim
+.PHONY: bench test demo venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
+	sim-demo build build-x86 deploy aws-check aws-check-offline
 
 ## make demo: a real rotation on this machine: moto's server as AWS, the release binary
 ## under `cargo lambda watch`, a consumer fleet on the real SDK, a live label timeline.
