@@ -338,12 +338,22 @@ pub enum Rejection {
     },
 }
 
-/// How much of the secret `step` decides from (see the module docs).
-pub fn detail(step: &Step) -> Detail {
+/// How much of the secret `step` decides from (see the module docs). `swapped` says the
+/// invocation has just swapped (or found the swap done): its release decides from labels.
+pub fn detail(step: &Step, swapped: bool) -> Detail {
     match step {
-        Step::SwapPending { .. } => Detail::Full,
+        Step::SwapPending { .. } if !swapped => Detail::Full,
         _ => Detail::Labels,
     }
+}
+
+/// Whether a state read at [`Detail::Labels`] is not enough for this invocation after
+/// all: a `swapPending` whose rotation is not (or no longer) swapped needs the dates.
+pub fn needs_full(invocation: &Invocation, secret: &SecretState) -> bool {
+    matches!(invocation.step, Step::SwapPending { .. })
+        && !secret
+            .current()
+            .is_some_and(|c| SecretState::in_chain(c, &invocation.token))
 }
 
 /// How often a follow-up looks again while a replica Region has not caught up.

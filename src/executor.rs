@@ -24,8 +24,8 @@ use crate::decide::{self, Action, Decision, Due, FollowUp, FollowUpKind, Input, 
 use crate::event::{Invocation, ScheduleName, Step};
 use crate::policy::Policy;
 use crate::ports::{
-    Clock, Job, Retry, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, StoreErrorKind, Target,
-    TargetError, schedule_name,
+    Clock, Detail, Job, Retry, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, StoreErrorKind,
+    Target, TargetError, schedule_name,
 };
 use crate::secret::{SecretId, SecretState, VersionId, accepted_marker, swap_marker};
 use crate::time::Timestamp;
@@ -242,31 +242,40 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
         started: Timestamp,
         report: &mut Report,
     ) -> Result<Round, ExecError> {
-        let secret = match self
-            .store
-            .describe(&inv.secret_id, decide::detail(&inv.step))
-            .await
-        {
-            Ok(s) => s,
-            // A deleted secret ends its follow-ups: retrying them would only fill the
-            // dead-letter queue. An engine step on it is refused by the engine anyway.
-            Err(e)
-                if !inv.step.is_engine_step()
-                    && matches!(e.kind, StoreErrorKind::NotFound | StoreErrorKind::Deleted) =>
-            {
-                if matches!(e.kind, StoreErrorKind::Deleted)
-                    || !report.applied.is_empty()
-                    || inv.schedule.is_some()
+        // After its swap, a swapPending only releases: the labels are enough.
+        let swapped = matches!(
+            report.continued.last().unwrap_or(&report.outcome),
+            Outcome::Swapped | Outcome::Marked | Outcome::Tidied
+        ) && !report.applied.is_empty();
+        let mut detail = decide::detail(&inv.step, swapped);
+        let secret = loop {
+            let secret = match self.store.describe(&inv.secret_id, detail).await {
+                Ok(s) => s,
+                // A deleted secret ends its follow-ups: retrying them would only fill the
+                // dead-letter queue. An engine step on it is refused by the engine anyway.
+                Err(e)
+                    if !inv.step.is_engine_step()
+                        && matches!(e.kind, StoreErrorKind::NotFound | StoreErrorKind::Deleted) =>
                 {
-                    return Ok(Round::Done(Outcome::SecretGone, Next::Done, self.policy.gap));
+                    if matches!(e.kind, StoreErrorKind::Deleted)
+                        || !report.applied.is_empty()
+                        || inv.schedule.is_some()
+                    {
+                        return Ok(Round::Done(Outcome::SecretGone, Next::Done, self.policy.gap));
+                    }
+                    return Err(ExecError::Rejected(Rejection::SecretNotFound));
                 }
-                return Err(ExecError::Rejected(Rejection::SecretNotFound));
+                // No such secret: a bad request, not a bad moment (no retry will find it).
+                Err(e) if e.kind == StoreErrorKind::NotFound && report.applied.is_empty() => {
+                    return Err(ExecError::Rejected(Rejection::SecretNotFound));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if detail == Detail::Labels && decide::needs_full(inv, &secret) {
+                detail = Detail::Full;
+                continue;
             }
-            // No such secret: a bad request, not a bad moment (no retry will find it).
-            Err(e) if e.kind == StoreErrorKind::NotFound && report.applied.is_empty() => {
-                return Err(ExecError::Rejected(Rejection::SecretNotFound));
-            }
-            Err(e) => return Err(e.into()),
+            break secret;
         };
         let policy = self.policy_for(&secret)?;
         let now = self.clock.now();

@@ -180,6 +180,8 @@ struct State {
     secrets: BTreeMap<SecretId, Secret>,
     faults: Vec<Fault>,
     calls: [u64; 4],
+    /// Describes at [`Detail::Full`]: each is a ListSecretVersionIds on AWS too.
+    lists: u64,
     /// Reads do not show a value for this long after it was written.
     read_lag: Duration,
 }
@@ -443,6 +445,13 @@ impl MemorySecretsManager {
     /// How many calls `op` has received (failed and faulted ones included).
     pub fn calls(&self, op: Op) -> u64 {
         self.lock().calls[op.index()]
+    }
+
+    /// How many [`Op::Describe`] calls asked for [`Detail::Full`]: on AWS each is also a
+    /// ListSecretVersionIds (one page), so the calls a rotation makes can be counted here
+    /// as the function makes them.
+    pub fn list_calls(&self) -> u64 {
+        self.lock().lists
     }
 
     /// Runs one [`SecretStore`] call: counts it, applies the first queued fault that
@@ -827,6 +836,9 @@ impl Secret {
 
 impl SecretStore for MemorySecretsManager {
     async fn describe(&self, secret: &SecretId, detail: Detail) -> Result<SecretState, StoreError> {
+        if detail == Detail::Full {
+            self.lock().lists += 1;
+        }
         self.call(Op::Describe, secret, |s, r| Ok(s.state(detail, Some(r))))
     }
 

@@ -93,15 +93,21 @@ impl Policy {
     /// before `due`: the follow-up always arrives early and waits out the remainder, so
     /// the gap overshoots T by no more than the invocation's own latency. Otherwise fire
     /// in the first minute that starts at or after `due`: never early, late by less than
-    /// one precision plus the rounding.
+    /// one precision plus the rounding. Never sooner than [`Policy::earliest_fire`]; a
+    /// follow-up due by then fires as soon as a schedule may.
     pub fn fire_time(&self, due: Timestamp, now: Timestamp) -> Timestamp {
+        let earliest = self.earliest_fire(now);
+        if due <= earliest {
+            // Due already (or by the time it could fire): as soon as a schedule may.
+            return earliest;
+        }
         let early = due.floor_to(self.precision).minus(self.precision);
         let fire = if due.since(early) <= self.inline_budget {
             early
         } else {
             due.ceil_to(self.precision)
         };
-        fire.max(self.earliest_fire(now))
+        fire.max(earliest)
     }
 
     /// The earliest time a schedule created at `now` may name: [`MIN_LEAD`] ahead, to

@@ -57,6 +57,11 @@ pub const CACHE_ENTRIES: usize = 256;
 struct Known {
     /// Its value's creation time, once read.
     created: Option<Timestamp>,
+    /// For a version this adapter wrote: when the write's answer came back. The version
+    /// was created before that, so it bounds the creation time from above as safely as
+    /// the service's own date does (a gap measured from it is never short), and it
+    /// needs no read, nor the rounding of a date cut to the second.
+    written: Option<Timestamp>,
     value: Option<SecretValue>,
 }
 
@@ -151,6 +156,7 @@ impl SdkSecretStore {
             .entry((secret.as_str().to_owned(), version.to_owned()))
             .or_insert(Known {
                 created: None,
+                written: None,
                 value: None,
             });
         if created.is_some() {
@@ -189,6 +195,7 @@ impl SdkSecretStore {
                 self.remember(secret, version, Some(created), value.clone());
                 Ok(Some(Known {
                     created: Some(created),
+                    written: None,
                     value,
                 }))
             }
@@ -299,9 +306,18 @@ impl SecretStore for SdkSecretStore {
             }
         }
         for (id, stages) in labelled {
-            let cached = self.cached(secret, &id).and_then(|k| k.created);
-            let created = if cached.is_some() || detail == Detail::Labels {
+            let known = self.cached(secret, &id);
+            let cached = known.as_ref().and_then(|k| k.created);
+            let written = known.as_ref().and_then(|k| k.written);
+            let server = if cached.is_some() || detail == Detail::Labels {
                 cached
+            } else if self.dates == CreatedDates::GetValue
+                && (written.is_some()
+                    || (stages.is_empty() && VersionId::new(id.as_str()).is_keyshift_copy()))
+            {
+                // Written here: no read needed for a bound on its date. An old copy that
+                // lost its labels: no decision reads its date.
+                None
             } else if self.dates == CreatedDates::GetValue
                 || (stages.contains(AWSPENDING) && !VersionId::new(id.as_str()).is_keyshift_copy())
             {
@@ -309,6 +325,13 @@ impl SecretStore for SdkSecretStore {
                 self.fetch(secret, &id).await?.and_then(|k| k.created)
             } else {
                 dates.get(&id).copied().flatten()
+            };
+            // Both are bounds from above on the real creation: the lower one is the
+            // closer.
+            let created = match (server, written) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) if detail == Detail::Full => a.or(b),
+                (a, _) => a,
             };
             state
                 .versions
@@ -361,8 +384,16 @@ impl SecretStore for SdkSecretStore {
             .send()
             .await
             .map_err(|e| classify(e, "PutSecretValue"))?;
-        // Its creation time is the service's to say; its value is known now.
+        // Its value is known now, and its creation time is bounded by this moment.
         self.remember(secret, version.as_str(), None, Some(value.clone()));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(Timestamp::EPOCH, |d| Timestamp::from_millis(d.as_millis() as i64));
+        if let Ok(mut known) = self.known.lock() {
+            if let Some(k) = known.get_mut(&(secret.as_str().to_owned(), version.as_str().to_owned())) {
+                k.written = Some(now);
+            }
+        }
         Ok(())
     }
 

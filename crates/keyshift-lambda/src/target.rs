@@ -39,6 +39,11 @@ fn password_error<R: std::fmt::Debug>(
 }
 
 impl Target for GeneratedValue {
+    /// Nothing downstream to revoke: the release reads no old value.
+    fn revokes(&self) -> bool {
+        false
+    }
+
     async fn generate(&self) -> Result<SecretValue, TargetError> {
         let out = self
             .client

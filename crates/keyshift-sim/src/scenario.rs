@@ -684,7 +684,13 @@ impl Scenario {
     /// The longest a rotation may take to converge: both gaps plus an hour for retries,
     /// late deliveries and engine back-off.
     pub fn convergence_bound(&self) -> Duration {
-        self.policy.gap * 2 + Duration::from_secs(3600)
+        // A replicated secret moves one label at a time, each once the replica shows the
+        // last: about ten replication lags (plus a scheduler minute each, past the inline
+        // budget) on top.
+        let replication = self
+            .replica_lag
+            .map_or(Duration::ZERO, |lag| (lag + Duration::from_secs(60)) * 10);
+        self.policy.gap * 2 + Duration::from_secs(3600) + replication
     }
 
     /// How long after a value stopped being carried by an accepted version service B may

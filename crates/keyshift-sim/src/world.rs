@@ -305,6 +305,14 @@ impl World {
                 .create_secret(&id, &initial_version, initial.clone())
                 .and_then(|()| inner.set_rotation_enabled(&id, true))
                 .unwrap_or_else(|e| panic!("setting up the simulated secret: {e}"));
+            if let Some(lag) = sc.replica_lag {
+                // The store replicates as the replica Region's consumers read: every change
+                // arrives `lag` later. keyshift sees it through ReplicationStatus and the
+                // replica's labels, as it does on AWS.
+                inner
+                    .add_replica(&id, "replica-1", lag, lag, sc.seed)
+                    .unwrap_or_else(|e| panic!("replicating the simulated secret: {e}"));
+            }
             if sc.behaviours.operator && sc.operator_action == OperatorAction::RemoveLabel {
                 // The label the operator will remove, there from the start.
                 run_now(keyshift::ports::SecretStore::update_stage(

@@ -79,6 +79,8 @@ struct SchedulerState {
     created: Vec<Job>,
     /// Calls that changed the live set, to catch a create undone by a delete.
     mutations: u64,
+    /// CreateSchedule calls.
+    calls: u64,
 }
 
 /// Records jobs; never fires anything (the test decides what is delivered when).
@@ -108,6 +110,7 @@ impl RecordingScheduler {
 impl Scheduler for RecordingScheduler {
     async fn schedule(&self, job: &Job) -> Result<Scheduled, SchedulerError> {
         let mut s = self.lock();
+        s.calls += 1;
         if s.jobs.contains_key(&job.name) {
             return Ok(Scheduled::AlreadyScheduled);
         }
@@ -1242,5 +1245,62 @@ fn a_replicated_rotation_keeps_both_gaps_in_the_replica_region() {
         for g in &replica.gaps {
             assert!(g.length >= Duration::from_secs(300), "budget {budget}: {g:?}");
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// API calls
+// ---------------------------------------------------------------------------------------
+
+/// Every AWS call the function makes so far, as it makes them against AWS: DescribeSecret,
+/// ListSecretVersionIds (one per full describe), GetSecretValue, PutSecretValue,
+/// UpdateSecretVersionStage, CreateSchedule and GetRandomPassword (one per value made).
+fn aws_calls(world: &World) -> u64 {
+    [
+        StoreOp::Describe,
+        StoreOp::GetValue,
+        StoreOp::PutPending,
+        StoreOp::UpdateStage,
+    ]
+    .into_iter()
+    .map(|op| world.sm.calls(op))
+    .sum::<u64>()
+        + world.sm.list_calls()
+        + world.scheduler.lock().calls
+        + world.exec.target.0.load(Ordering::SeqCst)
+}
+
+/// The targets for the stock function (a target with nothing to revoke): the four
+/// engine steps at most 11 calls together, the whole rotation at most 25, inline or
+/// deferred. Counted in the model, which makes the calls the AWS adapter makes against
+/// AWS (the emulator's table adds reads that only moto's misreported dates need).
+#[test]
+fn a_rotation_costs_at_most_11_calls_in_the_engine_steps_and_25_in_all() {
+    for (gap, budget, mode) in [(600, 0, "deferred"), (60, 300, "inline")] {
+        let mut world = World::new(gap, budget);
+        let before = aws_calls(&world);
+        engine_attempt(&mut world);
+        let engine = aws_calls(&world) - before;
+        rotate_rest(&mut world);
+        let total = aws_calls(&world) - before;
+        eprintln!("{mode}: engine steps {engine} calls, whole rotation {total}");
+        assert!(engine <= 11, "{mode}: {engine} calls in the engine steps");
+        assert!(total <= 25, "{mode}: {total} calls in the whole rotation");
+        assert!(
+            world.snapshot().holder(ROTATING).is_none(),
+            "{mode}: the rotation finished"
+        );
+    }
+}
+
+/// Delivers every live job at its fire time until none is left.
+fn rotate_rest(world: &mut World) {
+    for _ in 0..50 {
+        let Some(job) = world.scheduler.live().into_iter().min_by_key(|j| j.fire_at) else {
+            return;
+        };
+        world.clock.advance_to(job.fire_at);
+        let out = world.invoke(&job.invocation).expect("completes in one poll");
+        assert!(out.is_ok(), "{}: {out:?}", job.invocation.step.name());
     }
 }
