@@ -308,7 +308,13 @@ impl SecretStore for SdkSecretStore {
         for (id, stages) in labelled {
             let known = self.cached(secret, &id);
             let cached = known.as_ref().and_then(|k| k.created);
-            let written = known.as_ref().and_then(|k| k.written);
+            // Only for keyshift's copies, whose dates time a swap: a bound from this
+            // function's clock must not be set against another version's date from the
+            // service's (a newer-than comparison of two bounds from above proves nothing).
+            let written = known
+                .as_ref()
+                .and_then(|k| k.written)
+                .filter(|_| VersionId::new(id.as_str()).is_keyshift_copy());
             let server = if cached.is_some() || detail == Detail::Labels {
                 cached
             } else if self.dates == CreatedDates::GetValue
