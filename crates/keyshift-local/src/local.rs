@@ -246,7 +246,6 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
         ("KEYSHIFT_SCHEDULE_GROUP", GROUP.to_owned()),
         ("KEYSHIFT_SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN.to_owned()),
         ("KEYSHIFT_FUNCTION_ARN", FUNCTION_ARN.to_owned()),
-        ("KEYSHIFT_CREATED_DATES", "get-value".to_owned()),
         ("RUST_LOG", opts.rust_log.clone()),
     ]);
     timeline.say("building the release binary and starting `cargo lambda watch`");

@@ -61,23 +61,29 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts `moto_server` from the virtualenv on a free port and waits for it.
+    /// Starts moto's server from the virtualenv on a free port and waits for it, through
+    /// `emulator/moto_server.py`: moto with its ListSecretVersionIds reporting each
+    /// version's own CreatedDate, as AWS does (that file says why).
     pub fn start() -> Result<Moto, String> {
-        let bin = venv().join("bin").join("moto_server");
-        if !bin.exists() {
+        let python = venv().join("bin").join("python");
+        if !venv().join("bin").join("moto_server").exists() {
             return Err(format!(
                 "{} not found: run `make venv` (or set {VENV} to a virtualenv with moto[server])",
-                bin.display()
+                venv().join("bin").join("moto_server").display()
             ));
         }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("emulator")
+            .join("moto_server.py");
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
-        let mut child = Command::new(&bin)
+        let mut child = Command::new(&python)
+            .arg(&script)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("could not start {}: {e}", bin.display()))?;
+            .map_err(|e| format!("could not start {}: {e}", script.display()))?;
         if let Err(e) = wait_for_port(port, Duration::from_secs(30), &mut child, "moto_server") {
             let _ = child.kill();
             let _ = child.wait();

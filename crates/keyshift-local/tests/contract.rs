@@ -140,6 +140,11 @@ trait Backend {
         secret: &SecretId,
         token: &VersionId,
     ) -> impl Future<Output = Result<(), String>>;
+
+    /// Lets `d` pass on the backend's clock.
+    fn wait(&self, d: Duration) -> impl Future<Output = ()> {
+        tokio::time::sleep(d)
+    }
 }
 
 /// The in-memory model, on a clock that advances one second per reading.
@@ -165,6 +170,10 @@ impl Backend for MemoryBackend {
     type Store = Arc<MemorySecretsManager>;
     const NAME: &'static str = "memory model";
     const RULES: Rules = Rules::Aws;
+
+    async fn wait(&self, _d: Duration) {
+        // Its clock moves a second at every reading.
+    }
 
     fn store(&self) -> &Self::Store {
         &self.manager
@@ -201,8 +210,9 @@ impl MotoBackend {
             Moto::start().unwrap_or_else(|e| panic!("moto is unavailable, so the contract cannot run: {e}"));
         let config = moto.sdk_config().await;
         let client = aws_sdk_secretsmanager::Client::new(&config);
-        // moto's ListSecretVersionIds reports "now" as every CreatedDate.
-        let store = SdkSecretStore::new(client.clone(), CreatedDates::GetValue);
+        // Dates from ListSecretVersionIds, as against AWS (moto is launched with that
+        // answer made AWS's: crates/keyshift-local/emulator/moto_server.py).
+        let store = SdkSecretStore::new(client.clone(), CreatedDates::ListVersions);
         MotoBackend {
             client,
             store,
@@ -687,6 +697,31 @@ async fn labels_detail_lists_labelled_versions<B: Backend>(b: &B) -> Verdict {
     Ok(())
 }
 
+/// 8c. ListSecretVersionIds gives each version its own creation date: a version written
+/// later is dated later, and a date is never in the future (both backends; moto is
+/// launched with this answer made AWS's).
+async fn dates_are_each_versions_own<B: Backend>(b: &B) -> Verdict {
+    let (secret, first) = fresh(b, "dates").await?;
+    b.wait(Duration::from_millis(2_100)).await;
+    let second = version();
+    b.store()
+        .put_pending(&secret, &second, &value("second-value"), None)
+        .await
+        .ctx("put_pending(second)")?;
+    let state = b.store().describe(&secret, Detail::Full).await.ctx("describe")?;
+    let date = |v: &VersionId| state.version(v).and_then(|i| i.created);
+    let (Some(d1), Some(d2)) = (date(&first), date(&second)) else {
+        return Err(format!("a version has no date: {:?}", state.versions));
+    };
+    ensure!(d2 > d1, "the later version is not dated later: {d1} then {d2}");
+    ensure!(
+        d2.millis_since(d1) >= 1_000,
+        "versions written two seconds apart are dated {} ms apart",
+        d2.millis_since(d1)
+    );
+    Ok(())
+}
+
 /// 9. Unknown secrets and versions are NotFound.
 async fn unknown_is_not_found<B: Backend>(b: &B) -> Verdict {
     let missing = secret_name("missing");
@@ -822,6 +857,12 @@ async fn store_contract<B: Backend>(b: &B) {
     .await;
     run(
         &mut failures,
+        "8c each version's own date",
+        dates_are_each_versions_own(b),
+    )
+    .await;
+    run(
+        &mut failures,
         "9 unknown secret/version is NotFound",
         unknown_is_not_found(b),
     )
@@ -852,7 +893,7 @@ async fn moto_store_contract() {
 async fn moto_replicated_secret_is_read_in_every_region() {
     let b = MotoBackend::start().await;
     let config = b._moto.sdk_config().await;
-    let store = SdkSecretStore::new(b.client.clone(), CreatedDates::GetValue).with_replica_reads(config);
+    let store = SdkSecretStore::new(b.client.clone(), CreatedDates::ListVersions).with_replica_reads(config);
     let secret = secret_name("replicated");
     let first = version();
     b.client

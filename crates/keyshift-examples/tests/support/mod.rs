@@ -183,7 +183,7 @@ impl<T: Target> Rotation<T> {
         let policy = Policy::with_precision(GAP, Duration::ZERO, Duration::from_secs(1))
             .unwrap_or_else(|e| panic!("policy: {e}"));
         let jobs = Jobs::default();
-        let store = SdkSecretStore::new(aws.sm.clone(), CreatedDates::GetValue);
+        let store = SdkSecretStore::new(aws.sm.clone(), CreatedDates::ListVersions);
         let rotation = Rotation {
             executor: Executor::new(store, jobs.clone(), SystemClock, target, policy),
             jobs,
