@@ -443,7 +443,8 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
         }
         tokio::time::sleep(opts.refresh * 2).await;
     }
-    // Deliver every schedule still listed (backstops): early, which keyshift tolerates.
+    // Deliver every schedule still listed (a follow-up left for later): early, which
+    // keyshift tolerates.
     drain.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::SeqCst);
