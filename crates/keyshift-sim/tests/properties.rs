@@ -1114,14 +1114,7 @@ fn a_read_that_lags_the_write_is_retried_not_taken_for_a_placeholder() {
             assert_eq!(report.outcome, keyshift::Outcome::TargetSet);
         }
     }
-    let [first] = world.scheduler.live().try_into().expect("one follow-up");
-    world.clock.advance_to(first.fire_at);
-    let report = world
-        .invoke(&first.invocation)
-        .expect("completes in one poll")
-        .expect("the follow-up succeeds");
-    assert_eq!(report.last(), &keyshift::Outcome::Released, "{report:?}");
-    world.check().expect("invariants hold");
+    deliver_the_first_follow_up_to_the_end(&mut world);
 }
 
 /// A follow-up for a secret that was deleted (or scheduled for deletion) ends quietly: a
@@ -1303,4 +1296,17 @@ fn rotate_rest(world: &mut World) {
         let out = world.invoke(&job.invocation).expect("completes in one poll");
         assert!(out.is_ok(), "{}: {out:?}", job.invocation.step.name());
     }
+}
+
+/// Delivers the one follow-up finishSecret scheduled, at its time, and checks that it
+/// carried the rotation to its release with every invariant holding.
+fn deliver_the_first_follow_up_to_the_end(world: &mut World) {
+    let [first] = world.scheduler.live().try_into().expect("one follow-up");
+    world.clock.advance_to(first.fire_at);
+    let report = world
+        .invoke(&first.invocation)
+        .expect("completes in one poll")
+        .expect("the follow-up succeeds");
+    assert_eq!(report.last(), &keyshift::Outcome::Released, "{report:?}");
+    world.check().expect("invariants hold");
 }

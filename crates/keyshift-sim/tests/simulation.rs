@@ -51,38 +51,6 @@ fn five_hundred_and_four_seeds_over_every_fault_class_break_nothing() {
     );
 }
 
-/// The same seeds: everything but revocation holds today (the strict test above is
-/// ignored until the core revokes in those two places).
-#[test]
-fn five_hundred_and_four_seeds_over_every_fault_class_break_nothing_but_revocation() {
-    let sel = Selection::behaviours(EngineBehaviours::BASELINE);
-    let (summary, failed) = run_many(1, 504, &sel, threads());
-    print!("{}", summary.render());
-    let other: Vec<_> = failed
-        .iter()
-        .filter(|r| r.failure_kinds().iter().any(|k| *k != Kind::Revocation))
-        .collect();
-    assert!(
-        other.is_empty(),
-        "failures other than revocation: {:?}",
-        other
-            .iter()
-            .map(|r| (r.scenario.seed, r.violations.clone()))
-            .collect::<Vec<_>>()
-    );
-    assert_eq!(summary.total.failed_operations, 0);
-    assert!(
-        summary.total.operations > 10_000,
-        "the fleet must actually operate"
-    );
-    assert_eq!(summary.by_class.len(), FaultClass::EVERY.len());
-    assert!(
-        summary.overshoot_misses().is_empty(),
-        "{:?}",
-        summary.overshoot_misses()
-    );
-}
-
 #[test]
 fn the_one_step_control_fails_consumer_operations() {
     // Same fleet, AWSCURRENT moved at once: the simulation must see the damage.
