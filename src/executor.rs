@@ -115,6 +115,8 @@ pub struct Report {
     pub scheduled: Vec<Job>,
     /// Rounds of load-decide-apply that ended in a failure, plus one.
     pub attempts: u32,
+    /// T as applied to this secret (its gap tag, if it has one).
+    pub gap: Duration,
 }
 
 impl Report {
@@ -176,6 +178,7 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             applied: Vec::new(),
             scheduled: Vec::new(),
             attempts: 1,
+            gap: self.policy.gap,
         };
         if let Some(name) = &inv.schedule {
             // Best effort, and first: a leftover rule or schedule fires again into a step
@@ -278,6 +281,7 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             break secret;
         };
         let policy = self.policy_for(&secret)?;
+        report.gap = policy.gap;
         let now = self.clock.now();
         let input = Input {
             invocation: inv,

@@ -176,21 +176,7 @@ impl Config {
             created_dates,
         })
     }
-
-    /// The policy for one secret: T from its `keyshift:gap-seconds` tag if it has a valid
-    /// one, else the configured T. An invalid tag is reported, not silently ignored.
-    pub fn policy_for(&self, gap_tag: Option<&str>) -> Result<Policy, ConfigError> {
-        let Some(text) = gap_tag else {
-            return Ok(self.policy);
-        };
-        let gap = seconds(GAP_TAG_VAR, text)?;
-        Policy::new(Duration::from_secs(gap), self.policy.inline_budget)
-            .map_err(|e| err(GAP_TAG_VAR, e.to_string()))
-    }
 }
-
-/// How [`Config::policy_for`] names the tag in its errors.
-const GAP_TAG_VAR: &str = "secret tag keyshift:gap-seconds";
 
 #[cfg(test)]
 mod tests {
@@ -239,17 +225,5 @@ mod tests {
     fn rules_need_no_scheduler_role() {
         let c = config(&[(GAP, "600"), (BACKEND, "rules")]).expect("valid");
         assert_eq!(c.backend, BackendKind::Rules);
-    }
-
-    #[test]
-    fn a_secret_tag_overrides_t_and_a_bad_one_is_an_error() {
-        let c = config(&[(GAP, "600"), ROLE]).expect("valid");
-        assert_eq!(c.policy_for(None).expect("default").gap, Duration::from_secs(600));
-        assert_eq!(
-            c.policy_for(Some("1200")).expect("tag").gap,
-            Duration::from_secs(1200)
-        );
-        let e = c.policy_for(Some("soon")).expect_err("bad tag");
-        assert!(e.to_string().contains("keyshift:gap-seconds"), "{e}");
     }
 }

@@ -162,7 +162,7 @@ impl Function {
             })).collect::<Vec<_>>(),
             "attempts": report.attempts,
             "startedAt": started.to_rfc3339(),
-            "gapSeconds": policy.gap.as_secs(),
+            "gapSeconds": report.gap.as_secs(),
             "final": report.last().to_string(),
         }))
     }

@@ -1310,3 +1310,42 @@ fn deliver_the_first_follow_up_to_the_end(world: &mut World) {
     assert_eq!(report.last(), &keyshift::Outcome::Released, "{report:?}");
     world.check().expect("invariants hold");
 }
+
+/// The per-secret T: a `keyshift:gap-seconds` tag, read with the labels (no extra call),
+/// overrides the configured T for that secret; a bad one fails the step with a
+/// configuration error and changes nothing.
+#[test]
+fn a_gap_tag_overrides_t_and_a_bad_one_changes_nothing() {
+    // The function is configured with T = 600 s; the secret's tag says 120 s, and the
+    // checker holds the gaps to 120 s.
+    let mut world = World::with_policies(600, 120, 0);
+    world.exec.gap_tag = Some("keyshift:gap-seconds".into());
+    world
+        .sm
+        .tag(&world.secret, "keyshift:gap-seconds", "120")
+        .expect("tag");
+    engine_attempt(&mut world);
+    rotate_rest(&mut world);
+    world.check().expect("invariants hold");
+    let t = Duration::from_secs(120);
+    assert_eq!(world.checker.gaps.len(), 2, "{:?}", world.checker.gaps);
+    for g in &world.checker.gaps {
+        assert!(
+            g.length >= t && g.length < t + Duration::from_secs(70),
+            "T from the tag: {g:?}"
+        );
+    }
+    world
+        .sm
+        .tag(&world.secret, "keyshift:gap-seconds", "soon")
+        .expect("tag");
+    let token = world.start_rotation().expect("a new rotation");
+    let before = world.snapshot();
+    let out = world
+        .invoke(&world.engine_invocation(Step::CreateSecret, &token))
+        .expect("completes in one poll");
+    let err = out.expect_err("a bad tag fails the step");
+    assert!(matches!(err, ExecError::Configuration(_)), "{err}");
+    assert!(err.to_string().contains("keyshift:gap-seconds"), "{err}");
+    assert_eq!(world.snapshot(), before, "nothing changed");
+}
