@@ -390,8 +390,33 @@ fn replica_gate(i: &Input<'_>, decision: Decision) -> Decision {
     }
     if !s.replicas_caught_up() {
         if i.invocation.step.is_engine_step() {
-            // The engine's steps do not wait: they leave the label work to the follow-ups.
-            plan.actions.retain(|a| !moves(a));
+            // The engine's steps do not wait: they hand the label work to a follow-up,
+            // which waits for the replicas (a release for a marker to stamp, the
+            // rotation's own swapPending for the rest, which tidies after its swap).
+            let mut handed = Vec::new();
+            for a in std::mem::take(&mut plan.actions) {
+                let follow_up = match &a {
+                    Action::MarkSwap { version } => Some(FollowUpKind::Release {
+                        release: version.clone(),
+                    }),
+                    a if moves(a) => Some(FollowUpKind::Swap),
+                    _ => None,
+                };
+                match follow_up {
+                    Some(kind) => {
+                        let job = Action::Schedule(FollowUp {
+                            kind,
+                            token: i.invocation.token.clone(),
+                            due: Due::At(i.now),
+                        });
+                        if !handed.contains(&job) {
+                            handed.push(job);
+                        }
+                    }
+                    None => plan.actions.push(a),
+                }
+            }
+            plan.actions.extend(handed);
             return Decision::Apply(plan);
         }
         let until = i.now.plus(REPLICA_POLL);
@@ -684,9 +709,13 @@ fn after_swap(i: &Input<'_>, event_due: Timestamp) -> Decision {
         if s.has(current, AWSPENDING) {
             actions.push(Action::Label(remove(AWSPENDING, current)));
         }
+    }
+    // Accepted markers, on the copy that became current or on an earlier copy that lost
+    // AWSPENDING after it was marked: the first gap they timed is over.
+    for id in s.versions.keys() {
         actions.extend(
-            s.accepted_markers(current)
-                .map(|(label, _)| Action::Label(remove(label, current))),
+            s.accepted_markers(id)
+                .map(|(label, _)| Action::Label(remove(label, id))),
         );
     }
     // A release that stopped after ROTATING came off: its marker.

@@ -888,5 +888,25 @@ fn engine_steps_of_a_replicated_secret_leave_label_moves_to_the_follow_ups() {
     put(&mut s, copy('2', 100), &[AWSCURRENT], Some(100));
     let s = replicated(s, ReplicaStatus::InProgress, None);
     let p = plan(decide_at(&inv(Step::FinishSecret, '2'), &s, 1_000));
-    assert_eq!((p.actions, p.outcome), (vec![], Outcome::AlreadyCurrent));
+    // The stray AWSPENDING on the engine's version is left to a follow-up, which waits
+    // until the replica caught up.
+    assert_eq!(
+        (p.actions, p.outcome),
+        (
+            vec![schedule(FollowUpKind::Swap, '2', 1_000)],
+            Outcome::AlreadyCurrent
+        )
+    );
+    // And that follow-up takes it off once the replica shows the last move.
+    let caught_up = replicated(
+        {
+            let mut s = secret(&[('1', &[AWSPREVIOUS], Some(-100)), ('2', &[AWSPENDING], Some(0))]);
+            put(&mut s, copy('2', 100), &[AWSCURRENT], Some(100));
+            s
+        },
+        ReplicaStatus::InSync,
+        None,
+    );
+    let p = plan(decide_at(&swap('2', 0), &caught_up, 1_000));
+    assert_eq!(p.actions, vec![label(AWSPENDING, None, Some(&v('2')))]);
 }
