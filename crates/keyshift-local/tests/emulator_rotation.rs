@@ -92,8 +92,9 @@ async fn two_rotations_on_the_emulator_fail_no_consumer_operation() {
     // swaps and releases inline).
     assert!(summary.fired >= 2, "fired {}", summary.fired);
 
-    // The function's AWS calls, counted on the wire: a row for every invocation, and the
-    // rows account for every request the function sent. (No targets for the figures yet.)
+    // The function's AWS calls, counted on the wire: a row for every invocation, the rows
+    // account for every request the function sent, and each rotation stays within the
+    // targets: at most 11 calls in its four engine steps, 25 in all.
     let calls = &summary.calls;
     println!("{}", calls.render());
     assert_eq!(
@@ -122,6 +123,20 @@ async fn two_rotations_on_the_emulator_fail_no_consumer_operation() {
         "each follow-up is placed in its rotation:\n{}",
         calls.render()
     );
+    for n in 0..opts.rotations {
+        let engine: u64 = calls.engine_steps(n).values().sum();
+        let whole: u64 = calls.whole_rotation(n).values().sum();
+        assert!(
+            engine <= 11,
+            "rotation {n}: {engine} calls in the engine steps:\n{}",
+            calls.render()
+        );
+        assert!(
+            whole <= 25,
+            "rotation {n}: {whole} calls in all:\n{}",
+            calls.render()
+        );
+    }
     assert!(calls.counted > 0, "the function's calls went through the proxy");
     assert_eq!(
         calls.total(),
