@@ -49,6 +49,19 @@ impl EventBridgeScheduler {
     }
 }
 
+/// The time to name when a schedule was refused as not in the future: the first whole
+/// minute at least a minute after `now`.
+pub fn retry_fire_time(now: Timestamp) -> Timestamp {
+    now.plus(std::time::Duration::from_secs(60))
+        .ceil_to(std::time::Duration::from_secs(60))
+}
+
+fn wall_clock() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(Timestamp::EPOCH, |d| Timestamp::from_millis(d.as_millis() as i64))
+}
+
 /// `at(yyyy-mm-ddThh:mm:ss)` in UTC, as Scheduler wants it.
 pub fn at_expression(t: Timestamp) -> String {
     format!("at({})", t.to_at_expression_time())
@@ -142,19 +155,26 @@ impl Scheduler for EventBridgeScheduler {
                 retryable: false,
                 message: format!("schedule window: {e}"),
             })?;
-        let out = self
-            .client
-            .create_schedule()
-            .name(job.name.as_str())
-            .group_name(&self.group)
-            .schedule_expression(at_expression(job.fire_at))
-            .schedule_expression_timezone("UTC")
-            .flexible_time_window(window)
-            .action_after_completion(ActionAfterCompletion::Delete)
-            .target(target)
-            .description(format!("keyshift {}", job.invocation.step.name()))
-            .send()
-            .await;
+        let create = |fire_at: Timestamp| {
+            self.client
+                .create_schedule()
+                .name(job.name.as_str())
+                .group_name(&self.group)
+                .schedule_expression(at_expression(fire_at))
+                .schedule_expression_timezone("UTC")
+                .flexible_time_window(window.clone())
+                .action_after_completion(ActionAfterCompletion::Delete)
+                .target(target.clone())
+                .description(format!("keyshift {}", job.invocation.step.name()))
+                .send()
+        };
+        let mut out = create(job.fire_at).await;
+        if out.as_ref().is_err_and(|e| is_code(e, &["ValidationException"])) {
+            // keyshift never names a time in the past (at least ten seconds ahead), but a
+            // skewed clock or a slow request can make it one, and EventBridge refuses
+            // that. Once more, a minute on: the follow-up re-checks its due on arrival.
+            out = create(retry_fire_time(wall_clock())).await;
+        }
         match out {
             Ok(_) => Ok(Scheduled::Created),
             // AWS answers 409, moto 400: the code is what matters.
@@ -388,6 +408,27 @@ mod tests {
         }
         let e: SdkError<PutRuleError, ()> = SdkError::timeout_error("timed out");
         assert_eq!(retryable_and_type(sched_error(&e, "PutRule")), retryable);
+    }
+
+    #[test]
+    fn a_refused_schedule_is_retried_a_minute_on_at_a_whole_minute() {
+        for now in [
+            "2026-03-04T05:06:07.890Z",
+            "2026-03-04T05:06:00.000Z",
+            "2026-03-04T05:06:59.999Z",
+        ] {
+            let now = Timestamp::parse_rfc3339(now).expect("a timestamp");
+            let fire = retry_fire_time(now);
+            assert!(
+                fire.since(now) >= std::time::Duration::from_secs(60),
+                "{now} -> {fire}"
+            );
+            assert!(
+                fire.since(now) < std::time::Duration::from_secs(120),
+                "{now} -> {fire}"
+            );
+            assert_eq!(fire, fire.floor_to(std::time::Duration::from_secs(60)));
+        }
     }
 
     #[test]
