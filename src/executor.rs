@@ -365,26 +365,20 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                 self.store.update_stage(secret, change).await?;
                 info!(change = %change, "label");
             }
-            Action::MarkSwap { version } => {
-                // Stamped now, after every earlier action (the AWSCURRENT move) returned.
-                let marker = swap_marker(self.clock.now());
+            // Both stamped now: after every earlier action (the AWSCURRENT move) returned,
+            // and after the describe that saw every replica caught up.
+            Action::MarkSwap { version } | Action::MarkAccepted { version } => {
+                let stamp = match action {
+                    Action::MarkSwap { .. } => swap_marker,
+                    _ => accepted_marker,
+                };
                 let change = crate::ports::LabelMove {
-                    stage: marker,
+                    stage: stamp(self.clock.now()),
                     move_to: Some(version.clone()),
                     remove_from: None,
                 };
                 self.store.update_stage(secret, &change).await?;
-                info!(change = %change, "swap marker");
-            }
-            Action::MarkAccepted { version } => {
-                // Stamped now, after the describe that saw every replica caught up.
-                let change = crate::ports::LabelMove {
-                    stage: accepted_marker(self.clock.now()),
-                    move_to: Some(version.clone()),
-                    remove_from: None,
-                };
-                self.store.update_stage(secret, &change).await?;
-                info!(change = %change, "accepted marker");
+                info!(change = %change, "marker");
             }
             Action::Schedule(follow_up) => {
                 let job = self.job(secret, policy, follow_up, inv.schedule.as_ref());

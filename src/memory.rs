@@ -521,7 +521,7 @@ struct Lagged {
 impl Lagged {
     /// Whether a value stored at `created` is visible to reads now.
     fn visible(self, created: Option<Timestamp>) -> bool {
-        created.is_some_and(|c| self.now.since(c) >= self.lag || self.lag.is_zero())
+        created.is_some_and(|c| self.now.since(c) >= self.lag)
     }
 }
 

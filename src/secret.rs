@@ -416,18 +416,6 @@ impl SecretState {
             .flat_map(|v| v.stages.iter())
             .filter_map(|l| parse_accepted_marker(l).map(|t| (l.as_str(), t)))
     }
-
-    /// Versions whose value became readable strictly after `than`'s did.
-    pub fn newer_than(&self, than: &VersionId) -> Vec<&VersionId> {
-        let Some(base) = self.versions.get(than).and_then(|v| v.created) else {
-            return Vec::new();
-        };
-        self.versions
-            .iter()
-            .filter(|(id, v)| *id != than && v.created.is_some_and(|c| c > base))
-            .map(|(id, _)| id)
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -491,7 +479,7 @@ mod tests {
     }
 
     #[test]
-    fn holder_accepted_and_newer() {
+    fn holder_and_accepted() {
         let mut s = SecretState {
             rotation_enabled: true,
             ..Default::default()
@@ -508,10 +496,5 @@ mod tests {
         assert_eq!(s.current(), Some(&k("b")));
         assert_eq!(s.holder(ROTATING), Some(&k("a")));
         assert_eq!(s.accepted().len(), 3);
-        assert_eq!(s.newer_than(&k("b")), vec![&k("d")]);
-        assert!(
-            s.newer_than(&k("c")).is_empty(),
-            "a placeholder has no creation time"
-        );
     }
 }

@@ -49,6 +49,11 @@ fn put(s: &mut SecretState, id: VersionId, stages: &[&str], created: Option<i64>
     );
 }
 
+/// The labels of version `id` of `s`, to change by hand.
+fn stages<'a>(s: &'a mut SecretState, id: &VersionId) -> &'a mut BTreeSet<String> {
+    &mut s.versions.get_mut(id).expect("the version exists").stages
+}
+
 fn marker(s: i64) -> String {
     swap_marker(at(s))
 }
@@ -364,7 +369,7 @@ fn the_first_follow_up_writes_keyshifts_copy_then_waits_out_t_or_schedules_the_s
 fn a_copy_that_lost_awspending_is_copied_again_with_a_newer_generation() {
     // Stripped by the engine (or by hand).
     let mut s = copied();
-    s.versions.get_mut(&copy('2', 100)).unwrap().stages.clear();
+    stages(&mut s, &copy('2', 100)).clear();
     let p = plan(decide_at(&swap('2', 100), &s, 200));
     assert_eq!(
         p.actions[1..],
@@ -385,12 +390,8 @@ fn a_copy_that_lost_awspending_is_copied_again_with_a_newer_generation() {
 fn the_engines_own_version_is_never_promoted_even_when_re_attached() {
     // An engine retry moved AWSPENDING back to its token, off the copy.
     let mut s = copied();
-    s.versions
-        .get_mut(&v('2'))
-        .unwrap()
-        .stages
-        .insert(AWSPENDING.into());
-    s.versions.get_mut(&copy('2', 100)).unwrap().stages.clear();
+    stages(&mut s, &v('2')).insert(AWSPENDING.into());
+    stages(&mut s, &copy('2', 100)).clear();
     for now in [800, 10_000] {
         let p = plan(decide_at(&swap('2', 0), &s, now));
         assert!(
@@ -456,11 +457,7 @@ fn a_due_in_the_event_only_delays_the_swap() {
 #[test]
 fn a_half_done_swap_is_finished_without_repeating_its_first_call() {
     let mut s = copied();
-    s.versions
-        .get_mut(&v('1'))
-        .unwrap()
-        .stages
-        .insert(ROTATING.into());
+    stages(&mut s, &v('1')).insert(ROTATING.into());
     let p = plan(decide_at(&swap('2', 0), &s, 100 + T as i64));
     assert_eq!(p.actions, swap_actions(&v('1'), &copy('2', 100))[1..].to_vec());
 }
@@ -486,7 +483,7 @@ fn a_leftover_rotating_is_released_and_revoked_before_rotating_moves() {
     let p = plan(decide_at(&swap('2', 0), &s, 100 + T as i64));
     assert_eq!(p.actions, vec![Action::MarkSwap { version: v('0') }]);
     let m0 = marker(700);
-    s.versions.get_mut(&v('0')).unwrap().stages.insert(m0.clone());
+    stages(&mut s, &v('0')).insert(m0.clone());
     assert_eq!(
         decide_at(&swap('2', 0), &s, 1_100),
         Decision::WaitUntil(at(700 + T as i64))
@@ -513,7 +510,7 @@ fn a_stale_rotation_never_moves_awscurrent_back_nor_revokes_a_value_still_in_use
     // never used, so it stands down and revokes it.
     let mut s = copied();
     put(&mut s, v('9'), &[AWSCURRENT], Some(300));
-    s.versions.get_mut(&v('1')).unwrap().stages = [AWSPREVIOUS.to_string()].into();
+    *stages(&mut s, &v('1')) = [AWSPREVIOUS.to_string()].into();
     let p = plan(decide_at(&swap('2', 0), &s, 900));
     assert_eq!(
         p.actions,
@@ -531,7 +528,7 @@ fn a_stale_rotation_never_moves_awscurrent_back_nor_revokes_a_value_still_in_use
 fn a_rotation_taken_over_stands_down_and_revokes_its_never_used_value() {
     // A newer rotation's placeholder holds AWSPENDING (this one's was stripped).
     let mut s = copied();
-    s.versions.get_mut(&copy('2', 100)).unwrap().stages.clear();
+    stages(&mut s, &copy('2', 100)).clear();
     put(&mut s, v('3'), &[AWSPENDING], None);
     let p = plan(decide_at(&swap('2', 0), &s, 900));
     assert_eq!(
@@ -642,11 +639,7 @@ fn a_hand_made_early_remove_pending_never_releases_early_in_any_phase() {
     }
     // Mid-swap: ROTATING on the still-current version.
     let mut s = copied();
-    s.versions
-        .get_mut(&v('1'))
-        .unwrap()
-        .stages
-        .insert(ROTATING.into());
+    stages(&mut s, &v('1')).insert(ROTATING.into());
     let p = plan(decide_at(&remove_ev(&v('1'), past), &s, 900));
     assert_eq!((p.actions, p.outcome), (vec![], Outcome::AlreadyReleased));
     // Second gap: the marker, not the payload, times it.
@@ -665,7 +658,7 @@ fn a_hand_made_early_remove_pending_never_releases_early_in_any_phase() {
     }
     // Between the AWSCURRENT move and the marker: a marker stamped now, then T more.
     let mut s = swapped();
-    s.versions.get_mut(&v('1')).unwrap().stages.remove(&marker(800));
+    stages(&mut s, &v('1')).remove(&marker(800));
     let p = plan(decide_at(&remove_ev(&v('1'), past), &s, 805));
     assert_eq!(p.actions, vec![Action::MarkSwap { version: v('1') }]);
     // After T: released.
@@ -676,7 +669,7 @@ fn a_hand_made_early_remove_pending_never_releases_early_in_any_phase() {
 #[test]
 fn the_latest_marker_times_the_release() {
     let mut s = swapped();
-    s.versions.get_mut(&v('1')).unwrap().stages.insert(marker(900));
+    stages(&mut s, &v('1')).insert(marker(900));
     assert_eq!(
         decide_at(&remove_ev(&v('1'), 0), &s, 800 + T as i64),
         Decision::WaitUntil(at(900 + T as i64))
@@ -709,7 +702,7 @@ fn remove_with_rotation_disabled_still_releases_after_t() {
 #[test]
 fn a_release_that_stopped_half_way_has_its_marker_tidied() {
     let mut s = swapped();
-    s.versions.get_mut(&v('1')).unwrap().stages.remove(ROTATING);
+    stages(&mut s, &v('1')).remove(ROTATING);
     let p = plan(decide_at(&remove_ev(&v('1'), 0), &s, 5_000));
     assert_eq!(p.actions, vec![label(&marker(800), None, Some(&v('1')))]);
     assert_eq!(p.outcome, Outcome::AlreadyReleased);
@@ -718,16 +711,8 @@ fn a_release_that_stopped_half_way_has_its_marker_tidied() {
 #[test]
 fn after_the_swap_a_re_attached_awspending_is_tidied_before_the_release() {
     let mut s = swapped();
-    s.versions
-        .get_mut(&v('2'))
-        .unwrap()
-        .stages
-        .insert(AWSPENDING.into());
-    s.versions
-        .get_mut(&copy('2', 100))
-        .unwrap()
-        .stages
-        .remove(AWSPENDING);
+    stages(&mut s, &v('2')).insert(AWSPENDING.into());
+    stages(&mut s, &copy('2', 100)).remove(AWSPENDING);
     let p = plan(decide_at(&swap('2', 0), &s, 1_200));
     assert_eq!(p.actions, vec![label(AWSPENDING, None, Some(&v('2')))]);
     assert_eq!((p.outcome, p.next), (Outcome::Tidied, Next::Decide));
@@ -781,7 +766,7 @@ fn any_number_of_copies_is_read_without_a_cap() {
         label(AWSCURRENT, Some(&copy('2', 101)), Some(&v('1')))
     );
     // None of them carries AWSPENDING any more: the next copy is newer than all.
-    s.versions.get_mut(&copy('2', 101)).unwrap().stages.clear();
+    stages(&mut s, &copy('2', 101)).clear();
     let p = plan(decide_at(&swap('2', 0), &s, 50));
     let Some(Action::Copy { from, to }) = p.actions.iter().find(|a| matches!(a, Action::Copy { .. })) else {
         panic!("{:?}", p.actions)
@@ -796,11 +781,7 @@ fn any_number_of_copies_is_read_without_a_cap() {
 #[test]
 fn a_swap_that_stopped_after_awscurrent_moved_takes_awspending_off_the_copy_first() {
     let mut s = swapped();
-    s.versions
-        .get_mut(&copy('2', 100))
-        .unwrap()
-        .stages
-        .insert(AWSPENDING.into());
+    stages(&mut s, &copy('2', 100)).insert(AWSPENDING.into());
     let p = plan(decide_at(&swap('2', 0), &s, 1_200));
     assert_eq!(p.actions, vec![label(AWSPENDING, None, Some(&copy('2', 100)))]);
     assert_eq!((p.outcome, p.next), (Outcome::Tidied, Next::Decide));
@@ -866,11 +847,7 @@ fn the_first_gap_of_a_replicated_secret_counts_from_the_accepted_marker() {
     assert_eq!((p.outcome, p.next), (Outcome::AcceptedEverywhere, Next::Decide));
     // Marked at 300: the swap is due at 300 + T, not 100 + T.
     let mut s = copied();
-    s.versions
-        .get_mut(&copy('2', 100))
-        .unwrap()
-        .stages
-        .insert(accepted_marker(at(300)));
+    stages(&mut s, &copy('2', 100)).insert(accepted_marker(at(300)));
     let s = replicated(s, ReplicaStatus::InSync, None);
     assert_eq!(
         decide_at(&swap('2', 0), &s, 100 + T as i64),

@@ -10,7 +10,9 @@ use keyshift::event::ScheduleName;
 use keyshift::ports::{Job, Scheduled, Scheduler, SchedulerError};
 use keyshift::time::Timestamp;
 
-use keyshift::ports::short_error;
+use keyshift::ports::{Clock, short_error};
+
+use crate::clock::SystemClock;
 
 /// Where follow-ups are delivered and with what permissions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +56,6 @@ impl EventBridgeScheduler {
 pub fn retry_fire_time(now: Timestamp) -> Timestamp {
     now.plus(std::time::Duration::from_secs(60))
         .ceil_to(std::time::Duration::from_secs(60))
-}
-
-fn wall_clock() -> Timestamp {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(Timestamp::EPOCH, |d| Timestamp::from_millis(d.as_millis() as i64))
 }
 
 /// `at(yyyy-mm-ddThh:mm:ss)` in UTC, as Scheduler wants it.
@@ -173,7 +169,7 @@ impl Scheduler for EventBridgeScheduler {
             // keyshift never names a time in the past (at least ten seconds ahead), but a
             // skewed clock or a slow request can make it one, and EventBridge refuses
             // that. Once more, a minute on: the follow-up re-checks its due on arrival.
-            out = create(retry_fire_time(wall_clock())).await;
+            out = create(retry_fire_time(SystemClock.now())).await;
         }
         match out {
             Ok(_) => Ok(Scheduled::Created),

@@ -14,6 +14,9 @@ use keyshift::secret::{
 use keyshift::time::Timestamp;
 use tracing::warn;
 
+use crate::clock::SystemClock;
+use keyshift::ports::Clock;
+
 /// Where a version's value creation time comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CreatedDates {
@@ -141,13 +144,8 @@ impl SdkSecretStore {
             .cloned()
     }
 
-    fn remember(
-        &self,
-        secret: &SecretId,
-        version: &str,
-        created: Option<Timestamp>,
-        value: Option<SecretValue>,
-    ) {
+    /// Adds what `learned` knows of a version to what was known of it.
+    fn remember(&self, secret: &SecretId, version: &str, learned: Known) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         if known.len() >= CACHE_ENTRIES {
             known.clear();
@@ -159,12 +157,9 @@ impl SdkSecretStore {
                 written: None,
                 value: None,
             });
-        if created.is_some() {
-            entry.created = created;
-        }
-        if value.is_some() {
-            entry.value = value;
-        }
+        entry.created = learned.created.or(entry.created);
+        entry.written = learned.written.or(entry.written);
+        entry.value = learned.value.or(entry.value.take());
     }
 
     /// GetSecretValue by version id: `Ok(None)` on ResourceNotFound (no value, or no
@@ -192,12 +187,13 @@ impl SdkSecretStore {
                     )
                 })?;
                 let value = out.secret_string().map(SecretValue::new);
-                self.remember(secret, version, Some(created), value.clone());
-                Ok(Some(Known {
+                let known = Known {
                     created: Some(created),
                     written: None,
                     value,
-                }))
+                };
+                self.remember(secret, version, known.clone());
+                Ok(Some(known))
             }
             Err(e) => match classify(e, "GetSecretValue") {
                 e if e.kind == StoreErrorKind::NotFound => Ok(None),
@@ -391,15 +387,12 @@ impl SecretStore for SdkSecretStore {
             .await
             .map_err(|e| classify(e, "PutSecretValue"))?;
         // Its value is known now, and its creation time is bounded by this moment.
-        self.remember(secret, version.as_str(), None, Some(value.clone()));
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(Timestamp::EPOCH, |d| Timestamp::from_millis(d.as_millis() as i64));
-        if let Ok(mut known) = self.known.lock() {
-            if let Some(k) = known.get_mut(&(secret.as_str().to_owned(), version.as_str().to_owned())) {
-                k.written = Some(now);
-            }
-        }
+        let written = Known {
+            created: None,
+            written: Some(SystemClock.now()),
+            value: Some(value.clone()),
+        };
+        self.remember(secret, version.as_str(), written);
         Ok(())
     }
 

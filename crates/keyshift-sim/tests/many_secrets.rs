@@ -17,18 +17,6 @@ fn threads() -> usize {
 
 const SECRETS: usize = 50;
 
-/// The classes in which the baseline engine holds on today's core (see tests/matrix.rs).
-const QUIET: [FaultClass; 8] = [
-    FaultClass::None,
-    FaultClass::LostResponses,
-    FaultClass::Throttling,
-    FaultClass::SchedulerErrors,
-    FaultClass::EngineStrip,
-    FaultClass::EngineStepFailures,
-    FaultClass::EngineTimeout,
-    FaultClass::DuplicateDelivery,
-];
-
 fn worlds(sel: &Selection, count: u64) -> (Summary, Vec<RunResult>) {
     run_jobs(world_jobs(1, count, SECRETS, sel), threads())
 }
@@ -53,7 +41,7 @@ fn describe(failed: &[RunResult], sel: &Selection) -> String {
 #[test]
 fn fifty_secrets_through_one_executor_keep_every_invariant_per_secret() {
     let sel = Selection {
-        classes: Some(&QUIET),
+        classes: Some(&FaultClass::EVERY),
         pins: BehaviourPins::all(EngineBehaviours::BASELINE),
         ..Selection::default()
     };
@@ -66,8 +54,8 @@ fn fifty_secrets_through_one_executor_keep_every_invariant_per_secret() {
     assert!(summary.total.rotations >= 3 * SECRETS as u64);
     assert_eq!(
         summary.by_class.len(),
-        QUIET.len(),
-        "every quiet class among the secrets"
+        FaultClass::EVERY.len(),
+        "every fault class among the secrets"
     );
 }
 
