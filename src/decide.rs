@@ -5,7 +5,7 @@
 //! as they are, never from memory of what should have happened, so that any invocation
 //! may arrive twice, late, early or never, or be made by hand, and the result stays safe.
 //!
-//! # The one safety argument (DESIGN.md section 3)
+//! # The one safety argument (docs/protocol.md, section 1)
 //!
 //! A version may become AWSCURRENT only after it has been accepted (carried AWSPENDING
 //! with a value) for at least T, and a version that stopped being AWSCURRENT must stay

@@ -19,7 +19,7 @@
 //! * [`policy`] and [`time`]: T, the inline budget, the scheduler's precision, and UTC
 //!   timestamps as plain data.
 //!
-//! The protocol (DESIGN.md section 3): the new version is accepted for at least T
+//! The protocol (docs/protocol.md, section 1): the new version is accepted for at least T
 //! before it becomes AWSCURRENT, and the old one stays accepted (ROTATING) for at least
 //! T after. Every step is idempotent and derived from the labels as they are.
 

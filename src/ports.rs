@@ -240,7 +240,7 @@ pub struct TargetError {
 }
 
 /// The system the secret is for: how to make a new value, register it, test it and
-/// revoke an old one (DESIGN.md section 3, downstream credentials). A signing or
+/// revoke an old one (docs/protocol.md, section 3: the release revokes). A signing or
 /// encryption key has nothing to register or revoke; a database password does.
 pub trait Target: Send + Sync {
     /// Whether [`Target::revoke`] does anything. A target with no downstream system (a

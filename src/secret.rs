@@ -16,7 +16,7 @@ pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
 /// keyshift's label for the old version during the second gap; consumers accept it.
 pub const ROTATING: &str = "ROTATING";
 
-/// The labels whose versions consumers accept (DESIGN.md section 2).
+/// The labels whose versions consumers accept (docs/protocol.md, section 1).
 pub const ACCEPTED_STAGES: [&str; 3] = [AWSCURRENT, AWSPENDING, ROTATING];
 
 /// A secret's id as Secrets Manager takes it: an ARN or a name.

@@ -1,6 +1,6 @@
 //! How one window cache behaves, checked once against the rotation's propagation gap T.
 //!
-//! The rule that makes a rotation safe for this consumer (DESIGN.md section 3): the view
+//! The rule that makes a rotation safe for this consumer (docs/protocol.md, section 1): the view
 //! the cache serves is never older than T. A view is as old as the refresh interval plus
 //! how far a read may lag the store (eventual consistency), so the longest jittered
 //! interval plus the read-lag allowance must be strictly shorter than T. [`Config`] cannot

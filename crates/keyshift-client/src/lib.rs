@@ -1,5 +1,5 @@
 //! keyshift-client: read a rotated AWS Secrets Manager secret the way keyshift's
-//! rotation needs (DESIGN.md section 2, the consumer contract).
+//! rotation needs (docs/protocol.md, section 1, the consumer contract).
 //!
 //! * **Use** (sign, encrypt new data, present as a credential) the version labelled
 //!   `AWSCURRENT`: [`WindowCache::current`].

@@ -9,7 +9,7 @@
 //! | [`sealed`] | AES-256-GCM ciphertext carrying its key id, bound into the AAD |
 //! | [`rotation`] | keyshift [`Target`](keyshift::ports::Target)s that generate real keys |
 //!
-//! The rule both services follow (DESIGN.md section 2): **use** the AWSCURRENT version
+//! The rule both services follow (docs/protocol.md, section 1): **use** the AWSCURRENT version
 //! (sign, encrypt); **accept** AWSCURRENT, AWSPENDING and ROTATING (verify); **decrypt
 //! stored data** by the exact version id it carries, fetching that version on a miss,
 //! never "try current, then previous".

@@ -1,5 +1,5 @@
 //! keyshift's executor, in process against moto's server, rotates a signing key with
-//! real key material: the labels move as DESIGN.md section 3 says, and every value
+//! real key material: the labels move as docs/protocol.md, section 1 says, and every value
 //! written is a valid Ed25519 JWK.
 
 mod support;

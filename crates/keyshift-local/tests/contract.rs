@@ -4,7 +4,7 @@
 //! ([`SimScheduler`]) against EventBridge Scheduler on moto. What passes on both is
 //! behaviour the simulation may rely on.
 //!
-//! Where moto is laxer than AWS (see the research notes on the emulator), the check
+//! Where moto is laxer than AWS (README, "Tests against the emulator"), the check
 //! asserts AWS's documented behaviour for the in-memory model and moto's actual
 //! behaviour for moto, and says so in its message: the model follows AWS, not moto. If
 //! moto ever starts behaving like AWS, those assertions fail and the difference can be

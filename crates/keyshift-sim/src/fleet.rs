@@ -1,4 +1,4 @@
-//! A fleet of service instances following the consumer contract (DESIGN.md section 2),
+//! A fleet of service instances following the consumer contract (docs/protocol.md, section 1),
 //! each one running the real consumer library: a [`keyshift_client::WindowCache`] with
 //! its own configuration and jitter seed, driven by the virtual clock.
 //!

@@ -402,7 +402,7 @@ impl Scheduler for SimScheduler {
     }
 }
 
-/// A downstream service B that authenticates with one secret (DESIGN.md section 3):
+/// A downstream service B that authenticates with one secret (docs/protocol.md, section 1):
 /// setSecret makes the new value a second valid credential, removePending revokes the old.
 #[derive(Debug, Default, Clone)]
 pub struct Downstream {
