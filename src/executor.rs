@@ -25,7 +25,7 @@ use crate::event::{Invocation, ScheduleName, Step};
 use crate::policy::Policy;
 use crate::ports::{
     Clock, Detail, Job, Retry, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, StoreErrorKind,
-    Target, TargetError, schedule_name,
+    Target, TargetContext, TargetError, schedule_name,
 };
 use crate::secret::{SecretId, SecretState, VersionId, accepted_marker, swap_marker};
 use crate::time::Timestamp;
@@ -70,7 +70,7 @@ impl ExecError {
             ExecError::Rejected(_) | ExecError::Configuration(_) => false,
             ExecError::Store(e) => e.kind.is_retryable(),
             ExecError::Scheduler(e) => e.retryable,
-            ExecError::Target(e) => e.retryable,
+            ExecError::Target(e) => e.is_retryable(),
             ExecError::ValueMissing { .. } | ExecError::TooManyRounds(_) => true,
         }
     }
@@ -301,7 +301,7 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                 debug!(actions = plan.actions.len(), outcome = %plan.outcome, "plan");
                 let mut outcome = plan.outcome;
                 for action in &plan.actions {
-                    match self.apply(inv, &policy, action, report).await {
+                    match self.apply(inv, &secret, &policy, action, report).await {
                         Ok(()) => {}
                         // createSecret writes without first reading whether the token has
                         // a value (engine steps decide from labels alone); AWS refuses a
@@ -340,14 +340,25 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
     async fn apply(
         &self,
         inv: &Invocation,
+        state: &SecretState,
         policy: &Policy,
         action: &Action,
         report: &mut Report,
     ) -> Result<(), ExecError> {
         let secret = &inv.secret_id;
+        let ctx = TargetContext {
+            secret,
+            tags: &state.tags,
+        };
         match action {
             Action::PutPending { version } => {
-                let value = self.target.generate().await?;
+                let current = match state.current() {
+                    Some(current) if self.target.reads_current(&ctx) => {
+                        Some(self.value_of(secret, current, "carry over").await?)
+                    }
+                    _ => None,
+                };
+                let value = self.target.generate(&ctx, current.as_ref()).await?;
                 let rotation_token = inv.rotation_token.as_ref().map(|t| t.expose());
                 self.store
                     .put_pending(secret, version, &value, rotation_token)
@@ -394,14 +405,14 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             }
             Action::SetTarget { version } => {
                 let value = self.value_of(secret, version, "register").await?;
-                self.target.set(version, &value).await?;
+                self.target.set(&ctx, version, &value).await?;
             }
             Action::TestTarget { version } => {
                 let value = self.value_of(secret, version, "test").await?;
-                self.target.test(version, &value).await?;
+                self.target.test(&ctx, version, &value).await?;
             }
             Action::RevokeTarget { version } => {
-                if !self.target.revokes() {
+                if !self.target.revokes(&ctx) {
                     return Ok(());
                 }
                 // Only "this version no longer exists" may skip the revoke: any other
@@ -409,7 +420,7 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                 // its retry revokes before the label that keeps it due goes.
                 match self.store.get_value(secret, version).await {
                     Ok(Some(value)) => {
-                        self.target.revoke(version, &value).await?;
+                        self.target.revoke(&ctx, version, &value).await?;
                         info!(version = %version, "revoked at the target");
                     }
                     Ok(None) => info!(version = %version, "no value to revoke"),

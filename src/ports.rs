@@ -9,6 +9,7 @@
 //! multi-threaded runtime (the Lambda runtime) as well as in the single-threaded
 //! simulation; implementations write plain `async fn`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
@@ -233,30 +234,119 @@ pub trait Clock: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("target: {message}")]
 pub struct TargetError {
-    /// Whether trying again later may succeed.
-    pub retryable: bool,
+    /// Whether a retry may help, or whose fix it is.
+    pub kind: TargetErrorKind,
     /// What went wrong; must never contain a secret value.
     pub message: String,
+}
+
+/// The three ways a target call fails, by what helps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetErrorKind {
+    /// A bad moment (the service was unreachable, throttled, briefly refusing): trying
+    /// again later may succeed. The engine's or the scheduler's retry will.
+    Retryable,
+    /// A bad request or value: the same call fails the same way next time.
+    Refused,
+    /// The secret is not set up for this target (a bad tag, a value of the wrong shape):
+    /// an operator must fix it. Reported as `keyshift.Configuration`.
+    Configuration,
+}
+
+impl TargetError {
+    /// A failure that a later retry may not repeat.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        TargetError {
+            kind: TargetErrorKind::Retryable,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that will repeat.
+    pub fn refused(message: impl Into<String>) -> Self {
+        TargetError {
+            kind: TargetErrorKind::Refused,
+            message: message.into(),
+        }
+    }
+
+    /// A secret set up wrongly for this target; `message` names the tag or field.
+    pub fn configuration(message: impl Into<String>) -> Self {
+        TargetError {
+            kind: TargetErrorKind::Configuration,
+            message: message.into(),
+        }
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.kind == TargetErrorKind::Retryable
+    }
+}
+
+/// What a target is told about the secret it works for, with every call.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetContext<'a> {
+    /// The secret, as the invocation named it (a name or an ARN).
+    pub secret: &'a SecretId,
+    /// The secret's tags, read with its labels (no extra call): where per-secret options
+    /// such as the kind of value live. Tags are set by whoever may tag the secret, so a
+    /// target must validate them like any input.
+    pub tags: &'a BTreeMap<String, String>,
 }
 
 /// The system the secret is for: how to make a new value, register it, test it and
 /// revoke an old one (docs/protocol.md, section 3: the release revokes). A signing or
 /// encryption key has nothing to register or revoke; a database password does.
+///
+/// # The contract
+///
+/// - **Every method may be called more than once** for the same version, late, or
+///   concurrently with another invocation's call for the same version: the engine and the
+///   scheduler both deliver at least once. `set` and `revoke` must be idempotent; `test`
+///   must have no side effects; `generate` may return a different value each time (only
+///   the first one stored for a version is kept; a later one is dropped unseen).
+/// - **What each may assume:** `generate` runs in createSecret, before anything is
+///   written. `set` runs in setSecret, while the value is AWSPENDING and not yet used by
+///   anyone. `test` runs in testSecret, after `set` succeeded at least once. `revoke`
+///   runs at the release, at least T after the value stopped being AWSCURRENT, so that no
+///   consumer uses it any more (it is still accepted until ROTATING comes off right
+///   after; docs/protocol.md, section 3); and for a pending value whose rotation was
+///   abandoned before its swap (no consumer ever used it).
+/// - **What errors mean:** [`TargetErrorKind::Retryable`] fails the step so that the
+///   engine (createSecret..finishSecret) or Lambda's asynchronous retry (follow-ups)
+///   runs it again; nothing moves on until it succeeds. [`TargetErrorKind::Refused`] and
+///   [`TargetErrorKind::Configuration`] fail the step the same way but are reported as
+///   needing a person. A failed `test` keeps the new value from ever becoming AWSCURRENT.
+/// - **Never** put a secret value in a [`TargetError`] message, a log line or a panic.
 pub trait Target: Send + Sync {
-    /// Whether [`Target::revoke`] does anything. A target with no downstream system (a
-    /// signing or encryption key) says no, and the release step then skips reading the
-    /// old value it would revoke with.
-    fn revokes(&self) -> bool {
+    /// Whether [`Target::revoke`] does anything for this secret. A target with no
+    /// downstream system (a signing or encryption key) says no, and the release step then
+    /// skips reading the old value it would revoke with.
+    fn revokes(&self, _ctx: &TargetContext<'_>) -> bool {
         true
     }
 
-    /// A fresh value for the pending version (createSecret).
-    fn generate(&self) -> impl Future<Output = Result<SecretValue, TargetError>> + Send;
+    /// Whether [`Target::generate`] needs the AWSCURRENT value (a structured secret whose
+    /// other fields carry over, a database user that alternates). When it says yes,
+    /// createSecret reads that value first (one GetSecretValue more).
+    fn reads_current(&self, _ctx: &TargetContext<'_>) -> bool {
+        false
+    }
+
+    /// A fresh value for the pending version (createSecret). `current` is the AWSCURRENT
+    /// value when [`Target::reads_current`] said yes and there is one.
+    fn generate(
+        &self,
+        ctx: &TargetContext<'_>,
+        current: Option<&SecretValue>,
+    ) -> impl Future<Output = Result<SecretValue, TargetError>> + Send;
 
     /// Makes `value` a second valid credential at the target (setSecret). Must be
     /// idempotent: the engine may call it again.
     fn set(
         &self,
+        ctx: &TargetContext<'_>,
         version: &VersionId,
         value: &SecretValue,
     ) -> impl Future<Output = Result<(), TargetError>> + Send;
@@ -264,16 +354,65 @@ pub trait Target: Send + Sync {
     /// Checks that `value` works (testSecret). Must have no side effects.
     fn test(
         &self,
+        ctx: &TargetContext<'_>,
         version: &VersionId,
         value: &SecretValue,
     ) -> impl Future<Output = Result<(), TargetError>> + Send;
 
-    /// Invalidates an old value at the target (removePending). Must be idempotent.
+    /// Invalidates an old value at the target (the release). Must be idempotent.
     fn revoke(
         &self,
+        ctx: &TargetContext<'_>,
         version: &VersionId,
         value: &SecretValue,
     ) -> impl Future<Output = Result<(), TargetError>> + Send;
+}
+
+/// A shared target is a target (the Lambda keeps one per container and lends it to each
+/// invocation's executor).
+impl<T: Target + ?Sized> Target for &T {
+    fn revokes(&self, ctx: &TargetContext<'_>) -> bool {
+        (**self).revokes(ctx)
+    }
+
+    fn reads_current(&self, ctx: &TargetContext<'_>) -> bool {
+        (**self).reads_current(ctx)
+    }
+
+    fn generate(
+        &self,
+        ctx: &TargetContext<'_>,
+        current: Option<&SecretValue>,
+    ) -> impl Future<Output = Result<SecretValue, TargetError>> + Send {
+        (**self).generate(ctx, current)
+    }
+
+    fn set(
+        &self,
+        ctx: &TargetContext<'_>,
+        version: &VersionId,
+        value: &SecretValue,
+    ) -> impl Future<Output = Result<(), TargetError>> + Send {
+        (**self).set(ctx, version, value)
+    }
+
+    fn test(
+        &self,
+        ctx: &TargetContext<'_>,
+        version: &VersionId,
+        value: &SecretValue,
+    ) -> impl Future<Output = Result<(), TargetError>> + Send {
+        (**self).test(ctx, version, value)
+    }
+
+    fn revoke(
+        &self,
+        ctx: &TargetContext<'_>,
+        version: &VersionId,
+        value: &SecretValue,
+    ) -> impl Future<Output = Result<(), TargetError>> + Send {
+        (**self).revoke(ctx, version, value)
+    }
 }
 
 /// A schedule name for a follow-up: `ks-<secret hash>-<kind>-<version hash>-<fire secs>`.

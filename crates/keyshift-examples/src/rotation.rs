@@ -2,7 +2,7 @@
 //! material. A signing or data key has no downstream system to register with or revoke
 //! from, so only `generate` and `test` do anything.
 
-use keyshift::ports::{Target, TargetError};
+use keyshift::ports::{Target, TargetContext, TargetError};
 use keyshift::secret::{SecretValue, VersionId};
 
 use crate::keys::{DataKey, KeyError, SigningKey};
@@ -16,44 +16,82 @@ pub struct SigningKeys;
 pub struct DataKeys;
 
 fn refuse(e: KeyError) -> TargetError {
-    TargetError {
-        retryable: matches!(e, KeyError::Random),
-        message: e.to_string(),
+    match e {
+        KeyError::Random => TargetError::retryable(e.to_string()),
+        _ => TargetError::refused(e.to_string()),
     }
 }
 
 impl Target for SigningKeys {
-    async fn generate(&self) -> Result<SecretValue, TargetError> {
+    async fn generate(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _current: Option<&SecretValue>,
+    ) -> Result<SecretValue, TargetError> {
         Ok(SecretValue::new(SigningKey::generate().map_err(refuse)?.to_jwk()))
     }
 
-    async fn set(&self, _version: &VersionId, _value: &SecretValue) -> Result<(), TargetError> {
+    async fn set(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        _value: &SecretValue,
+    ) -> Result<(), TargetError> {
         Ok(())
     }
 
-    async fn test(&self, _version: &VersionId, value: &SecretValue) -> Result<(), TargetError> {
+    async fn test(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        value: &SecretValue,
+    ) -> Result<(), TargetError> {
         SigningKey::from_jwk(value.expose()).map(drop).map_err(refuse)
     }
 
-    async fn revoke(&self, _version: &VersionId, _value: &SecretValue) -> Result<(), TargetError> {
+    async fn revoke(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        _value: &SecretValue,
+    ) -> Result<(), TargetError> {
         Ok(())
     }
 }
 
 impl Target for DataKeys {
-    async fn generate(&self) -> Result<SecretValue, TargetError> {
+    async fn generate(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _current: Option<&SecretValue>,
+    ) -> Result<SecretValue, TargetError> {
         Ok(SecretValue::new(DataKey::generate().map_err(refuse)?.to_jwk()))
     }
 
-    async fn set(&self, _version: &VersionId, _value: &SecretValue) -> Result<(), TargetError> {
+    async fn set(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        _value: &SecretValue,
+    ) -> Result<(), TargetError> {
         Ok(())
     }
 
-    async fn test(&self, _version: &VersionId, value: &SecretValue) -> Result<(), TargetError> {
+    async fn test(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        value: &SecretValue,
+    ) -> Result<(), TargetError> {
         DataKey::from_jwk(value.expose()).map(drop).map_err(refuse)
     }
 
-    async fn revoke(&self, _version: &VersionId, _value: &SecretValue) -> Result<(), TargetError> {
+    async fn revoke(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        _value: &SecretValue,
+    ) -> Result<(), TargetError> {
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use keyshift::Policy;
 
+use crate::kinds::{KindName, ValueKind};
 use crate::secrets::CreatedDates;
 
 /// `KEYSHIFT_GAP_SECONDS`: T, the propagation gap (required).
@@ -28,6 +29,9 @@ pub const DEAD_LETTER_ARN: &str = "KEYSHIFT_DEAD_LETTER_ARN";
 pub const EVENT_BUS: &str = "KEYSHIFT_EVENT_BUS";
 /// `KEYSHIFT_PASSWORD_LENGTH`: length of generated values (default 48).
 pub const PASSWORD_LENGTH: &str = "KEYSHIFT_PASSWORD_LENGTH";
+/// `KEYSHIFT_DEFAULT_KIND`: the kind of value of secrets without a `keyshift:kind` tag
+/// (default `password`; see [`crate::kinds`]).
+pub const DEFAULT_KIND: &str = "KEYSHIFT_DEFAULT_KIND";
 /// `KEYSHIFT_CREATED_DATES`: `list-versions` (default, AWS) or `get-value` (emulators
 /// whose ListSecretVersionIds misreports CreatedDate, such as moto).
 pub const CREATED_DATES: &str = "KEYSHIFT_CREATED_DATES";
@@ -61,8 +65,10 @@ pub struct Config {
     pub dead_letter_arn: Option<String>,
     /// The lifecycle event bus.
     pub event_bus: Option<String>,
-    /// Length of generated values.
+    /// Length of generated passwords.
     pub password_length: i64,
+    /// The kind of secrets without a kind tag.
+    pub default_kind: KindName,
     /// Where creation dates come from.
     pub created_dates: CreatedDates,
 }
@@ -159,6 +165,15 @@ impl Config {
                 .ok_or_else(|| err(PASSWORD_LENGTH, "must be a whole number from 16 to 4096"))?,
             None => 48,
         };
+        let default_kind = match get(DEFAULT_KIND) {
+            None => KindName::Value(ValueKind::Password),
+            Some(v) => KindName::parse(v.trim()).ok_or_else(|| {
+                err(
+                    DEFAULT_KIND,
+                    format!("must be one of {}", KindName::all().join(", ")),
+                )
+            })?,
+        };
         let created_dates = match get(CREATED_DATES).as_deref().map(str::trim) {
             None | Some("list-versions") => CreatedDates::ListVersions,
             Some("get-value") => CreatedDates::GetValue,
@@ -173,6 +188,7 @@ impl Config {
             dead_letter_arn: arn(DEAD_LETTER_ARN)?,
             event_bus: get(EVENT_BUS),
             password_length,
+            default_kind,
             created_dates,
         })
     }
@@ -203,7 +219,8 @@ mod tests {
 
     #[test]
     fn every_bad_variable_is_named() {
-        let cases: [(&[(&str, &str)], &str); 9] = [
+        let cases: [(&[(&str, &str)], &str); 10] = [
+            (&[(GAP, "600"), ROLE, (DEFAULT_KIND, "rsa-1024")], DEFAULT_KIND),
             (&[ROLE], GAP),
             (&[(GAP, "ten"), ROLE], GAP),
             (&[(GAP, "0"), ROLE], GAP),

@@ -15,7 +15,8 @@ use crate::config::{BackendKind, Config, GAP_TAG};
 use crate::lifecycle::Lifecycle;
 use crate::scheduler::{Backend, Delivery, EventBridgeRules, EventBridgeScheduler};
 use crate::secrets::SdkSecretStore;
-use crate::target::GeneratedValue;
+use crate::target::StockTarget;
+use keyshift::ports::{Target, TargetErrorKind};
 
 /// Time kept free at the end of an invocation for the last calls after an inline wait.
 pub const DEADLINE_HEADROOM: Duration = Duration::from_secs(30);
@@ -53,6 +54,7 @@ impl From<&ExecError> for HandlerError {
         let error_type = match e {
             ExecError::Rejected(_) => "keyshift.Rejected",
             ExecError::Configuration(_) => "keyshift.Configuration",
+            ExecError::Target(t) if t.kind == TargetErrorKind::Configuration => "keyshift.Configuration",
             e if e.is_retryable() => "keyshift.Retryable",
             _ => "keyshift.Failed",
         };
@@ -63,25 +65,40 @@ impl From<&ExecError> for HandlerError {
     }
 }
 
-/// The rotation function: configuration and SDK clients, built once per container.
+/// The rotation function: configuration, SDK clients and the target, built once per
+/// container. `T` is the system the secret is for ([`StockTarget`] unless you bring your
+/// own).
 #[derive(Debug, Clone)]
-pub struct Function {
+pub struct Function<T = StockTarget> {
     config: Config,
     store: SdkSecretStore,
-    target: GeneratedValue,
+    target: T,
     scheduler: aws_sdk_scheduler::Client,
     rules: aws_sdk_eventbridge::Client,
     lifecycle: Option<Lifecycle>,
 }
 
-impl Function {
-    /// Builds the clients from `sdk` (region, credentials, endpoint).
+impl Function<StockTarget> {
+    /// The stock function: values of the kind each secret's tags ask for.
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
+        let target = StockTarget::new(
+            aws_sdk_secretsmanager::Client::new(sdk),
+            config.default_kind,
+            config.password_length,
+        );
+        Function::with_target(config, sdk, target)
+    }
+}
+
+impl<T: Target> Function<T> {
+    /// A function for your own target; builds the clients from `sdk` (region,
+    /// credentials, endpoint).
+    pub fn with_target(config: Config, sdk: &SdkConfig, target: T) -> Self {
         let sm = aws_sdk_secretsmanager::Client::new(sdk);
         let events = aws_sdk_eventbridge::Client::new(sdk);
         Function {
-            store: SdkSecretStore::new(sm.clone(), config.created_dates).with_replica_reads(sdk.clone()),
-            target: GeneratedValue::new(sm, config.password_length),
+            store: SdkSecretStore::new(sm, config.created_dates).with_replica_reads(sdk.clone()),
+            target,
             scheduler: aws_sdk_scheduler::Client::new(sdk),
             lifecycle: config
                 .event_bus
@@ -127,13 +144,7 @@ impl Function {
             )),
             BackendKind::Rules => Backend::Rules(EventBridgeRules::new(self.rules.clone(), function_arn)),
         };
-        let mut executor = Executor::new(
-            self.store.clone(),
-            backend,
-            SystemClock,
-            self.target.clone(),
-            policy,
-        );
+        let mut executor = Executor::new(self.store.clone(), backend, SystemClock, &self.target, policy);
         executor.gap_tag = Some(GAP_TAG.to_owned());
         let started = SystemClock.now();
         let report = executor

@@ -6,9 +6,12 @@
 //! | [`secrets`] | Secrets Manager: describe (labels, creation dates, rotation enabled), values, PutSecretValue, UpdateSecretVersionStage; SDK errors classified once |
 //! | [`scheduler`] | follow-ups through EventBridge Scheduler (default) or classic EventBridge rules |
 //! | [`lifecycle`] | optional phase-change events on an EventBridge bus |
-//! | [`target`] | the default target: values from GetRandomPassword, no downstream system |
+//! | [`target`] | the stock target: the value the secret's `keyshift:kind` tag asks for, no downstream system |
+//! | [`kinds`] | the kinds and their tags, parsed and validated |
+//! | [`keygen`] | key material (symmetric keys, Ed25519, ECDSA and RSA key pairs) with aws-lc-rs |
 //! | [`config`] | environment variables, validated at cold start, and per-secret tags |
 //! | [`handler`] | one invocation: parse, execute, report, map errors |
+//! | [`run`](mod@run) | the runtime loop: `run(MyTarget)` for your own system, `run_stock()` for the stock kinds |
 //! | [`logging`] | JSON logs through `tracing`; every crate but keyshift's own capped at `warn` |
 //!
 //! The decisions are the pure core's ([`keyshift::decide`]); nothing here decides.
@@ -16,8 +19,11 @@
 pub mod clock;
 pub mod config;
 pub mod handler;
+pub mod keygen;
+pub mod kinds;
 pub mod lifecycle;
 pub mod logging;
+pub mod run;
 pub mod scheduler;
 pub mod secrets;
 pub mod target;
@@ -26,3 +32,4 @@ mod testing;
 
 pub use config::Config;
 pub use handler::{Function, HandlerError};
+pub use run::{run, run_stock, run_with};

@@ -1,28 +1,81 @@
-//! The default target: a generated value and no downstream system.
+//! The stock target: a value of the kind the secret's tags choose (see [`crate::kinds`]),
+//! and no downstream system.
+
+use std::collections::BTreeMap;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::operation::get_random_password::GetRandomPasswordError;
-use keyshift::ports::{StoreErrorKind, Target, TargetError};
+use keyshift::ports::{StoreErrorKind, Target, TargetContext, TargetError};
 use keyshift::secret::{SecretValue, VersionId};
+use serde_json::{Map, Value};
 
+use crate::keygen::{self, KeyError, KeyKind};
+use crate::kinds::{self, Kind, KindName, PasswordOptions, Spec, ValueKind};
 use crate::secrets::classify;
 
-/// Generates values with Secrets Manager's `GetRandomPassword` (no punctuation, so the
-/// value is safe in URLs, headers and connection strings) and registers them nowhere:
-/// the right target for a signing or encryption key, or an API key whose consumers read
-/// the secret. A database or service credential needs a target of its own that
-/// implements setSecret (add the second credential), testSecret and the revoke.
+/// Generates the value the secret's `keyshift:kind` tag asks for (passwords with
+/// Secrets Manager's `GetRandomPassword`, keys with aws-lc-rs) and registers it nowhere:
+/// the right target for a signing or encryption key, an API key whose consumers read the
+/// secret, or the generated fields of a structured secret. A database or service
+/// credential needs a target that registers, tests and revokes (see [`Target`]).
 #[derive(Debug, Clone)]
-pub struct GeneratedValue {
+pub struct StockTarget {
     client: Client,
-    length: i64,
+    default_kind: KindName,
+    password_length: i64,
 }
 
-impl GeneratedValue {
-    /// Values of `length` characters.
-    pub fn new(client: Client, length: i64) -> Self {
-        GeneratedValue { client, length }
+impl StockTarget {
+    /// Generates `default_kind` for secrets without a kind tag, passwords of
+    /// `password_length` characters unless a tag says otherwise.
+    pub fn new(client: Client, default_kind: KindName, password_length: i64) -> Self {
+        StockTarget {
+            client,
+            default_kind,
+            password_length,
+        }
     }
+
+    /// What the secret's tags ask for; a bad tag is a configuration error.
+    pub fn spec(&self, tags: &BTreeMap<String, String>) -> Result<Spec, TargetError> {
+        kinds::spec(tags, self.default_kind, self.password_length)
+            .map_err(|e| TargetError::configuration(e.to_string()))
+    }
+
+    async fn password(&self, options: &PasswordOptions) -> Result<String, TargetError> {
+        let out = self
+            .client
+            .get_random_password()
+            .password_length(options.length)
+            .set_exclude_characters(options.exclude_characters.clone())
+            .exclude_punctuation(options.exclude_punctuation)
+            .exclude_numbers(options.exclude_numbers)
+            .exclude_uppercase(options.exclude_uppercase)
+            .exclude_lowercase(options.exclude_lowercase)
+            .include_space(options.include_space)
+            .require_each_included_type(options.require_each_included_type)
+            .send()
+            .await
+            .map_err(password_error)?;
+        out.random_password()
+            .map(str::to_owned)
+            .ok_or_else(|| TargetError::retryable("GetRandomPassword returned no password"))
+    }
+
+    async fn one(&self, kind: ValueKind, options: &PasswordOptions) -> Result<Value, TargetError> {
+        match kind {
+            ValueKind::Password => Ok(Value::from(self.password(options).await?)),
+            ValueKind::Key(key) => generate_key(key).await,
+        }
+    }
+}
+
+/// Key generation off the async threads: an RSA-4096 key takes a second or more.
+async fn generate_key(kind: KeyKind) -> Result<Value, TargetError> {
+    tokio::task::spawn_blocking(move || keygen::generate_value(kind))
+        .await
+        .map_err(|_| TargetError::retryable("key generation did not finish"))?
+        .map_err(|e| TargetError::retryable(e.to_string()))
 }
 
 /// A failed GetRandomPassword as a target error. Only throttling and server or network
@@ -32,53 +85,126 @@ fn password_error<R: std::fmt::Debug>(
     e: aws_sdk_secretsmanager::error::SdkError<GetRandomPasswordError, R>,
 ) -> TargetError {
     let e = classify(e, "GetRandomPassword");
-    TargetError {
-        retryable: matches!(e.kind, StoreErrorKind::Throttled | StoreErrorKind::Transient),
-        message: e.to_string(),
+    match e.kind {
+        StoreErrorKind::Throttled | StoreErrorKind::Transient => TargetError::retryable(e.to_string()),
+        _ => TargetError::refused(e.to_string()),
     }
 }
 
-impl Target for GeneratedValue {
+/// Checks one value (a whole secret or one field) against its kind.
+fn check(kind: ValueKind, value: &Value, what: &str) -> Result<(), TargetError> {
+    match kind {
+        ValueKind::Password => match value.as_str() {
+            Some(p) if !p.is_empty() => Ok(()),
+            _ => Err(TargetError::refused(format!(
+                "{what} is not a non-empty password"
+            ))),
+        },
+        ValueKind::Key(key) => keygen::check(key, value).map_err(|e| match e {
+            KeyError::Crypto(_) => TargetError::retryable(format!("{what}: {e}")),
+            KeyError::Invalid { .. } => TargetError::refused(format!("{what}: {e}")),
+        }),
+    }
+}
+
+impl Target for StockTarget {
     /// Nothing downstream to revoke: the release reads no old value.
-    fn revokes(&self) -> bool {
+    fn revokes(&self, _ctx: &TargetContext<'_>) -> bool {
         false
     }
 
-    async fn generate(&self) -> Result<SecretValue, TargetError> {
-        let out = self
-            .client
-            .get_random_password()
-            .password_length(self.length)
-            .exclude_punctuation(true)
-            .require_each_included_type(true)
-            .send()
-            .await
-            .map_err(password_error)?;
-        out.random_password()
-            .map(SecretValue::new)
-            .ok_or_else(|| TargetError {
-                retryable: true,
-                message: "GetRandomPassword returned no password".into(),
+    /// A `json` secret carries its other fields over from AWSCURRENT.
+    fn reads_current(&self, ctx: &TargetContext<'_>) -> bool {
+        matches!(
+            self.spec(ctx.tags),
+            Ok(Spec {
+                kind: Kind::Json(_),
+                ..
             })
+        )
     }
 
-    async fn set(&self, _version: &VersionId, _value: &SecretValue) -> Result<(), TargetError> {
-        Ok(())
-    }
-
-    async fn test(&self, _version: &VersionId, value: &SecretValue) -> Result<(), TargetError> {
-        // Nothing to log in to; check the value is what generate makes.
-        if !value.expose().is_empty() {
-            Ok(())
-        } else {
-            Err(TargetError {
-                retryable: false,
-                message: "the pending value is empty".into(),
-            })
+    async fn generate(
+        &self,
+        ctx: &TargetContext<'_>,
+        current: Option<&SecretValue>,
+    ) -> Result<SecretValue, TargetError> {
+        let spec = self.spec(ctx.tags)?;
+        match &spec.kind {
+            Kind::Value(ValueKind::Password) => Ok(SecretValue::new(self.password(&spec.password).await?)),
+            Kind::Value(ValueKind::Key(key)) => Ok(SecretValue::new(generate_key(*key).await?.to_string())),
+            Kind::Json(fields) => {
+                let mut object = match current.map(|c| serde_json::from_str::<Value>(c.expose())) {
+                    None => Map::new(),
+                    Some(Ok(Value::Object(map))) => map,
+                    Some(_) => {
+                        return Err(TargetError::configuration(format!(
+                            "{}=json: the AWSCURRENT value is not a JSON object, so its other fields cannot carry over",
+                            kinds::KIND_TAG
+                        )));
+                    }
+                };
+                for field in fields {
+                    object.insert(field.name.clone(), self.one(field.kind, &spec.password).await?);
+                }
+                Ok(SecretValue::new(Value::Object(object).to_string()))
+            }
         }
     }
 
-    async fn revoke(&self, _version: &VersionId, _value: &SecretValue) -> Result<(), TargetError> {
+    async fn set(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        _value: &SecretValue,
+    ) -> Result<(), TargetError> {
+        Ok(())
+    }
+
+    /// Nothing to log in to: checks the value is what the kind makes (a key pair is
+    /// loaded and signs what its public key verifies).
+    async fn test(
+        &self,
+        ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        value: &SecretValue,
+    ) -> Result<(), TargetError> {
+        let spec = self.spec(ctx.tags)?;
+        match &spec.kind {
+            Kind::Value(ValueKind::Password) => check(
+                ValueKind::Password,
+                &Value::from(value.expose()),
+                "the pending value",
+            ),
+            Kind::Value(kind) => {
+                let parsed: Value = serde_json::from_str(value.expose())
+                    .map_err(|_| TargetError::refused("the pending value is not JSON"))?;
+                let kind = *kind;
+                tokio::task::spawn_blocking(move || check(kind, &parsed, "the pending value"))
+                    .await
+                    .map_err(|_| TargetError::retryable("the key check did not finish"))?
+            }
+            Kind::Json(fields) => {
+                let Ok(Value::Object(object)) = serde_json::from_str::<Value>(value.expose()) else {
+                    return Err(TargetError::refused("the pending value is not a JSON object"));
+                };
+                for field in fields {
+                    let v = object.get(&field.name).ok_or_else(|| {
+                        TargetError::refused(format!("the pending value has no field {}", field.name))
+                    })?;
+                    check(field.kind, v, &format!("field {}", field.name))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn revoke(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        _value: &SecretValue,
+    ) -> Result<(), TargetError> {
         Ok(())
     }
 }
@@ -94,7 +220,10 @@ mod tests {
     fn retryable_and_type(code: &str) -> (bool, &'static str) {
         let e = GetRandomPasswordError::generic(meta(code, "the service's message"));
         let e = password_error(service_error(e));
-        (e.retryable, HandlerError::from(&ExecError::Target(e)).error_type)
+        (
+            e.is_retryable(),
+            HandlerError::from(&ExecError::Target(e)).error_type,
+        )
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use keyshift::Invocation;
 use keyshift::event::Step;
-use keyshift::ports::{LabelMove, SecretStore, Target};
+use keyshift::ports::{LabelMove, SecretStore, Target, TargetContext};
 use keyshift::secret::AWSCURRENT;
 
 use crate::ports::{SimStore, SimTarget};
@@ -29,7 +29,11 @@ pub async fn one_step(store: SimStore, target: SimTarget, inv: Invocation) -> Re
                 .map_err(|e| e.to_string())?
                 .is_none()
             {
-                let value = target.generate().await.map_err(|e| e.to_string())?;
+                let ctx = TargetContext {
+                    secret,
+                    tags: &state.tags,
+                };
+                let value = target.generate(&ctx, None).await.map_err(|e| e.to_string())?;
                 store
                     .put_pending(secret, &inv.token, &value, None)
                     .await
@@ -43,7 +47,17 @@ pub async fn one_step(store: SimStore, target: SimTarget, inv: Invocation) -> Re
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or("no value")?;
-            target.set(&inv.token, &value).await.map_err(|e| e.to_string())?;
+            target
+                .set(
+                    &TargetContext {
+                        secret,
+                        tags: &state.tags,
+                    },
+                    &inv.token,
+                    &value,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
             Ok("set".into())
         }
         Step::FinishSecret => {

@@ -18,7 +18,7 @@ use keyshift::event::ScheduleName;
 use keyshift::memory::MemorySecretsManager;
 use keyshift::ports::{
     Clock, Detail, Job, LabelMove, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError,
-    StoreErrorKind, Target, TargetError,
+    StoreErrorKind, Target, TargetContext, TargetError,
 };
 use keyshift::{SecretId, SecretState, SecretValue, VersionId};
 use rand::{Rng, SeedableRng};
@@ -462,10 +462,9 @@ impl SimTarget {
     fn owner(&self, value: &SecretValue, what: &str) -> Result<SecretId, TargetError> {
         let owner = self.hub.state().owners.get(value.expose()).cloned();
         let Some(owner) = owner else {
-            return Err(TargetError {
-                retryable: false,
-                message: format!("{what}: the value is stored in no secret"),
-            });
+            return Err(TargetError::refused(format!(
+                "{what}: the value is stored in no secret"
+            )));
         };
         self.hub.check_caller(&owner, || format!("{what} a credential"));
         Ok(owner)
@@ -475,31 +474,44 @@ impl SimTarget {
         let mut services = lock(&self.services);
         if let Some(d) = services.get_mut(secret).filter(|d| d.fail_next > 0) {
             d.fail_next -= 1;
-            return Err(TargetError {
-                retryable: true,
-                message: format!("service B refused {what} (injected)"),
-            });
+            return Err(TargetError::retryable(format!(
+                "service B refused {what} (injected)"
+            )));
         }
         Ok(())
     }
 }
 
 impl Target for SimTarget {
-    async fn generate(&self) -> Result<SecretValue, TargetError> {
+    async fn generate(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _current: Option<&SecretValue>,
+    ) -> Result<SecretValue, TargetError> {
         Ok(SecretValue::new(format!(
             "value-{:016x}",
             self.rng.with(|r| r.random::<u64>())
         )))
     }
 
-    async fn set(&self, _version: &VersionId, value: &SecretValue) -> Result<(), TargetError> {
+    async fn set(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        value: &SecretValue,
+    ) -> Result<(), TargetError> {
         let owner = self.owner(value, "registered")?;
         self.injected(&owner, "set")?;
         self.with_service(&owner, |d| d.valid.insert(value.expose().to_owned()));
         Ok(())
     }
 
-    async fn test(&self, _version: &VersionId, value: &SecretValue) -> Result<(), TargetError> {
+    async fn test(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        value: &SecretValue,
+    ) -> Result<(), TargetError> {
         let owner = self.owner(value, "tested")?;
         self.injected(&owner, "test")?;
         if self
@@ -508,14 +520,18 @@ impl Target for SimTarget {
         {
             Ok(())
         } else {
-            Err(TargetError {
-                retryable: true,
-                message: "service B does not accept the pending credential".into(),
-            })
+            Err(TargetError::retryable(
+                "service B does not accept the pending credential",
+            ))
         }
     }
 
-    async fn revoke(&self, _version: &VersionId, value: &SecretValue) -> Result<(), TargetError> {
+    async fn revoke(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        value: &SecretValue,
+    ) -> Result<(), TargetError> {
         let owner = self.owner(value, "revoked")?;
         self.with_service(&owner, |d| {
             if !d.withhold_revocations {
@@ -710,10 +726,15 @@ mod tests {
         target.add_service(&b, &SecretValue::new("b0"));
         hub.state().owners.insert("a1".into(), a.clone());
         hub.set_caller(Some(a.clone()));
-        run_now(target.set(&id(1), &SecretValue::new("a1"))).expect("registered at a's service");
+        let tags = std::collections::BTreeMap::new();
+        let ctx = TargetContext {
+            secret: &a,
+            tags: &tags,
+        };
+        run_now(target.set(&ctx, &id(1), &SecretValue::new("a1"))).expect("registered at a's service");
         assert!(target.valid(&a).contains("a1"));
         assert!(!target.valid(&b).contains("a1"));
-        run_now(target.revoke(&id(0), &SecretValue::new("b0"))).expect("revoked");
+        run_now(target.revoke(&ctx, &id(0), &SecretValue::new("b0"))).expect("revoked");
         assert!(!target.valid(&b).contains("b0"), "revoked at b's service");
         let talk = std::mem::take(&mut hub.state().cross_talk);
         assert_eq!(talk.len(), 1, "an invocation for a revoked b's value: {talk:?}");

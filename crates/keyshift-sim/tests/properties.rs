@@ -21,7 +21,7 @@ use keyshift::executor::Report;
 use keyshift::memory::{Change, ChangeKind, Fault, MemorySecretsManager, Op as StoreOp};
 use keyshift::ports::{
     Clock, Job, LabelMove, Scheduled, Scheduler, SchedulerError, SecretStore, StoreErrorKind, Target,
-    TargetError,
+    TargetContext, TargetError,
 };
 use keyshift::secret::{AWSCURRENT, AWSPENDING, ROTATING};
 use keyshift::{
@@ -141,20 +141,39 @@ impl CountingTarget {
 }
 
 impl Target for CountingTarget {
-    async fn generate(&self) -> Result<SecretValue, TargetError> {
+    async fn generate(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _current: Option<&SecretValue>,
+    ) -> Result<SecretValue, TargetError> {
         let n = self.0.fetch_add(1, Ordering::SeqCst);
         Ok(SecretValue::new(format!("generated-value-{n}")))
     }
 
-    async fn set(&self, _version: &VersionId, _value: &SecretValue) -> Result<(), TargetError> {
+    async fn set(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        _value: &SecretValue,
+    ) -> Result<(), TargetError> {
         Ok(())
     }
 
-    async fn test(&self, _version: &VersionId, _value: &SecretValue) -> Result<(), TargetError> {
+    async fn test(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        _value: &SecretValue,
+    ) -> Result<(), TargetError> {
         Ok(())
     }
 
-    async fn revoke(&self, _version: &VersionId, value: &SecretValue) -> Result<(), TargetError> {
+    async fn revoke(
+        &self,
+        _ctx: &TargetContext<'_>,
+        _version: &VersionId,
+        value: &SecretValue,
+    ) -> Result<(), TargetError> {
         self.1
             .lock()
             .unwrap_or_else(|e| e.into_inner())
