@@ -1,6 +1,8 @@
 //! The JWKS of a signing secret's accepted versions.
 //!
-//! Convention: a signing secret's value is a private JWK in JSON, for example RFC 8037's
+//! Convention: a signing secret's value is either keyshift's stock key pair
+//! (`{"kind","alg","private_jwk","private_key_pem","public_jwk"}`, see [`crate::keys`]),
+//! whose `public_jwk` is published, or a bare private JWK in JSON, for example RFC 8037's
 //! `{"kty":"OKP","crv":"Ed25519","d":"<seed>","x":"<public>"}`. Signers use the
 //! AWSCURRENT value and put its version id in the token's `kid`; verifiers use the JWKS
 //! built here from the accepted versions, where `kid` is the version id.
@@ -81,8 +83,15 @@ impl Jwks {
 
 /// The public JWK of the private JWK `value`, with `kid` = `kid`.
 pub fn public_jwk(kid: &VersionId, value: &SecretValue) -> Result<Value, JwkProblem> {
-    let Ok(Value::Object(private)) = serde_json::from_str::<Value>(value.expose()) else {
+    let Ok(Value::Object(stored)) = serde_json::from_str::<Value>(value.expose()) else {
         return Err(JwkProblem::NotJsonObject);
+    };
+    // keyshift's stock key pairs hold the public JWK beside the private key; a bare
+    // private JWK is its own source. Either way only the allow-listed members leave.
+    let private = match stored.get("public_jwk") {
+        Some(Value::Object(public)) => public.clone(),
+        Some(_) => return Err(JwkProblem::NotJsonObject),
+        None => stored,
     };
     let text = |m: &'static str| private.get(m).and_then(Value::as_str);
     let need = |m: &'static str| text(m).map(|_| ()).ok_or(JwkProblem::MissingPublicMember(m));

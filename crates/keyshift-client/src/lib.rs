@@ -55,7 +55,8 @@
 //! * [`cache`]: [`WindowCache`], the published [`View`] (read through `arc-swap`: **no
 //!   lock and no call on the read path**, ever) and the driver that refreshes it
 //!   through a source at a time the caller gives.
-//! * [`view`]: [`View`] and [`Version`]; [`jwks`]: JWKS from private JWKs; [`error`]:
+//! * [`view`]: [`View`] and [`Version`]; [`jwks`]: the JWKS of the accepted signing keys;
+//!   [`keys`]: a signer's key (PEM, `alg`, `kid`) and a symmetric key's bytes; [`error`]:
 //!   [`LookupError`].
 //! * `runtime` (feature `runtime`, in `sdk`): [`Client`], a cache plus a tokio task
 //!   that refreshes it, reading the system clock at the edge ([`SystemClock`]).
@@ -71,6 +72,7 @@ pub mod config;
 mod core;
 pub mod error;
 pub mod jwks;
+pub mod keys;
 mod rng;
 #[cfg(feature = "runtime")]
 mod runtime;
@@ -86,6 +88,7 @@ pub use cache::{Accepted, Stats, ViewRef, WindowCache};
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use error::LookupError;
 pub use jwks::{JwkProblem, Jwks};
+pub use keys::{KeyProblem, SigningKey, SymmetricKey};
 pub use keyshift::secret::{ACCEPTED_STAGES, AWSCURRENT, AWSPENDING, AWSPREVIOUS, ROTATING};
 pub use keyshift::{SecretValue, Timestamp, VersionId};
 pub use rng::random_seed;
