@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::keygen::KeyKind;
+use keyshift_keys::KeyKind;
 
 /// `keyshift:kind`: what the secret holds.
 pub const KIND_TAG: &str = "keyshift:kind";

@@ -8,18 +8,18 @@
 //! | [`lifecycle`] | optional phase-change events on an EventBridge bus |
 //! | [`target`] | the stock target: the value the secret's `keyshift:kind` tag asks for, no downstream system |
 //! | [`kinds`] | the kinds and their tags, parsed and validated |
-//! | [`keygen`] | key material (symmetric keys, Ed25519, ECDSA and RSA key pairs) with aws-lc-rs |
 //! | [`config`] | environment variables, validated at cold start, and per-secret tags |
 //! | [`handler`] | one invocation: parse, execute, report, map errors |
 //! | [`run`](mod@run) | the runtime loop: `run(MyTarget)` for your own system, `run_stock()` for the stock kinds |
 //! | [`logging`] | JSON logs through `tracing`; every crate but keyshift's own capped at `warn` |
+//!
+//! Key material comes from [`keyshift_keys`] (aws-lc-rs).
 //!
 //! The decisions are the pure core's ([`keyshift::decide`]); nothing here decides.
 
 pub mod clock;
 pub mod config;
 pub mod handler;
-pub mod keygen;
 pub mod kinds;
 pub mod lifecycle;
 pub mod logging;

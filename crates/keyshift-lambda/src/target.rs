@@ -9,9 +9,9 @@ use keyshift::ports::{StoreErrorKind, Target, TargetContext, TargetError};
 use keyshift::secret::{SecretValue, VersionId};
 use serde_json::{Map, Value};
 
-use crate::keygen::{self, KeyError, KeyKind};
 use crate::kinds::{self, Kind, KindName, PasswordOptions, Spec, ValueKind};
 use crate::secrets::classify;
+use keyshift_keys::{self as keygen, KeyError, KeyKind};
 
 /// Generates the value the secret's `keyshift:kind` tag asks for (passwords with
 /// Secrets Manager's `GetRandomPassword`, keys with aws-lc-rs) and registers it nowhere:

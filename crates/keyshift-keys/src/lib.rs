@@ -19,7 +19,7 @@
 //!   ```
 //!
 //! **No value carries a `kid`.** keyshift promotes its own copy of the pending value
-//! (docs/protocol.md, section 2), so the version id a value ends up under is not known
+//! (the repository's docs/protocol.md, section 2), so the version id a value ends up under is not known
 //! when it is generated; the consumer library names every key by the id of the version
 //! that holds it, which is true in every view and needs no write.
 
