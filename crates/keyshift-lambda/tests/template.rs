@@ -362,6 +362,7 @@ fn review(t: &Value, code: &BTreeSet<String>) -> Vec<String> {
         keyshift_lambda::config::DEAD_LETTER_ARN,
         keyshift_lambda::config::EVENT_BUS,
         keyshift_lambda::config::PASSWORD_LENGTH,
+        keyshift_lambda::config::DEFAULT_KIND,
         keyshift_lambda::config::CREATED_DATES,
         "RUST_LOG",
     ];

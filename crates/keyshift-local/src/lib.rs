@@ -9,9 +9,12 @@
 //! * [`calls`]: the AWS calls the function made, per invocation, as a table.
 //! * [`local`]: a whole rotation: a driver that plays the rotation engine and the
 //!   scheduler, a consumer fleet on the real SDK, a label timeline and the gaps measured.
+//! * [`kinds`]: one secret of every kind rotated at once, each with a keyshift-client
+//!   fleet that signs and verifies, seals and opens, or presents and accepts.
 
 pub mod calls;
 pub mod http;
+pub mod kinds;
 pub mod local;
 pub mod moto;
 pub mod proxy;

@@ -86,7 +86,7 @@ pub struct Summary {
     pub calls: CallTable,
 }
 
-type Labels = BTreeMap<String, BTreeSet<String>>;
+pub(crate) type Labels = BTreeMap<String, BTreeSet<String>>;
 
 /// Prints timeline lines with the time since the start.
 #[derive(Debug, Clone)]
@@ -116,11 +116,11 @@ impl Timeline {
     }
 }
 
-fn short(v: &str) -> &str {
+pub(crate) fn short(v: &str) -> &str {
     &v[..v.len().min(8)]
 }
 
-fn show(labels: &Labels) -> String {
+pub(crate) fn show(labels: &Labels) -> String {
     labels
         .iter()
         .filter(|(_, s)| !s.is_empty())
@@ -129,7 +129,7 @@ fn show(labels: &Labels) -> String {
         .join("  ")
 }
 
-async fn labels(sm: &aws_sdk_secretsmanager::Client, secret: &str) -> Result<Labels, String> {
+pub(crate) async fn labels(sm: &aws_sdk_secretsmanager::Client, secret: &str) -> Result<Labels, String> {
     let d = sm
         .describe_secret()
         .secret_id(secret)
@@ -145,27 +145,27 @@ async fn labels(sm: &aws_sdk_secretsmanager::Client, secret: &str) -> Result<Lab
         .unwrap_or_default())
 }
 
-fn holder<'a>(l: &'a Labels, stage: &str) -> Option<&'a String> {
+pub(crate) fn holder<'a>(l: &'a Labels, stage: &str) -> Option<&'a String> {
     l.iter().find(|(_, s)| s.contains(stage)).map(|(v, _)| v)
 }
 
 /// The function under `cargo lambda watch`, invoked one invocation at a time, with the
 /// calls the counting proxy saw while each was in flight.
 #[derive(Debug)]
-struct Invoker {
-    watch: Watch,
-    proxy: CountingProxy,
-    one_at_a_time: tokio::sync::Mutex<()>,
-    rows: Mutex<Vec<Row>>,
+pub(crate) struct Invoker {
+    pub(crate) watch: Watch,
+    pub(crate) proxy: CountingProxy,
+    pub(crate) one_at_a_time: tokio::sync::Mutex<()>,
+    pub(crate) rows: Mutex<Vec<Row>>,
     /// The rotation of each engine token and of each schedule an invocation of the
     /// rotation reported (`scheduled[].name`), to place the follow-ups.
-    rotations: Mutex<HashMap<String, usize>>,
+    pub(crate) rotations: Mutex<HashMap<String, usize>>,
 }
 
 impl Invoker {
     /// Invokes the function with `payload` once no other invocation is in flight, and
     /// records the calls it made.
-    async fn invoke(&self, origin: Origin, payload: &Value) -> Result<Value, InvokeError> {
+    pub(crate) async fn invoke(&self, origin: Origin, payload: &Value) -> Result<Value, InvokeError> {
         let _one = self.one_at_a_time.lock().await;
         let before = self.proxy.by_operation();
         let result = self.watch.invoke(payload).await;
@@ -483,7 +483,7 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
     Ok(summary)
 }
 
-fn continued(r: &Value) -> String {
+pub(crate) fn continued(r: &Value) -> String {
     let c: Vec<&str> = r["continued"]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -577,9 +577,9 @@ async fn refresh_view(
 }
 
 /// Follow-up deliveries in flight (the scheduler invokes asynchronously).
-type Deliveries = Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>;
+pub(crate) type Deliveries = Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>;
 
-async fn fire_due(
+pub(crate) async fn fire_due(
     sched: &aws_sdk_scheduler::Client,
     invoker: &Arc<Invoker>,
     all: bool,
@@ -642,7 +642,7 @@ async fn fire_due(
 }
 
 /// The gaps each rotation left, bounded by the samples around each end.
-fn gaps(samples: &[(Instant, Labels)]) -> Vec<Gap> {
+pub(crate) fn gaps(samples: &[(Instant, Labels)]) -> Vec<Gap> {
     let mut out = Vec::new();
     // (last sample without, first sample with) for each (version, stage) attachment,
     // and the same for each detachment.

@@ -1,10 +1,16 @@
-//! `make demo`: a real rotation on this machine, with no AWS account: moto's server as
-//! AWS, the release binary under `cargo lambda watch`, a consumer fleet on the real SDK,
+//! `make demo`: real rotations on this machine, with no AWS account: moto's server as
+//! AWS, the release binary under `cargo lambda watch`, consumer fleets on the real SDK,
 //! and a live timeline of the labels, then a summary.
+//!
+//! Part 1 rotates one password secret in detail (every AWS call the function made).
+//! Part 2 rotates one secret of every kind at once (`DEMO_KINDS`, default `all`; empty
+//! skips it), each with a keyshift-client fleet that signs and verifies, seals and
+//! opens, or presents and accepts.
 
 use std::time::Duration;
 
-use keyshift_local::local::{Options, Timeline, run};
+use keyshift_local::kinds::{KindsOptions, parse_kinds, render, run_kinds, short_gaps};
+use keyshift_local::local::{Options, Timeline, leaks, run};
 
 #[tokio::main]
 async fn main() {
@@ -79,7 +85,68 @@ async fn main() {
         .gaps
         .iter()
         .any(|g| g.at_most < Duration::from_secs(opts.gap_secs));
-    if summary.failed > 0 || summary.converged < opts.rotations || short {
+    let mut failed = summary.failed > 0 || summary.converged < opts.rotations || short;
+
+    let kinds = std::env::var("DEMO_KINDS").unwrap_or_else(|_| "all".to_owned());
+    if !kinds.trim().is_empty() {
+        failed |= !every_kind(&kinds, &opts).await;
+    }
+    if failed {
         std::process::exit(1);
     }
+}
+
+/// Part 2: one secret of every kind in `kinds`, rotated at once. Whether all went well.
+async fn every_kind(kinds: &str, part1: &Options) -> bool {
+    let kinds = match parse_kinds(kinds) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("DEMO_KINDS: {e}");
+            return false;
+        }
+    };
+    let opts = KindsOptions {
+        kinds,
+        gap_secs: part1.gap_secs,
+        budget_secs: part1.budget_secs,
+        consumers: part1.consumers.min(4),
+        rotations: 1,
+        log: std::env::temp_dir().join(format!("keyshift-demo-kinds-{}.log", std::process::id())),
+    };
+    println!(
+        "\npart 2: one secret of every kind ({}), rotated at once, {} keyshift-client instances each",
+        opts.kinds.join(", "),
+        opts.consumers
+    );
+    println!(
+        "tags choose the kind; signing keys sign and verify JWTs, the symmetric key seals and opens, passwords are presented\n"
+    );
+    let timeline = Timeline::new(true);
+    let summary = match run_kinds(&opts, &timeline).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("demo (every kind) failed: {e}");
+            return false;
+        }
+    };
+    println!("\nsummary, every kind");
+    print!("{}", render(&summary, opts.gap_secs));
+    println!(
+        "  badly tagged secrets refused by createSecret, nothing written: {}",
+        summary.refused.len()
+    );
+    let leaked = leaks(&opts.log, &summary.secrets)
+        .map(|l| l.len())
+        .unwrap_or(usize::MAX);
+    println!("  log lines with key material or passwords: {leaked}");
+    println!("  the function's log: {}", opts.log.display());
+    leaked == 0
+        && summary.kinds.iter().all(|r| {
+            r.failed == 0
+                && r.converged == opts.rotations
+                && r.gaps.len() == 2 * opts.rotations
+                && short_gaps(r, opts.gap_secs).is_empty()
+                && r.carried_over != Some(false)
+                && r.password_options_held != Some(false)
+        })
 }
