@@ -504,6 +504,14 @@ async fn requests_without_a_bearer_token_are_refused_and_reserved_claims_too() {
         .expect("request");
     let (status, headers, body) = app.call(request).await;
     assert_refused(status, &headers, &body, "malformed token");
+    // The scheme is case-insensitive.
+    let (_, issued) = app.issue(json!({"sub": "alice"})).await;
+    let token = issued["token"].as_str().expect("a token");
+    let request = Request::get("/whoami")
+        .header(header::AUTHORIZATION, format!("BEARER {token}"))
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(app.call(request).await.0, StatusCode::OK);
 
     for reserved in ["iss", "aud", "exp", "iat", "nbf"] {
         let (status, body) = app.issue(json!({"sub": "alice", reserved: 1})).await;
