@@ -27,10 +27,11 @@
 //! let config = Config::new(Duration::from_secs(600))?;
 //! let client = Client::start(source, config).await?; // first refresh, then a background task
 //!
-//! // Sign with the current key; its version id is the token's `kid`.
-//! let current = client.current()?;
-//! let (kid, private_jwk) = (current.id(), current.value().expose());
-//! # let _ = (kid, private_jwk);
+//! // Sign with the current key (a stock key pair): the token's `kid` is its version id,
+//! // never a stored one; the PKCS#8 PEM goes to jsonwebtoken's `EncodingKey`.
+//! let key = client.current()?.signing_key()?;
+//! let (kid, alg, pem) = (key.kid(), key.alg(), key.private_key_pem());
+//! # let _ = (kid, alg, pem);
 //!
 //! // Publish (or verify against) the accepted public keys.
 //! let jwks = client.jwks()?;

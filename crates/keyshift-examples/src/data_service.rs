@@ -2,20 +2,21 @@
 //! ciphertext carries.
 //!
 //! ```text
-//! encrypt: current() -> (version id, AES key) -> [format | key id | nonce | ct+tag]
+//! encrypt: current() -> symmetric_key() -> (kid = version id, 32 bytes)
+//!          -> [format | key id | nonce | AES-256-GCM ct+tag], the header is the AAD
 //! decrypt: key id from the header -> that exact version (window, past cache, or
-//!          GetSecretValue on a miss) -> open
+//!          GetSecretValue on a miss) -> symmetric_key() -> open
 //! ```
 //!
 //! There is no "try current, then previous": data encrypted years ago decrypts with
 //! the version it names, whether or not that version is still in the window.
 
-use keyshift_client::{Client, LookupError, Source};
+use keyshift_client::{KeyProblem, LookupError};
 
-use crate::keys::{DataKey, KeyError};
 use crate::sealed::{self, OpenError, SealError};
+use crate::window::KeyWindow;
 
-/// Why encrypting or decrypting failed.
+/// Why encrypting or decrypting failed. Never carries key material or plaintext.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The ciphertext is corrupt or was altered.
@@ -32,45 +33,46 @@ pub enum DataError {
         /// The key id the ciphertext names.
         key_id: String,
     },
-    /// The version exists but its value is not an AES-256 JWK.
+    /// The version exists but its value is not a symmetric key (a JWK `oct` of 32
+    /// bytes, the stock `symmetric` kind).
     #[error("key {key_id} is unusable: {problem}")]
     Key {
         /// The version id.
         key_id: String,
         /// What is wrong with its value (never the value).
-        problem: KeyError,
+        problem: KeyProblem,
     },
     /// The window cache has nothing to serve.
     #[error("data keys unavailable: {0}")]
     Keys(#[from] LookupError),
 }
 
-/// Encrypts and decrypts with one data-key secret.
+/// Encrypts and decrypts with one data-key secret (stock kind `symmetric`).
 #[derive(Debug)]
-pub struct DataService<S: Source + 'static> {
-    keys: Client<S>,
+pub struct DataService<K: KeyWindow> {
+    keys: K,
 }
 
-impl<S: Source + 'static> DataService<S> {
-    /// A service over a started window cache of the data-key secret.
-    pub fn new(keys: Client<S>) -> Self {
+impl<K: KeyWindow> DataService<K> {
+    /// A service over a window cache of the data-key secret (a started
+    /// [`keyshift_client::Client`] in production).
+    pub fn new(keys: K) -> Self {
         DataService { keys }
     }
 
     /// The window cache.
-    pub fn keys(&self) -> &Client<S> {
+    pub fn keys(&self) -> &K {
         &self.keys
     }
 
     /// Encrypts `plaintext` under the current key (AWSCURRENT).
     pub fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, DataError> {
-        let current = self.keys.current()?;
-        let key_id = current.id().as_str();
-        let key = DataKey::from_jwk(current.value().expose()).map_err(|problem| DataError::Key {
-            key_id: key_id.to_owned(),
+        let current = self.keys.cache().current()?;
+        let key = current.symmetric_key().map_err(|problem| DataError::Key {
+            key_id: current.id().to_string(),
             problem,
         })?;
-        Ok(sealed::seal(&key, key_id, plaintext)?)
+        Ok(sealed::seal(&key, plaintext)?)
     }
 
     /// Decrypts `ciphertext` with exactly the key its header names.
@@ -85,7 +87,7 @@ impl<S: Source + 'static> DataService<S> {
             }
             Err(e) => return Err(e.into()),
         };
-        let key = DataKey::from_jwk(version.value().expose()).map_err(|problem| DataError::Key {
+        let key = version.symmetric_key().map_err(|problem| DataError::Key {
             key_id: key_id.to_owned(),
             problem,
         })?;

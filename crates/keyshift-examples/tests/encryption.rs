@@ -1,28 +1,27 @@
 //! The data service against moto's server through the real SDK, while keyshift's
-//! executor rotates its data key: new data is encrypted under the current version, old
-//! data decrypts by the key id it carries, also after that version left the window and
-//! on an instance that never saw it (fetched on the miss), and corrupt or altered
-//! ciphertexts fail with a clear error.
+//! executor rotates its data key with the stock target (`symmetric`): new data is
+//! encrypted under the current version, old data decrypts by the key id it carries,
+//! also after that version left the window and on an instance that never saw it
+//! (fetched on the miss), and corrupt or altered ciphertexts fail with a clear error.
 
 mod support;
 
+use keyshift_client::{SecretValue, Version, VersionId};
 use keyshift_examples::data_service::{DataError, DataService};
-use keyshift_examples::keys::DataKey;
-use keyshift_examples::rotation::DataKeys;
 use keyshift_examples::sealed::{self, OpenError};
-use support::{Aws, MISS_INTERVAL, Rotation, client, refresh};
+use keyshift_keys::KeyKind;
+use support::{Aws, MISS_INTERVAL, Rotation, client, refresh, stock, value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_decrypts_by_its_key_id_through_and_after_a_rotation() {
     let aws = Aws::start().await;
-    let k1 = DataKey::generate().expect("key");
-    let (arn, v1) = aws.create("examples/data", &k1.to_jwk()).await;
+    let (arn, v1) = aws.create("examples/data", &value(KeyKind::Symmetric)).await;
     let service = DataService::new(client(&aws, &arn).await);
 
     let old = service.encrypt(b"written before the rotation").expect("encrypt");
     assert_eq!(sealed::key_id(&old), Ok(v1.as_str()), "key id = version id");
 
-    let rotation = Rotation::start(&aws, &arn, DataKeys).await;
+    let rotation = Rotation::start(&aws, &arn, stock(&aws, KeyKind::Symmetric)).await;
     refresh(service.keys()).await;
     let during = service
         .encrypt(b"written while the new key was pending")
@@ -85,8 +84,9 @@ async fn data_decrypts_by_its_key_id_through_and_after_a_rotation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_altered_and_unknown_key_ciphertexts_fail_clearly() {
     let aws = Aws::start().await;
-    let k1 = DataKey::generate().expect("key");
-    let (arn, v1) = aws.create("examples/data-errors", &k1.to_jwk()).await;
+    let (arn, v1) = aws
+        .create("examples/data-errors", &value(KeyKind::Symmetric))
+        .await;
     let service = DataService::new(client(&aws, &arn).await);
     let good = service.encrypt(b"account 42").expect("encrypt");
 
@@ -113,9 +113,15 @@ async fn corrupt_altered_and_unknown_key_ciphertexts_fail_clearly() {
     assert_eq!(err.to_string(), "corrupt ciphertext: unknown format byte 0x7f");
 
     // A key id the secret never had: looked up (one refresh), then refused by name.
-    let stranger = DataKey::generate().expect("key");
     let unknown_id = "00000000-0000-4000-8000-000000000000";
-    let foreign = sealed::seal(&stranger, unknown_id, b"x").expect("seal");
+    let stranger = Version::new(
+        VersionId::new(unknown_id),
+        ["AWSCURRENT"],
+        SecretValue::new(value(KeyKind::Symmetric)),
+    )
+    .symmetric_key()
+    .expect("a symmetric key");
+    let foreign = sealed::seal(&stranger, b"x").expect("seal");
     tokio::time::sleep(MISS_INTERVAL).await;
     let err = service.decrypt(&foreign).await.expect_err("unknown key");
     assert!(

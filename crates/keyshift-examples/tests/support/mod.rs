@@ -15,8 +15,11 @@ use keyshift::event::ScheduleName;
 use keyshift::ports::{Clock, Job, Scheduled, Scheduler, SchedulerError, Target};
 use keyshift::{Executor, Invocation, Policy};
 use keyshift_client::{Client, Config, SdkSource};
+use keyshift_keys::KeyKind;
 use keyshift_lambda::clock::SystemClock;
+use keyshift_lambda::kinds::{KindName, ValueKind};
 use keyshift_lambda::secrets::{CreatedDates, SdkSecretStore};
+use keyshift_lambda::target::StockTarget;
 use keyshift_local::local::uuid_v4;
 use keyshift_local::moto::Moto;
 use serde_json::json;
@@ -98,6 +101,17 @@ impl Aws {
             .find(|(_, stages)| stages.iter().any(|s| s == stage))
             .map(|(id, _)| id)
     }
+}
+
+/// The stock rotation function's target, generating `kind` for secrets without a
+/// `keyshift:kind` tag (as the function does with its default kind configured).
+pub fn stock(aws: &Aws, kind: KeyKind) -> StockTarget {
+    StockTarget::new(aws.sm.clone(), KindName::Value(ValueKind::Key(kind)), 48)
+}
+
+/// A fresh value of `kind`, as the stock function stores it.
+pub fn value(kind: KeyKind) -> String {
+    keyshift_keys::generate(kind).unwrap_or_else(|e| panic!("generate {}: {e}", kind.name()))
 }
 
 /// The consumers' configuration: T as the rotation's, refreshes well inside it, and a
