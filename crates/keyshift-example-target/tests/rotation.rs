@@ -776,3 +776,37 @@ async fn set_refuses_a_pending_value_that_is_not_one_of_its_keys() {
     let state = world.state();
     assert!(state.has(&version_id(0), AWSCURRENT));
 }
+
+#[tokio::test]
+async fn an_https_url_is_spoken_to_in_tls_only() {
+    // Service B here speaks plain HTTP; an https:// URL naming it must fail the TLS
+    // handshake (rustls on aws-lc-rs), never fall back to plain text with the admin token.
+    let (b, url) = start_service_b().await;
+    let https = url.replace("http://", "https://");
+    let world = World::new(
+        b.clone(),
+        &url,
+        Some(&https),
+        target(&vars_for(&url, ADMIN)),
+        "placeholder",
+    );
+    let key = ApiKey::generate().expect("random");
+    let tags = world.state().tags;
+    let ctx = TargetContext {
+        secret: &world.secret,
+        tags: &tags,
+    };
+    let e = world
+        .exec
+        .target
+        .set(&ctx, &version_id(1), &SecretValue::new(key.expose()))
+        .await
+        .expect_err("no TLS at service B");
+    assert_eq!(e.kind, TargetErrorKind::Retryable, "{e}");
+    assert!(e.message.contains("could not be reached"), "{e}");
+    assert!(
+        !e.message.contains(key.expose()) && !e.message.contains(ADMIN),
+        "{e}"
+    );
+    assert_eq!(b.changes(), 0, "nothing reached service B's admin API");
+}
