@@ -318,6 +318,12 @@ pub struct TargetContext<'a> {
 ///   runs it again; nothing moves on until it succeeds. [`TargetErrorKind::Refused`] and
 ///   [`TargetErrorKind::Configuration`] fail the step the same way but are reported as
 ///   needing a person. A failed `test` keeps the new value from ever becoming AWSCURRENT.
+/// - **Version ids name versions, not credentials.** `set` and `test` get the engine's
+///   token; the value becomes AWSCURRENT under keyshift's copy, a version with another
+///   id (docs/protocol.md, section 2), and `revoke` gets the id of the version that held
+///   it then. Name a credential at the target by something derived from the value (a
+///   hash of it, or the user name inside it), never by the version id, or the revoke
+///   will look for a name the target never had.
 /// - **Never** put a secret value in a [`TargetError`] message, a log line or a panic.
 pub trait Target: Send + Sync {
     /// Whether [`Target::revoke`] does anything for this secret. A target with no

@@ -26,9 +26,23 @@ pub const OWN_CRATES: [&str; 3] = ["keyshift", "keyshift_lambda", "keyshift_rota
 /// The most verbose level any other crate may log at.
 pub const OTHERS_MAX: Level = Level::WARN;
 
-/// Whether `target` is one of [`OWN_CRATES`] or a module of one.
+/// Crates added by [`allow_crates`]: a custom target's own crate, whose log lines its
+/// authors have reviewed.
+static EXTRA_CRATES: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+
+/// Lets `crates` (log targets, as `module_path!()` spells them, for example
+/// `my_target`) log at the level `RUST_LOG` asks for, like keyshift's own. Only for
+/// crates whose every log line you have checked carries no secret value; call it once,
+/// before [`crate::run`]. Returns false if a list was already set (it is kept).
+pub fn allow_crates(crates: &'static [&'static str]) -> bool {
+    EXTRA_CRATES.set(crates).is_ok()
+}
+
+/// Whether `target` is one of [`OWN_CRATES`] (or of [`allow_crates`]'s) or a module of
+/// one.
 pub fn is_own(target: &str) -> bool {
-    OWN_CRATES.iter().any(|krate| {
+    let extra: &[&str] = EXTRA_CRATES.get().copied().unwrap_or_default();
+    OWN_CRATES.iter().chain(extra).any(|krate| {
         target
             .strip_prefix(krate)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))

@@ -41,13 +41,14 @@ use crate::{Config, Function, HandlerError, logging};
 /// from the environment (a bad variable fails the cold start, naming it), the SDK's
 /// default credentials and Region.
 pub async fn run<T: Target>(target: T) -> Result<(), lambda_runtime::Error> {
-    run_with(|_, _| target).await
+    run_with(|_, _| Ok::<T, std::convert::Infallible>(target)).await
 }
 
 /// [`run`] with a target built from the validated configuration and the SDK's
-/// configuration (to make clients of its own).
-pub async fn run_with<T: Target>(
-    make: impl FnOnce(&Config, &SdkConfig) -> T,
+/// configuration (to make clients of its own). A target that cannot be built (a bad
+/// variable of its own) fails the cold start: the error is logged and returned.
+pub async fn run_with<T: Target, E: std::fmt::Display>(
+    make: impl FnOnce(&Config, &SdkConfig) -> Result<T, E>,
 ) -> Result<(), lambda_runtime::Error> {
     logging::init();
     let config = match Config::from_lookup(|k| std::env::var(k).ok()) {
@@ -58,7 +59,13 @@ pub async fn run_with<T: Target>(
         }
     };
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let target = make(&config, &sdk);
+    let target = match make(&config, &sdk) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration of the target");
+            return Err(e.to_string().into());
+        }
+    };
     serve(Function::with_target(config, &sdk, target)).await
 }
 
