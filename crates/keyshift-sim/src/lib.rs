@@ -26,6 +26,7 @@ pub mod clock;
 pub mod control;
 pub mod engine;
 pub mod fleet;
+pub mod keys;
 pub mod ports;
 pub mod report;
 pub mod scenario;
@@ -34,7 +35,7 @@ pub mod world;
 pub use report::Summary;
 pub use scenario::{
     BehaviourPins, CopyAbandons, EngineBehaviours, FaultClass, OperatorAction, RetryReattach, Scenario,
-    Selection, Strategy, Switch,
+    SecretKind, Selection, Strategy, Switch,
 };
 pub use world::{Hits, RunResult, run_seed, run_world};
 
@@ -149,5 +150,6 @@ pub fn replay_command(r: &RunResult, world_flags: &str) -> String {
     if sc.replica_lag.is_some() {
         cmd.push_str(" --replicas");
     }
+    cmd.push_str(&format!(" --kind {}", sc.kind.name()));
     cmd
 }

@@ -58,8 +58,9 @@ use crate::checker::{Checker, Kind, RevocationCheck};
 use crate::clock::{SimClock, Task, poll_once};
 use crate::control::one_step;
 use crate::fleet::{Failure, Fleet, Instance, SimSource, run_now};
-use crate::ports::{EngineWatch, SharedRng, SimHub, SimScheduler, SimStore, SimTarget};
-use crate::scenario::{FaultClass, OperatorAction, Scenario, Strategy};
+use crate::keys::{KeyStats, KidUse};
+use crate::ports::{EngineWatch, KIND_TAG, SharedRng, SimHub, SimScheduler, SimStore, SimTarget};
+use crate::scenario::{FaultClass, OperatorAction, Scenario, SecretKind, Strategy};
 
 /// How often each engine behaviour actually acted in a run (a switch that is on but
 /// never acts tests nothing).
@@ -124,6 +125,11 @@ pub struct RunResult {
     pub hits: Hits,
     /// Whether the operator acted on an in-flight rotation.
     pub operator_acted: bool,
+    /// The real operations on a key secret (signatures, encryptions), of the run and of
+    /// the sweep at its end; all zero on an opaque secret.
+    pub keys: KeyStats,
+    /// Who used each kid for real (a key secret's producers and consumers by version id).
+    pub kids: BTreeMap<VersionId, KidUse>,
     /// The event trace (only when asked for; in a many-secrets world, on the first
     /// secret's result).
     pub trace: Vec<String>,
@@ -219,6 +225,8 @@ pub(crate) struct SecretWorld {
     pub revocation: RevocationCheck,
     /// Values by version id (a version's value never changes once written).
     pub values: BTreeMap<VersionId, String>,
+    /// The value the secret was created with.
+    pub initial: String,
     pub rotations: Vec<Rotation>,
     pub planned: usize,
     pub faults: u32,
@@ -300,10 +308,22 @@ impl World {
             };
             let inner = Arc::new(MemorySecretsManager::new(clock.reader()));
             let initial_version = token(&mut rng);
-            let initial = SecretValue::new(format!("value-initial-{}-{}", sc.seed, sc.secret_index));
+            // A key secret starts with a real key, and is tagged with its kind as the stock
+            // function's secrets are, so that the target generates the same kind.
+            let initial = match sc.kind.key_kind() {
+                None => SecretValue::new(format!("value-initial-{}-{}", sc.seed, sc.secret_index)),
+                Some(kind) => SecretValue::new(
+                    keyshift_keys::generate(kind)
+                        .unwrap_or_else(|e| panic!("generating the initial {} key: {e}", kind.name())),
+                ),
+            };
             inner
                 .create_secret(&id, &initial_version, initial.clone())
                 .and_then(|()| inner.set_rotation_enabled(&id, true))
+                .and_then(|()| match sc.kind.key_kind() {
+                    Some(kind) => inner.tag(&id, KIND_TAG, kind.name()),
+                    None => Ok(()),
+                })
                 .unwrap_or_else(|e| panic!("setting up the simulated secret: {e}"));
             if let Some(lag) = sc.replica_lag {
                 // The store replicates as the replica Region's consumers read: every change
@@ -348,7 +368,11 @@ impl World {
                 fleet_rng: ChaCha8Rng::seed_from_u64(
                     sc.seed ^ 0xf1ee_7000_c11e_0000 ^ (sc.secret_index as u64).wrapping_mul(0x1000_0001),
                 ),
-                fleet: Fleet::default(),
+                fleet: Fleet::new(
+                    sc.kind,
+                    sc.seed ^ 0x6b65_7973_0000_0000 ^ (sc.secret_index as u64).wrapping_mul(0x1000_0001),
+                ),
+                initial: initial.expose().to_owned(),
                 regions: Vec::new(),
                 views: Vec::new(),
                 values: BTreeMap::new(),
@@ -835,7 +859,7 @@ impl World {
             };
             sw.failed_by_region[where_] += 1;
             let first = sw.failed <= 3;
-            if let Failure::NothingToUse { .. } = f {
+            if let Failure::NothingToUse { .. } | Failure::UnusableKey { .. } = f {
                 sw.checker.violations.push(format!("{now}: {f:?}"));
             }
             if first {
@@ -955,11 +979,38 @@ impl World {
             })
     }
 
+    /// The end-of-run sweep of a key secret's fleet: every producer towards every
+    /// consumer, for real (see [`crate::keys`]); a failure counts as a failed operation.
+    fn sweep(&mut self, s: usize) {
+        if self.secrets[s].sc.kind == SecretKind::Opaque {
+            return;
+        }
+        let downstream = self.target.valid(&self.secrets[s].id);
+        let sw = &mut self.secrets[s];
+        let n = sw.fleet.instances.len() as u64;
+        let failures = sw.fleet.sweep(&downstream);
+        sw.operations += n * n;
+        sw.failed += failures.len() as u64;
+        let mut notes = Vec::new();
+        for f in failures {
+            if let Failure::UnusableKey { .. } | Failure::NothingToUse { .. } = f {
+                sw.checker.violations.push(format!("{}: {f:?}", self.clock.now()));
+            }
+            if notes.len() < 3 {
+                notes.push(format!("FAILED consumer operation (end-of-run sweep): {f:?}"));
+            }
+        }
+        for line in notes {
+            self.note(Some(s), line);
+        }
+    }
+
     fn finish(mut self) -> Vec<RunResult> {
         let quiet = self.quiescent();
         let now = self.now();
         let mut results = Vec::new();
         for s in 0..self.secrets.len() {
+            self.sweep(s);
             self.check_secret(s);
             let state = self.snapshot(s);
             for (id, v) in &state.versions {
@@ -1067,6 +1118,8 @@ impl World {
                 dead_letters: sw.dead_letters,
                 hits: sw.hits,
                 operator_acted: sw.operator_acted,
+                keys: sw.fleet.keys.stats,
+                kids: std::mem::take(&mut sw.fleet.keys.kids),
                 trace: Vec::new(),
                 scenario: sw.sc.clone(),
             });
@@ -1151,7 +1204,7 @@ pub(crate) const OPS_OWNER: &str = "OPS_OWNER";
 
 /// "the initial value", "rotation 2's value", or "a value" for a report line.
 fn describe_value(sw: &SecretWorld, value: &str) -> String {
-    if value.starts_with("value-initial-") {
+    if value == sw.initial {
         return "the initial value".into();
     }
     match sw
