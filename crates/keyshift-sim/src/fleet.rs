@@ -183,14 +183,15 @@ impl Fleet {
     }
 
     /// The end-of-run sweep: every producer towards every consumer, real operations on a
-    /// key secret (see [`KeyOps::sweep`]); the failures.
-    pub fn sweep(&mut self, downstream: &BTreeSet<String>) -> Vec<Failure> {
+    /// key secret (see [`KeyOps::sweep`]); the failures, with their producer and
+    /// consumer.
+    pub fn sweep(&mut self, downstream: &BTreeSet<String>) -> Vec<(usize, usize, Failure)> {
         let n = self.instances.len();
         let mut out = Vec::new();
         for p in 0..n {
             for c in 0..n {
                 if let Err(f) = self.pair(p, c, downstream, Mode::Sweep) {
-                    out.push(f);
+                    out.push((p, c, f));
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! One seeded run: a discrete-event loop over virtual time.
 //!
-//! A world holds one or many secrets ([`SecretWorld`]), each with its own in-memory
+//! A world holds one or many secrets (`SecretWorld`), each with its own in-memory
 //! Secrets Manager, rotation engine ([`crate::engine`]: RotateSecret makes the value-less
 //! placeholder, then the four steps run one after another, with the engine's
 //! undocumented behaviours switched per [`crate::scenario::EngineBehaviours`]), faults,
@@ -34,6 +34,17 @@
 //! carried at most T + 1 h ago ([`crate::checker::RevocationCheck`]). At the end of a run
 //! in which nothing is left to happen, a value B accepts that no accepted version carries
 //! will never be revoked, and is a violation too.
+//!
+//! # Key secrets
+//!
+//! A secret of a key kind ([`crate::scenario::SecretKind`]) is created with a real key
+//! and tagged `keyshift:kind`, so that the target generates the same kind on every
+//! rotation, as the stock function does. Its fleet's operations are real cryptography
+//! ([`crate::keys`]), and at the end of the run every producer signs or encrypts for every
+//! consumer once more (the sweep), so every consumer has checked every kid in use at the
+//! end. A failed real operation is a failed consumer operation like any other. Nothing
+//! about the schedule depends on the kind: a seed runs the same events whatever its
+//! secret holds.
 //!
 //! # Many secrets
 //!
@@ -106,7 +117,8 @@ pub struct RunResult {
     pub converged: usize,
     /// Of those, rotations abandoned cleanly.
     pub abandoned: usize,
-    /// Consumer operations attempted.
+    /// Consumer operations attempted (on a key secret, the end-of-run sweep's one per
+    /// producer/consumer pair included).
     pub operations: u64,
     /// Consumer operations that failed.
     pub failed_operations: u64,
@@ -852,12 +864,7 @@ impl World {
         sw.operations += 1;
         if let Err(f) = sw.fleet.operate(p, c, &downstream) {
             sw.failed += 1;
-            let where_ = match (sw.regions[p], sw.regions[c]) {
-                (0, 0) => 0,
-                (a, b) if a == b => 1,
-                _ => 2,
-            };
-            sw.failed_by_region[where_] += 1;
+            sw.failed_by_region[region_pair(sw.regions[p], sw.regions[c])] += 1;
             let first = sw.failed <= 3;
             if let Failure::NothingToUse { .. } | Failure::UnusableKey { .. } = f {
                 sw.checker.violations.push(format!("{now}: {f:?}"));
@@ -992,7 +999,8 @@ impl World {
         sw.operations += n * n;
         sw.failed += failures.len() as u64;
         let mut notes = Vec::new();
-        for f in failures {
+        for (p, c, f) in failures {
+            sw.failed_by_region[region_pair(sw.regions[p], sw.regions[c])] += 1;
             if let Failure::UnusableKey { .. } | Failure::NothingToUse { .. } = f {
                 sw.checker.violations.push(format!("{}: {f:?}", self.clock.now()));
             }
@@ -1214,6 +1222,16 @@ fn describe_value(sw: &SecretWorld, value: &str) -> String {
     {
         Some(r) => format!("rotation {r}'s value"),
         None => "a value no rotation owns".into(),
+    }
+}
+
+/// Where a producer and a consumer run: both in the primary Region (0), both in the
+/// replica Region (1), or in different Regions (2).
+fn region_pair(producer: usize, consumer: usize) -> usize {
+    match (producer, consumer) {
+        (0, 0) => 0,
+        (a, b) if a == b => 1,
+        _ => 2,
     }
 }
 
