@@ -47,7 +47,7 @@ use crate::scenario::SecretKind;
 
 /// One in this many Ed25519 operations whose (kid, consumer) pair already verified for
 /// real signs and verifies again; the others look the kid up only.
-pub const SIGN_SAMPLE: u32 = 16;
+pub const SIGN_SAMPLE: u32 = 32;
 
 /// How many ciphertexts of a symmetric secret are kept as stored data.
 pub const STORED: usize = 16;
