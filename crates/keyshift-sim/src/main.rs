@@ -152,20 +152,25 @@ fn print_run(r: &RunResult) {
     );
     if r.keys.any() {
         let k = &r.keys;
-        println!(
-            "  real operations: ed25519 {} (signed {}, verified {}, failed {}), aes-256-gcm {} (encrypted {}, decrypted {}, failed {}), stored data {} (decrypted {}, failed {})",
-            k.sign.operations,
-            k.sign.produced,
-            k.sign.checked,
-            k.sign.failed(),
-            k.seal.operations,
-            k.seal.produced,
-            k.seal.checked,
-            k.seal.failed(),
-            k.stored.operations,
-            k.stored.checked,
-            k.stored.failed()
-        );
+        match sc.kind {
+            SecretKind::Ed25519 => println!(
+                "  real operations: ed25519 {} (signed {}, verified {}, failed {})",
+                k.sign.operations,
+                k.sign.produced,
+                k.sign.checked,
+                k.sign.failed()
+            ),
+            _ => println!(
+                "  real operations: aes-256-gcm {} (encrypted {}, decrypted {}, failed {}); stored data by version id {} (decrypted {}, failed {})",
+                k.seal.operations,
+                k.seal.produced,
+                k.seal.checked,
+                k.seal.failed(),
+                k.stored.operations,
+                k.stored.checked,
+                k.stored.failed()
+            ),
+        }
         for (kid, used) in &r.kids {
             println!(
                 "  kid {kid}{}: producers {:?}, consumers {:?}",
