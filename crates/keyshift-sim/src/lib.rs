@@ -32,8 +32,10 @@
 //! [`keyshift_client::Version::symmetric_key`] (the kid bound into the AAD) and a
 //! consumer decrypts with the key under the kid among its accepted versions, and stored
 //! data (ciphertexts kept from earlier operations) by that exact version id, accepted or
-//! past. A missing kid, a bad signature or a ciphertext that does not open is a failed
-//! consumer operation, counted with the others; the report gives the real operations and
+//! past. At the end of every run every producer operates towards every consumer once
+//! more (the sweep), so every consumer has checked every kid in use at the end. A missing
+//! kid, a bad signature or a ciphertext that does not open is a failed consumer
+//! operation, counted with the others; the report gives the real operations and
 //! their failures per kind. Since keyshift promotes its own copy of the pending value, the
 //! kid changes at the copy: the tokens and ciphertexts under the copy's kid must work
 //! everywhere, and they do; the one-step control fails them. Key bytes come from the

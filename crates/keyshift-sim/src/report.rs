@@ -395,6 +395,10 @@ impl Summary {
                 }
             );
         }
+        let _ = writeln!(
+            s,
+            "(operations include the end-of-run sweep: every producer towards every consumer once)"
+        );
         let k = &self.total.keys;
         if k.any() {
             let _ = writeln!(
@@ -407,7 +411,7 @@ impl Summary {
                 }
                 let _ = writeln!(
                     s,
-                    "  {name:<34} operations {:>8}: {made} {:>8}, {checked} {:>8}; failed {:>6} (kid unknown to the consumer {}, rejected {})",
+                    "  {name:<38} operations {:>8}: {made} {:>8}, {checked} {:>8}; failed {:>6} (kid unknown to the consumer {}, rejected {})",
                     c.operations,
                     c.produced,
                     c.checked,

@@ -40,9 +40,10 @@
 //! A secret of a key kind ([`crate::scenario::SecretKind`]) is created with a real key
 //! and tagged `keyshift:kind`, so that the target generates the same kind on every
 //! rotation, as the stock function does. Its fleet's operations are real cryptography
-//! ([`crate::keys`]), and at the end of the run every producer signs or encrypts for every
-//! consumer once more (the sweep), so every consumer has checked every kid in use at the
-//! end. A failed real operation is a failed consumer operation like any other. Nothing
+//! ([`crate::keys`]). At the end of every run, every producer operates towards every
+//! consumer once more (the sweep), so every consumer of a key secret has checked every
+//! kid in use at the end. A failed real operation is a failed consumer operation like
+//! any other. Nothing
 //! about the schedule depends on the kind: a seed runs the same events whatever its
 //! secret holds.
 //!
@@ -71,7 +72,7 @@ use crate::control::one_step;
 use crate::fleet::{Failure, Fleet, Instance, SimSource, run_now};
 use crate::keys::{KeyStats, KidUse};
 use crate::ports::{EngineWatch, KIND_TAG, SharedRng, SimHub, SimScheduler, SimStore, SimTarget};
-use crate::scenario::{FaultClass, OperatorAction, Scenario, SecretKind, Strategy};
+use crate::scenario::{FaultClass, OperatorAction, Scenario, Strategy};
 
 /// How often each engine behaviour actually acted in a run (a switch that is on but
 /// never acts tests nothing).
@@ -117,8 +118,8 @@ pub struct RunResult {
     pub converged: usize,
     /// Of those, rotations abandoned cleanly.
     pub abandoned: usize,
-    /// Consumer operations attempted (on a key secret, the end-of-run sweep's one per
-    /// producer/consumer pair included).
+    /// Consumer operations attempted (the end-of-run sweep's one per producer/consumer
+    /// pair included).
     pub operations: u64,
     /// Consumer operations that failed.
     pub failed_operations: u64,
@@ -986,12 +987,10 @@ impl World {
             })
     }
 
-    /// The end-of-run sweep of a key secret's fleet: every producer towards every
-    /// consumer, for real (see [`crate::keys`]); a failure counts as a failed operation.
+    /// The end-of-run sweep of a secret's fleet: every producer towards every consumer
+    /// once (on a key secret for real, see [`crate::keys`]); a failure counts as a failed
+    /// operation.
     fn sweep(&mut self, s: usize) {
-        if self.secrets[s].sc.kind == SecretKind::Opaque {
-            return;
-        }
         let downstream = self.target.valid(&self.secrets[s].id);
         let sw = &mut self.secrets[s];
         let n = sw.fleet.instances.len() as u64;
