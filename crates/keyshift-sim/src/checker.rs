@@ -307,7 +307,7 @@ impl Kind {
             Kind::Gap
         } else if has("versions carry") || has("ROTATING is on") {
             Kind::Labels
-        } else if has("consumer contract") || has("NothingToUse") {
+        } else if has("consumer contract") || has("NothingToUse") || has("UnusableKey") {
             Kind::Contract
         } else {
             Kind::Convergence
@@ -390,6 +390,10 @@ mod tests {
                 Kind::Contract,
             ),
             ("t: NothingToUse { producer: 1 }", Kind::Contract),
+            (
+                "t: UnusableKey { producer: 0, version: v, why: \"x\" }",
+                Kind::Contract,
+            ),
             (
                 "t: service B still accepts the initial value, which ...",
                 Kind::Revocation,

@@ -6,7 +6,11 @@
 //! and refreshes it through [`SimSource`], which reads a snapshot that may lag the store
 //! by a little (eventual consistency) and the values as they are. As a producer an
 //! instance uses its cache's AWSCURRENT; as a consumer it accepts the versions its cache
-//! accepts. Under store errors an instance's refresh fails now and then (never more than
+//! accepts. On an opaque secret that is the whole operation (the abstract check: the
+//! producer's version must be one the consumer accepts); on a key secret the operation
+//! is real cryptography ([`crate::keys`]: a signature verified with the consumer's own
+//! JWKS, a ciphertext decrypted with the key under its kid in the consumer's own view).
+//! Under store errors an instance's refresh fails now and then (never more than
 //! twice in a row, so its view stays younger than T through the retries): the cache serves
 //! its last view and retries on its own schedule. The check reads the published view only: it never requests a refresh, so
 //! the fleet is held to the contract without refresh-on-miss healing anything.
@@ -20,6 +24,9 @@ use std::task::{Context, Poll, Waker};
 use keyshift::memory::MemorySecretsManager;
 use keyshift::{SecretId, SecretState, SecretValue, VersionId};
 use keyshift_client::{LabelMap, Source, SourceError, SourceErrorKind, Version, WindowCache};
+
+use crate::keys::KeyOps;
+use crate::scenario::SecretKind;
 
 /// One instance: a window cache.
 #[derive(Debug, Clone)]
@@ -108,6 +115,39 @@ pub enum Failure {
         /// The instance.
         producer: usize,
     },
+    /// Producer `producer` signed or encrypted under `kid`; consumer `consumer` found no
+    /// key under that kid in its own view (its JWKS; its accepted versions; for stored
+    /// data, its versions by id).
+    UnknownKid {
+        /// The producing instance (for stored data, the one that encrypted it).
+        producer: usize,
+        /// The consumer.
+        consumer: usize,
+        /// The kid: the version id of the producer's key.
+        kid: VersionId,
+        /// Whether it was stored data (decrypted by exact version id).
+        stored: bool,
+    },
+    /// The consumer found a key under `kid`, and the cryptography failed with it.
+    Rejected {
+        /// The producing instance.
+        producer: usize,
+        /// The consumer.
+        consumer: usize,
+        /// The kid.
+        kid: VersionId,
+        /// What failed.
+        why: String,
+    },
+    /// The producer's current version holds no usable key of the secret's kind.
+    UnusableKey {
+        /// The producing instance.
+        producer: usize,
+        /// Its current version.
+        version: VersionId,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// The fleet.
@@ -115,20 +155,70 @@ pub enum Failure {
 pub struct Fleet {
     /// The instances.
     pub instances: Vec<Instance>,
+    /// The real operations, on a key secret (an opaque secret's do nothing but count).
+    pub keys: KeyOps,
 }
 
 impl Fleet {
+    /// An empty fleet for a secret of `kind`; `seed` drives the sampling of real
+    /// operations (a stream of its own).
+    pub fn new(kind: SecretKind, seed: u64) -> Self {
+        Fleet {
+            instances: Vec::new(),
+            keys: KeyOps::new(kind, seed),
+        }
+    }
+
     /// One operation: `producer` uses its current version towards `consumer` and towards
-    /// service B (whose valid credentials are `downstream`).
+    /// service B (whose valid credentials are `downstream`). On an opaque secret the
+    /// consumer must accept the version; on a key secret the producer signs or encrypts
+    /// for real and the consumer verifies or decrypts with its own view.
     pub fn operate(
-        &self,
+        &mut self,
         producer: usize,
         consumer: usize,
         downstream: &BTreeSet<String>,
     ) -> Result<(), Failure> {
+        self.pair(producer, consumer, downstream, Mode::Operate)
+    }
+
+    /// The end-of-run sweep: every producer towards every consumer, real operations on a
+    /// key secret (see [`KeyOps::sweep`]); the failures, with their producer and
+    /// consumer.
+    pub fn sweep(&mut self, downstream: &BTreeSet<String>) -> Vec<(usize, usize, Failure)> {
+        let n = self.instances.len();
+        let mut out = Vec::new();
+        for p in 0..n {
+            for c in 0..n {
+                if let Err(f) = self.pair(p, c, downstream, Mode::Sweep) {
+                    out.push((p, c, f));
+                }
+            }
+        }
+        out
+    }
+
+    fn pair(
+        &mut self,
+        producer: usize,
+        consumer: usize,
+        downstream: &BTreeSet<String>,
+        mode: Mode,
+    ) -> Result<(), Failure> {
         let Some(used) = self.instances[producer].in_use() else {
             return Err(Failure::NothingToUse { producer });
         };
+        let cache = &self.instances[consumer].cache;
+        match (self.keys.kind(), mode) {
+            (SecretKind::Opaque, _) => self.check_accepted(producer, consumer, &used)?,
+            (_, Mode::Operate) => self.keys.operate(producer, &used, consumer, cache)?,
+            (_, Mode::Sweep) => self.keys.sweep(producer, &used, consumer, cache)?,
+        }
+        self.check_downstream(producer, &used, downstream)
+    }
+
+    /// The abstract check: the consumer accepts the producer's version.
+    fn check_accepted(&self, producer: usize, consumer: usize, used: &Version) -> Result<(), Failure> {
         if !self.instances[consumer].accepts(used.id()) {
             return Err(Failure::NotAccepted {
                 producer,
@@ -136,6 +226,15 @@ impl Fleet {
                 version: used.id().clone(),
             });
         }
+        Ok(())
+    }
+
+    fn check_downstream(
+        &self,
+        producer: usize,
+        used: &Version,
+        downstream: &BTreeSet<String>,
+    ) -> Result<(), Failure> {
         if !downstream.contains(used.value().expose()) {
             return Err(Failure::DownstreamRefused {
                 producer,
@@ -146,17 +245,34 @@ impl Fleet {
     }
 
     /// Every producer/consumer pair that would fail right now (views only change at
-    /// refreshes, so checking after each refresh covers every instant).
+    /// refreshes, so checking after each refresh covers every instant). On a key secret
+    /// this is the kid lookup of each pair in the consumer's own view, with no
+    /// cryptography ([`KeyOps::reaches`]).
     pub fn broken_pairs(&self, downstream: &BTreeSet<String>) -> Vec<Failure> {
         let n = self.instances.len();
         let mut out = Vec::new();
         for p in 0..n {
+            let Some(used) = self.instances[p].in_use() else {
+                out.push(Failure::NothingToUse { producer: p });
+                continue;
+            };
             for c in 0..n {
-                if let Err(f) = self.operate(p, c, downstream) {
+                let reached = match self.keys.kind() {
+                    SecretKind::Opaque => self.check_accepted(p, c, &used),
+                    _ => self.keys.reaches(p, &used, c, &self.instances[c].cache),
+                };
+                if let Err(f) = reached.and_then(|()| self.check_downstream(p, &used, downstream)) {
                     out.push(f);
                 }
             }
         }
         out
     }
+}
+
+/// An operation in the run, or the sweep at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Operate,
+    Sweep,
 }

@@ -12,10 +12,41 @@
 //! outcomes (labels, gaps, consumer operations, service B, convergence), never which
 //! version ids keyshift writes.
 //!
+//! # Key secrets
+//!
+//! A secret is opaque, a signing key or a symmetric key ([`SecretKind`]). A third of the
+//! single-secret seeds each (drawn from a hash of the seed, independent of its class and
+//! engine behaviours), and in every many-secrets world one secret of each key kind;
+//! `--kind` pins every secret's kind. A key secret holds keyshift's stock values, made
+//! with `keyshift-keys` both for the initial version and by the target on every rotation
+//! (the secret is tagged `keyshift:kind` as the stock function's are): an Ed25519 key
+//! pair (`{"kind","alg","private_jwk","private_key_pem","public_jwk"}`) or an AES-256
+//! JWK (`{"kty":"oct","alg":"A256GCM","k"}`).
+//!
+//! On an opaque secret a fleet operation is abstract: a producer uses its cache's
+//! AWSCURRENT, and the operation fails when a consumer does not accept that version. On a
+//! key secret it is real cryptography ([`keys`]): a producer signs with its current
+//! [`keyshift_client::Version::signing_key`] (the kid, the version id, inside the signed
+//! message) and a consumer verifies with the public key under that kid in its own
+//! cache's JWKS; or a producer encrypts with AES-256-GCM under its current
+//! [`keyshift_client::Version::symmetric_key`] (the kid bound into the AAD) and a
+//! consumer decrypts with the key under the kid among its accepted versions, and stored
+//! data (ciphertexts kept from earlier operations) by that exact version id, accepted or
+//! past. At the end of every run every producer operates towards every consumer once
+//! more (the sweep), so every consumer has checked every kid in use at the end. A missing
+//! kid, a bad signature or a ciphertext that does not open is a failed consumer
+//! operation, counted with the others; the report gives the real operations and
+//! their failures per kind. Since keyshift promotes its own copy of the pending value, the
+//! kid changes at the copy: the tokens and ciphertexts under the copy's kid must work
+//! everywhere, and they do; the one-step control fails them. Key bytes come from the
+//! operating system's generator and decide nothing: a seed's schedule is the same
+//! whatever its secret holds, and a seed replays exactly.
+//!
 //! Layout: [`clock`] (virtual time, task polling), [`ports`] (the store behind a latency
 //! and the engine's interception of writes, the scheduler model, the target and its
 //! downstream services), [`fleet`] (consumers, each running the real `keyshift-client`
-//! window cache on the virtual clock), [`checker`] (invariants, gaps, revocation),
+//! window cache on the virtual clock), [`keys`] (the real operations of the key
+//! secrets), [`checker`] (invariants, gaps, revocation),
 //! [`scenario`] (what a seed means: fault class, engine behaviours, timing), [`world`]
 //! (the event loop, delivery model, convergence), [`engine`] (the engine, operator and
 //! fault models), [`control`] (the one-step rotation that must fail), [`report`]
@@ -26,6 +57,7 @@ pub mod clock;
 pub mod control;
 pub mod engine;
 pub mod fleet;
+pub mod keys;
 pub mod ports;
 pub mod report;
 pub mod scenario;
@@ -34,7 +66,7 @@ pub mod world;
 pub use report::Summary;
 pub use scenario::{
     BehaviourPins, CopyAbandons, EngineBehaviours, FaultClass, OperatorAction, RetryReattach, Scenario,
-    Selection, Strategy, Switch,
+    SecretKind, Selection, Strategy, Switch,
 };
 pub use world::{Hits, RunResult, run_seed, run_world};
 
@@ -149,5 +181,6 @@ pub fn replay_command(r: &RunResult, world_flags: &str) -> String {
     if sc.replica_lag.is_some() {
         cmd.push_str(" --replicas");
     }
+    cmd.push_str(&format!(" --kind {}", sc.kind.name()));
     cmd
 }

@@ -414,8 +414,14 @@ pub struct Downstream {
     pub withhold_revocations: bool,
 }
 
+/// The tag that names the kind of value a secret holds, as the stock function reads it.
+pub const KIND_TAG: &str = "keyshift:kind";
+
 /// The target: random values, registered with and revoked from the [`Downstream`] of the
-/// secret that stores them.
+/// secret that stores them. A secret tagged [`KIND_TAG`] with a key kind gets that kind's
+/// stock value instead (keyshift-keys: a real key, from the operating system's
+/// generator), as the stock function makes it; the draw of the world's stream happens
+/// either way, so the schedule of a seed does not depend on the kind.
 #[derive(Debug, Clone)]
 pub struct SimTarget {
     /// Service B of each secret.
@@ -485,13 +491,21 @@ impl SimTarget {
 impl Target for SimTarget {
     async fn generate(
         &self,
-        _ctx: &TargetContext<'_>,
+        ctx: &TargetContext<'_>,
         _current: Option<&SecretValue>,
     ) -> Result<SecretValue, TargetError> {
-        Ok(SecretValue::new(format!(
-            "value-{:016x}",
-            self.rng.with(|r| r.random::<u64>())
-        )))
+        let draw = self.rng.with(|r| r.random::<u64>());
+        match ctx.tags.get(KIND_TAG) {
+            None => Ok(SecretValue::new(format!("value-{draw:016x}"))),
+            Some(name) => {
+                let kind = keyshift_keys::KeyKind::parse(name).ok_or_else(|| {
+                    TargetError::configuration(format!("{KIND_TAG} {name} is not a key kind"))
+                })?;
+                keyshift_keys::generate(kind)
+                    .map(SecretValue::new)
+                    .map_err(|e| TargetError::retryable(e.to_string()))
+            }
+        }
     }
 
     async fn set(

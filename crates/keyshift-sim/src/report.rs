@@ -1,12 +1,14 @@
 //! Aggregation and the printed report of many runs: per fault class, per engine-behaviour
 //! combination (one row each), per switch value, per operator action, per mode (one
-//! secret, or many through one executor), and in total.
+//! secret, or many through one executor), per secret kind (with the real cryptography
+//! of the key secrets), and in total.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::checker::Kind;
-use crate::scenario::{EngineBehaviours, FaultClass, OperatorAction, Switch};
+use crate::keys::{CryptoCounts, KeyStats};
+use crate::scenario::{EngineBehaviours, FaultClass, OperatorAction, SecretKind, Switch};
 use crate::world::{Hits, RunResult};
 
 /// The overshoot target per gap, for fault classes that inject no delay.
@@ -51,6 +53,8 @@ pub struct Tally {
     /// Largest overshoot, ms, of runs with the baseline engine (the overshoot target
     /// applies to those: the behaviours delay steps on purpose).
     pub baseline_overshoot_max_ms: i64,
+    /// The real operations of the key secrets.
+    pub keys: KeyStats,
 }
 
 impl Tally {
@@ -68,6 +72,7 @@ impl Tally {
         self.violations += r.violations.len() as u64;
         self.cross_talk += r.cross_talk as u64;
         self.hits.add(&r.hits);
+        self.keys.add(&r.keys);
         let baseline = r.scenario.behaviours == EngineBehaviours::BASELINE;
         for &o in &r.overshoots_ms {
             if baseline {
@@ -149,6 +154,8 @@ pub struct Summary {
     pub by_action: BTreeMap<OperatorAction, Tally>,
     /// By the number of secrets per world (1: single-secret runs).
     pub by_mode: BTreeMap<usize, Tally>,
+    /// By what the secret holds.
+    pub by_kind: BTreeMap<SecretKind, Tally>,
     /// All runs.
     pub total: Tally,
 }
@@ -172,6 +179,7 @@ impl Summary {
             self.by_action.entry(sc.operator_action).or_default().add(r);
         }
         self.by_mode.entry(sc.world_secrets).or_default().add(r);
+        self.by_kind.entry(sc.kind).or_default().add(r);
         self.total.add(r);
     }
 
@@ -356,6 +364,82 @@ impl Summary {
                     } else {
                         format!("; replay: {}", t.replay_seeds(3))
                     }
+                );
+            }
+        }
+        s
+    }
+
+    /// Totals per secret kind, and the real operations of the key secrets: how many
+    /// signatures and verifications, encryptions and decryptions ran, and how many
+    /// operations failed, by kind.
+    pub fn render_kinds(&self) -> String {
+        let mut s = String::new();
+        for (kind, t) in &self.by_kind {
+            let what = match kind {
+                SecretKind::Opaque => "opaque (abstract check)",
+                SecretKind::Ed25519 => "ed25519 signing key",
+                SecretKind::Symmetric => "aes-256 symmetric key",
+            };
+            let _ = writeln!(
+                s,
+                "{what:<28} secret-runs {:>6}, rotations {:>6}, operations {:>9}, failed {:>6}{}",
+                t.runs,
+                t.rotations,
+                t.operations,
+                t.failed_operations,
+                if t.passed() {
+                    String::new()
+                } else {
+                    format!(" {}; replay: {}", t.kinds_text(), t.replay_seeds(3))
+                }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "(operations include the end-of-run sweep: every producer towards every consumer once)"
+        );
+        let k = &self.total.keys;
+        if k.any() {
+            let _ = writeln!(
+                s,
+                "real cryptography (a failed operation is counted once, above and here):"
+            );
+            let line = |s: &mut String, name: &str, made: &str, checked: &str, c: &CryptoCounts| {
+                if c.operations == 0 {
+                    return;
+                }
+                let _ = writeln!(
+                    s,
+                    "  {name:<38} operations {:>8}: {made} {:>8}, {checked} {:>8}; failed {:>6} (kid unknown to the consumer {}, rejected {})",
+                    c.operations,
+                    c.produced,
+                    c.checked,
+                    c.failed(),
+                    c.unknown_kid,
+                    c.rejected,
+                );
+            };
+            line(&mut s, "ed25519 sign/verify", "signed", "verified", &k.sign);
+            line(
+                &mut s,
+                "aes-256-gcm encrypt/decrypt",
+                "encrypted",
+                "decrypted",
+                &k.seal,
+            );
+            line(
+                &mut s,
+                "aes-256-gcm stored data by version id",
+                "kept",
+                "decrypted",
+                &k.stored,
+            );
+            if k.sign.operations > 0 {
+                let _ = writeln!(
+                    s,
+                    "  (ed25519: a pair's first verification of a kid, and 1 in {} after it, run the cryptography; the rest look the kid up in the consumer's accepted versions only)",
+                    crate::keys::SIGN_SAMPLE
                 );
             }
         }

@@ -15,6 +15,15 @@
 //! same seeds once for every combination, pinning all six switches. In a many-secrets
 //! world `w` of `k` secrets, secret `i` draws `m = w * k + i`: class `m mod 12`,
 //! combination `61 m mod 144`, so a world's secrets run many different combinations.
+//!
+//! # Which secrets hold keys
+//!
+//! Every secret is of a [`SecretKind`]: opaque (a credential the fleet presents; the
+//! abstract check), an Ed25519 signing key or an AES-256 symmetric key (real
+//! cryptography, see [`crate::keys`]). A single-secret seed `n` draws its kind from a hash
+//! of `n` (a third of the seeds each, independent of the class and the combination); a
+//! many-secrets world makes one secret, drawn from the world's seed, the signing-key
+//! secret and another one the symmetric-key secret. `--kind` pins every secret's kind.
 
 use std::fmt;
 use std::time::Duration;
@@ -423,6 +432,77 @@ impl OperatorAction {
     }
 }
 
+/// What a secret holds, and so what a fleet operation on it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum SecretKind {
+    /// A credential (a password, an API key): a producer presents its AWSCURRENT value,
+    /// and the operation fails when a consumer does not accept that version (the
+    /// abstract check of [`crate::fleet`]).
+    #[default]
+    Opaque,
+    /// keyshift's stock Ed25519 key pair: a producer signs, a consumer verifies with the
+    /// public key under the token's kid in its own JWKS.
+    Ed25519,
+    /// keyshift's stock AES-256 key: a producer encrypts (AES-256-GCM), a consumer
+    /// decrypts with the key under the ciphertext's kid in its own view.
+    Symmetric,
+}
+
+impl SecretKind {
+    /// Every kind, in report order.
+    pub const EVERY: [SecretKind; 3] = [SecretKind::Opaque, SecretKind::Ed25519, SecretKind::Symmetric];
+
+    /// The command-line and report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecretKind::Opaque => "opaque",
+            SecretKind::Ed25519 => "ed25519",
+            SecretKind::Symmetric => "symmetric",
+        }
+    }
+
+    /// Parses a name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::EVERY.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The stock key kind keyshift generates for it (`None` for an opaque secret).
+    pub fn key_kind(self) -> Option<keyshift_keys::KeyKind> {
+        match self {
+            SecretKind::Opaque => None,
+            SecretKind::Ed25519 => Some(keyshift_keys::KeyKind::Ed25519),
+            SecretKind::Symmetric => Some(keyshift_keys::KeyKind::Symmetric),
+        }
+    }
+
+    /// The kind of secret `secret_index` of a world `seed` of `secrets` secrets (a
+    /// single-secret run has one): a single secret is each kind for a third of the seeds;
+    /// in a world of two or more, one secret is the signing key and another the symmetric
+    /// key, both drawn from the seed.
+    pub fn drawn(seed: u64, secret_index: usize, secrets: usize) -> Self {
+        let h = mix(seed ^ 0x6b65_7973_6b69_6e64);
+        if secrets <= 1 {
+            return Self::EVERY[(h % 3) as usize];
+        }
+        let k = secrets as u64;
+        let signing = h % k;
+        let symmetric = (signing + 1 + mix(h) % (k - 1)) % k;
+        match secret_index as u64 {
+            i if i == signing => SecretKind::Ed25519,
+            i if i == symmetric => SecretKind::Symmetric,
+            _ => SecretKind::Opaque,
+        }
+    }
+}
+
+/// SplitMix64's finaliser: a seed's draws that share nothing with its other streams.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// How the rotation is carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strategy {
@@ -448,6 +528,8 @@ pub struct Selection {
     pub strategy: Strategy,
     /// Replica Regions that trail the primary (opt-in; expected to fail today).
     pub replicas: bool,
+    /// Every secret's kind (`None`: drawn, see [`SecretKind::drawn`]).
+    pub kind: Option<SecretKind>,
 }
 
 impl Selection {
@@ -530,6 +612,9 @@ impl Selection {
         if self.replicas {
             parts.push("--replicas".into());
         }
+        if let Some(k) = self.kind {
+            parts.push(format!("--kind {}", k.name()));
+        }
         parts.join(" ")
     }
 }
@@ -573,6 +658,8 @@ pub struct Scenario {
     pub max_faults: u32,
     /// Replica Regions (opt-in): the most a replica's labels trail the primary's.
     pub replica_lag: Option<Duration>,
+    /// What the secret holds.
+    pub kind: SecretKind,
 }
 
 impl Scenario {
@@ -678,6 +765,9 @@ impl Scenario {
                 .then(|| Duration::from_secs(60)),
             max_faults: 5,
             replica_lag,
+            kind: sel
+                .kind
+                .unwrap_or_else(|| SecretKind::drawn(seed, secret_index, world_secrets)),
         }
     }
 
@@ -697,5 +787,45 @@ impl Scenario {
     /// still accept it: T plus an hour.
     pub fn revocation_bound(&self) -> Duration {
         self.policy.gap + Duration::from_secs(3600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_third_of_the_seeds_hold_each_kind_whatever_their_class() {
+        let mut by_kind = std::collections::BTreeMap::new();
+        let mut by_class_kind = std::collections::BTreeSet::new();
+        for seed in 1..=3000u64 {
+            let sc = Scenario::from_seed(seed, &Selection::seeded());
+            *by_kind.entry(sc.kind).or_insert(0u32) += 1;
+            by_class_kind.insert((sc.class, sc.kind));
+        }
+        for kind in SecretKind::EVERY {
+            let n = by_kind[&kind];
+            assert!((900..=1100).contains(&n), "{}: {n} of 3000", kind.name());
+        }
+        assert_eq!(by_class_kind.len(), 12 * 3, "every class with every kind");
+        let pinned = Selection {
+            kind: Some(SecretKind::Symmetric),
+            ..Selection::seeded()
+        };
+        assert_eq!(Scenario::from_seed(5, &pinned).kind, SecretKind::Symmetric);
+    }
+
+    #[test]
+    fn a_world_has_exactly_one_signing_and_one_symmetric_key_secret() {
+        for (seed, secrets) in [(1, 50), (2, 50), (3, 2), (4, 3), (5, 7)] {
+            let kinds: Vec<SecretKind> = Scenario::world(seed, secrets, &Selection::seeded())
+                .iter()
+                .map(|s| s.kind)
+                .collect();
+            let count = |k| kinds.iter().filter(|x| **x == k).count();
+            assert_eq!(count(SecretKind::Ed25519), 1, "{seed}: {kinds:?}");
+            assert_eq!(count(SecretKind::Symmetric), 1, "{seed}: {kinds:?}");
+            assert_eq!(count(SecretKind::Opaque), secrets - 2);
+        }
     }
 }

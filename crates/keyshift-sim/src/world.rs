@@ -1,6 +1,6 @@
 //! One seeded run: a discrete-event loop over virtual time.
 //!
-//! A world holds one or many secrets ([`SecretWorld`]), each with its own in-memory
+//! A world holds one or many secrets (`SecretWorld`), each with its own in-memory
 //! Secrets Manager, rotation engine ([`crate::engine`]: RotateSecret makes the value-less
 //! placeholder, then the four steps run one after another, with the engine's
 //! undocumented behaviours switched per [`crate::scenario::EngineBehaviours`]), faults,
@@ -35,6 +35,18 @@
 //! in which nothing is left to happen, a value B accepts that no accepted version carries
 //! will never be revoked, and is a violation too.
 //!
+//! # Key secrets
+//!
+//! A secret of a key kind ([`crate::scenario::SecretKind`]) is created with a real key
+//! and tagged `keyshift:kind`, so that the target generates the same kind on every
+//! rotation, as the stock function does. Its fleet's operations are real cryptography
+//! ([`crate::keys`]). At the end of every run, every producer operates towards every
+//! consumer once more (the sweep), so every consumer of a key secret has checked every
+//! kid in use at the end. A failed real operation is a failed consumer operation like
+//! any other. Nothing
+//! about the schedule depends on the kind: a seed runs the same events whatever its
+//! secret holds.
+//!
 //! # Many secrets
 //!
 //! Every port call is checked against the secret of the invocation being polled: a call
@@ -58,7 +70,8 @@ use crate::checker::{Checker, Kind, RevocationCheck};
 use crate::clock::{SimClock, Task, poll_once};
 use crate::control::one_step;
 use crate::fleet::{Failure, Fleet, Instance, SimSource, run_now};
-use crate::ports::{EngineWatch, SharedRng, SimHub, SimScheduler, SimStore, SimTarget};
+use crate::keys::{KeyStats, KidUse};
+use crate::ports::{EngineWatch, KIND_TAG, SharedRng, SimHub, SimScheduler, SimStore, SimTarget};
 use crate::scenario::{FaultClass, OperatorAction, Scenario, Strategy};
 
 /// How often each engine behaviour actually acted in a run (a switch that is on but
@@ -105,7 +118,8 @@ pub struct RunResult {
     pub converged: usize,
     /// Of those, rotations abandoned cleanly.
     pub abandoned: usize,
-    /// Consumer operations attempted.
+    /// Consumer operations attempted (the end-of-run sweep's one per producer/consumer
+    /// pair included).
     pub operations: u64,
     /// Consumer operations that failed.
     pub failed_operations: u64,
@@ -124,6 +138,11 @@ pub struct RunResult {
     pub hits: Hits,
     /// Whether the operator acted on an in-flight rotation.
     pub operator_acted: bool,
+    /// The real operations on a key secret (signatures, encryptions), of the run and of
+    /// the sweep at its end; all zero on an opaque secret.
+    pub keys: KeyStats,
+    /// Who used each kid for real (a key secret's producers and consumers by version id).
+    pub kids: BTreeMap<VersionId, KidUse>,
     /// The event trace (only when asked for; in a many-secrets world, on the first
     /// secret's result).
     pub trace: Vec<String>,
@@ -219,6 +238,8 @@ pub(crate) struct SecretWorld {
     pub revocation: RevocationCheck,
     /// Values by version id (a version's value never changes once written).
     pub values: BTreeMap<VersionId, String>,
+    /// The value the secret was created with.
+    pub initial: String,
     pub rotations: Vec<Rotation>,
     pub planned: usize,
     pub faults: u32,
@@ -300,10 +321,22 @@ impl World {
             };
             let inner = Arc::new(MemorySecretsManager::new(clock.reader()));
             let initial_version = token(&mut rng);
-            let initial = SecretValue::new(format!("value-initial-{}-{}", sc.seed, sc.secret_index));
+            // A key secret starts with a real key, and is tagged with its kind as the stock
+            // function's secrets are, so that the target generates the same kind.
+            let initial = match sc.kind.key_kind() {
+                None => SecretValue::new(format!("value-initial-{}-{}", sc.seed, sc.secret_index)),
+                Some(kind) => SecretValue::new(
+                    keyshift_keys::generate(kind)
+                        .unwrap_or_else(|e| panic!("generating the initial {} key: {e}", kind.name())),
+                ),
+            };
             inner
                 .create_secret(&id, &initial_version, initial.clone())
                 .and_then(|()| inner.set_rotation_enabled(&id, true))
+                .and_then(|()| match sc.kind.key_kind() {
+                    Some(kind) => inner.tag(&id, KIND_TAG, kind.name()),
+                    None => Ok(()),
+                })
                 .unwrap_or_else(|e| panic!("setting up the simulated secret: {e}"));
             if let Some(lag) = sc.replica_lag {
                 // The store replicates as the replica Region's consumers read: every change
@@ -348,7 +381,11 @@ impl World {
                 fleet_rng: ChaCha8Rng::seed_from_u64(
                     sc.seed ^ 0xf1ee_7000_c11e_0000 ^ (sc.secret_index as u64).wrapping_mul(0x1000_0001),
                 ),
-                fleet: Fleet::default(),
+                fleet: Fleet::new(
+                    sc.kind,
+                    sc.seed ^ 0x6b65_7973_0000_0000 ^ (sc.secret_index as u64).wrapping_mul(0x1000_0001),
+                ),
+                initial: initial.expose().to_owned(),
                 regions: Vec::new(),
                 views: Vec::new(),
                 values: BTreeMap::new(),
@@ -828,14 +865,9 @@ impl World {
         sw.operations += 1;
         if let Err(f) = sw.fleet.operate(p, c, &downstream) {
             sw.failed += 1;
-            let where_ = match (sw.regions[p], sw.regions[c]) {
-                (0, 0) => 0,
-                (a, b) if a == b => 1,
-                _ => 2,
-            };
-            sw.failed_by_region[where_] += 1;
+            sw.failed_by_region[region_pair(sw.regions[p], sw.regions[c])] += 1;
             let first = sw.failed <= 3;
-            if let Failure::NothingToUse { .. } = f {
+            if let Failure::NothingToUse { .. } | Failure::UnusableKey { .. } = f {
                 sw.checker.violations.push(format!("{now}: {f:?}"));
             }
             if first {
@@ -955,11 +987,37 @@ impl World {
             })
     }
 
+    /// The end-of-run sweep of a secret's fleet: every producer towards every consumer
+    /// once (on a key secret for real, see [`crate::keys`]); a failure counts as a failed
+    /// operation.
+    fn sweep(&mut self, s: usize) {
+        let downstream = self.target.valid(&self.secrets[s].id);
+        let sw = &mut self.secrets[s];
+        let n = sw.fleet.instances.len() as u64;
+        let failures = sw.fleet.sweep(&downstream);
+        sw.operations += n * n;
+        sw.failed += failures.len() as u64;
+        let mut notes = Vec::new();
+        for (p, c, f) in failures {
+            sw.failed_by_region[region_pair(sw.regions[p], sw.regions[c])] += 1;
+            if let Failure::UnusableKey { .. } | Failure::NothingToUse { .. } = f {
+                sw.checker.violations.push(format!("{}: {f:?}", self.clock.now()));
+            }
+            if notes.len() < 3 {
+                notes.push(format!("FAILED consumer operation (end-of-run sweep): {f:?}"));
+            }
+        }
+        for line in notes {
+            self.note(Some(s), line);
+        }
+    }
+
     fn finish(mut self) -> Vec<RunResult> {
         let quiet = self.quiescent();
         let now = self.now();
         let mut results = Vec::new();
         for s in 0..self.secrets.len() {
+            self.sweep(s);
             self.check_secret(s);
             let state = self.snapshot(s);
             for (id, v) in &state.versions {
@@ -1067,6 +1125,8 @@ impl World {
                 dead_letters: sw.dead_letters,
                 hits: sw.hits,
                 operator_acted: sw.operator_acted,
+                keys: sw.fleet.keys.stats,
+                kids: std::mem::take(&mut sw.fleet.keys.kids),
                 trace: Vec::new(),
                 scenario: sw.sc.clone(),
             });
@@ -1151,7 +1211,7 @@ pub(crate) const OPS_OWNER: &str = "OPS_OWNER";
 
 /// "the initial value", "rotation 2's value", or "a value" for a report line.
 fn describe_value(sw: &SecretWorld, value: &str) -> String {
-    if value.starts_with("value-initial-") {
+    if value == sw.initial {
         return "the initial value".into();
     }
     match sw
@@ -1161,6 +1221,16 @@ fn describe_value(sw: &SecretWorld, value: &str) -> String {
     {
         Some(r) => format!("rotation {r}'s value"),
         None => "a value no rotation owns".into(),
+    }
+}
+
+/// Where a producer and a consumer run: both in the primary Region (0), both in the
+/// replica Region (1), or in different Regions (2).
+fn region_pair(producer: usize, consumer: usize) -> usize {
+    match (producer, consumer) {
+        (0, 0) => 0,
+        (a, b) if a == b => 1,
+        _ => 2,
     }
 }
 

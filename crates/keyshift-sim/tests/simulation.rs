@@ -76,6 +76,8 @@ fn a_seed_replays_exactly() {
         assert_eq!(a.trace, b.trace);
         assert_eq!(a.overshoots_ms, b.overshoots_ms);
         assert_eq!(a.hits, b.hits);
+        assert_eq!(a.keys, b.keys);
+        assert_eq!(a.kids, b.kids);
     }
 }
 
