@@ -29,7 +29,7 @@ OFFLINE_AWS = env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_T
 LAMBDA_BIN = keyshift-rotation
 ARM64_TARGET = aarch64-unknown-linux-gnu
 
-.PHONY: bench test demo venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
+.PHONY: bench bench-keys test demo venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
 	sim-demo build build-x86 deploy aws-check aws-check-offline
 
 ## make demo: a real rotation on this machine: moto's server as AWS, the release binary
@@ -117,6 +117,11 @@ sim-replicas:
 ## AWS requests each makes per hour (counted on the wire in front of moto's server).
 bench: venv
 	$(CARGO) run --release -p keyshift-bench --features aws-caching
+
+## What the stock kinds cost here: key generation per kind, testSecret's check, a JWT
+## signed and verified per algorithm, AES-256-GCM sealing (aws-lc-rs, one thread).
+bench-keys:
+	$(CARGO) run --release -p keyshift-bench --bin keyshift-keys-bench
 
 ## make aws-check: on a real AWS account (skipped without credentials), settles what the
 ## rotation engine does that AWS does not document (README, "Settling the engine's
