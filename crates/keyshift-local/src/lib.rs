@@ -11,11 +11,14 @@
 //!   scheduler, a consumer fleet on the real SDK, a label timeline and the gaps measured.
 //! * [`kinds`]: one secret of every kind rotated at once, each with a keyshift-client
 //!   fleet that signs and verifies, seals and opens, or presents and accepts.
+//! * [`postgres`]: a real PostgreSQL 15 in a temporary directory, with TLS from a CA of
+//!   its own and every statement logged, for the PostgreSQL target's tests and the demo.
 
 pub mod calls;
 pub mod http;
 pub mod kinds;
 pub mod local;
 pub mod moto;
+pub mod postgres;
 pub mod proxy;
 pub mod watch;
