@@ -40,11 +40,21 @@ pub struct PgConfig {
     /// `ssl=on` (the default). Off: the server speaks plain text only, to show that a
     /// client asking for TLS fails instead of falling back.
     pub ssl: bool,
+    /// The names in the server certificate's subjectAltName, as openssl writes them.
+    /// The default names the address the server listens on; another name shows that a
+    /// client checks the host name, not only the CA.
+    pub cert_names: &'static str,
 }
+
+/// The certificate's names by default: the address it is reached at, and localhost.
+pub const DEFAULT_CERT_NAMES: &str = "IP:127.0.0.1,DNS:localhost";
 
 impl Default for PgConfig {
     fn default() -> Self {
-        PgConfig { ssl: true }
+        PgConfig {
+            ssl: true,
+            cert_names: DEFAULT_CERT_NAMES,
+        }
     }
 }
 
@@ -152,14 +162,21 @@ fn make_ca(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), String> {
 }
 
 /// Makes a server key and a certificate for 127.0.0.1 and localhost, signed by the CA.
-fn make_server_cert(dir: &Path, ca_key: &Path, ca_pem: &Path) -> Result<(PathBuf, PathBuf), String> {
+fn make_server_cert(
+    dir: &Path,
+    ca_key: &Path,
+    ca_pem: &Path,
+    names: &str,
+) -> Result<(PathBuf, PathBuf), String> {
     let key = dir.join("server.key");
     let csr = dir.join("server.csr");
     let crt = dir.join("server.crt");
     let ext = dir.join("server.ext");
     fs::write(
         &ext,
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        format!(
+            "subjectAltName={names}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        ),
     )
     .map_err(|e| format!("write {}: {e}", ext.display()))?;
     run(
@@ -249,8 +266,14 @@ impl Postgres {
         Err(last)
     }
 
-    fn data_dir(&self) -> PathBuf {
+    /// The cluster's data directory (owned by the server's user).
+    pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
+    }
+
+    /// The temporary directory that holds everything (removed on drop).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The server's log (every statement, every connection).
@@ -285,7 +308,7 @@ impl Postgres {
         let (ca_key, ca_pem) = make_ca(&dir, "ca")?;
         let (other_key, _) = make_ca(&dir, "other-ca")?;
         let _ = fs::remove_file(other_key);
-        let (server_key, server_crt) = make_server_cert(&dir, &ca_key, &ca_pem)?;
+        let (server_key, server_crt) = make_server_cert(&dir, &ca_key, &ca_pem, config.cert_names)?;
         let _ = fs::remove_file(ca_key);
         let pwfile = dir.join("pwfile");
         fs::write(&pwfile, format!("{}\n", self.superuser_password))

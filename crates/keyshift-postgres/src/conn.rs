@@ -111,7 +111,6 @@ pub fn client_config(options: &PgOptions) -> Result<rustls::ClientConfig, Target
 
 /// Logs in as `user` at `endpoint`; the connection's driver runs on a task of its own and
 /// ends when the returned client is dropped. `secrets` are scrubbed from any error.
-#[allow(clippy::too_many_arguments)]
 pub async fn connect(
     endpoint: &Endpoint,
     user: &str,

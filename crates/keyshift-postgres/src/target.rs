@@ -555,3 +555,120 @@ impl Target for PostgresTarget {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use keyshift::secret::SecretId;
+
+    use super::*;
+    use crate::options::TLS_TAG;
+
+    const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:master-AbCdEf";
+
+    /// A target whose SDK client points nowhere: enough for everything that runs before
+    /// a call.
+    fn offline() -> PostgresTarget {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        PostgresTarget::new(Client::from_conf(config), PgOptions::default())
+    }
+
+    fn value(username: &str, password: &str) -> SecretValue {
+        SecretValue::new(
+            serde_json::json!({
+                "engine": "postgres", "host": "db.example.internal", "port": 5432, "dbname": "app",
+                "username": username, "password": password, "masterarn": ARN
+            })
+            .to_string(),
+        )
+    }
+
+    #[tokio::test]
+    async fn generate_names_the_other_user_with_a_new_password() {
+        let t = offline();
+        let id = SecretId::new("app/db");
+        let tags = BTreeMap::new();
+        let ctx = TargetContext {
+            secret: &id,
+            tags: &tags,
+        };
+        assert!(t.reads_current(&ctx) && t.revokes(&ctx));
+        let next = t
+            .generate(&ctx, Some(&value("app", "old-password-1")))
+            .await
+            .expect("generate");
+        let parsed = DbSecret::parse(next.expose(), "next").expect("valid");
+        assert_eq!(parsed.username.as_str(), "app_clone");
+        assert_ne!(parsed.password, "old-password-1");
+        let back = t.generate(&ctx, Some(&next)).await.expect("generate");
+        assert_eq!(
+            DbSecret::parse(back.expose(), "b")
+                .expect("valid")
+                .username
+                .as_str(),
+            "app"
+        );
+    }
+
+    #[tokio::test]
+    async fn generate_refuses_what_set_would_refuse_before_anything_is_written() {
+        let t = offline();
+        let id = SecretId::new("app/db");
+        let tags = BTreeMap::new();
+        let ctx = TargetContext {
+            secret: &id,
+            tags: &tags,
+        };
+        let e = t.generate(&ctx, None).await.expect_err("no current value");
+        assert_eq!(e.kind, TargetErrorKind::Configuration);
+        let e = t
+            .generate(&ctx, Some(&value("app\"; DROP ROLE x; --", "old-password-2")))
+            .await
+            .expect_err("hostile");
+        assert_eq!(e.kind, TargetErrorKind::Configuration);
+        assert!(
+            e.message.contains("field username") && !e.message.contains("old-password-2"),
+            "{e}"
+        );
+        let bad_tags: BTreeMap<String, String> = [(TLS_TAG.to_owned(), "allow".to_owned())].into();
+        let ctx = TargetContext {
+            secret: &id,
+            tags: &bad_tags,
+        };
+        let e = t
+            .generate(&ctx, Some(&value("app", "old-password-3")))
+            .await
+            .expect_err("bad tag");
+        assert!(e.message.contains(TLS_TAG), "{e}");
+    }
+
+    #[tokio::test]
+    async fn hostile_values_fail_before_any_call_and_never_show_the_password() {
+        let t = offline();
+        let id = SecretId::new("app/db");
+        let tags = BTreeMap::new();
+        let ctx = TargetContext {
+            secret: &id,
+            tags: &tags,
+        };
+        let v = VersionId::new("v1");
+        for name in ["app_clone'; --", "APP_CLONE", "app clone", ""] {
+            let hostile = value(name, "hostile-password-4");
+            for e in [
+                t.set(&ctx, &v, &hostile).await.expect_err("set"),
+                t.test(&ctx, &v, &hostile).await.expect_err("test"),
+                t.revoke(&ctx, &v, &hostile).await.expect_err("revoke"),
+            ] {
+                assert_eq!(e.kind, TargetErrorKind::Configuration, "{e}");
+                assert!(e.message.contains("field username"), "{e}");
+                assert!(!e.message.contains("hostile-password-4"), "{e}");
+            }
+        }
+        assert!(!format!("{t:?}").contains("password"));
+    }
+}

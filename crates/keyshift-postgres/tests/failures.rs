@@ -115,6 +115,9 @@ async fn hostile_values_are_refused_before_any_sql_and_leave_no_role() {
     only_app(&world);
     let log = world.pg.log();
     assert!(!log.contains("DROP ROLE"), "nothing hostile reached the server");
+    let mut passwords = world.all_passwords().await;
+    passwords.push(pw.clone());
+    world.assert_log_clean(&passwords);
 
     // A hostile AWSCURRENT fails createSecret through the executor, before any write.
     let world2 = World::new().await;
@@ -337,6 +340,7 @@ async fn tls_verifies_the_certificate_against_the_bundle_only() {
                 && !l.contains("SSL enabled")),
         "the clone logged in without TLS"
     );
+    world.assert_log_clean(&world.all_passwords().await);
     // A bad tag value names the tag.
     tags.insert("keyshift:postgres-tls".into(), "prefer".into());
     let ctx = TargetContext {
@@ -354,9 +358,42 @@ async fn tls_verifies_the_certificate_against_the_bundle_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_for_another_host_name_is_refused() {
+    // Signed by the bundle's CA, but for db.example.internal, not 127.0.0.1.
+    let world = World::with(Setup {
+        pg: PgConfig {
+            cert_names: "DNS:db.example.internal",
+            ..PgConfig::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    let t = version_id(1);
+    world.begin(&t).await;
+    world.step(Step::CreateSecret, &t).await.expect("createSecret");
+    let e = target_error(world.step(Step::SetSecret, &t).await);
+    assert_eq!(e.kind, TargetErrorKind::Configuration, "{e}");
+    assert!(
+        e.message.contains("not trusted") && e.message.contains("not valid for name \"127.0.0.1\""),
+        "{e}"
+    );
+    only_app(&world);
+    assert!(
+        !world
+            .pg
+            .log()
+            .contains(&format!("connection authorized: user={MASTER}")),
+        "the master never logged in"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_without_tls_is_refused_unless_the_secret_says_disable() {
     let world = World::with(Setup {
-        pg: PgConfig { ssl: false },
+        pg: PgConfig {
+            ssl: false,
+            ..PgConfig::default()
+        },
         ..Setup::default()
     })
     .await;
@@ -372,7 +409,10 @@ async fn a_server_without_tls_is_refused_unless_the_secret_says_disable() {
     only_app(&world);
 
     let plain = World::with(Setup {
-        pg: PgConfig { ssl: false },
+        pg: PgConfig {
+            ssl: false,
+            ..PgConfig::default()
+        },
         tags: disable_tags(),
         ..Setup::default()
     })
