@@ -233,7 +233,14 @@ impl Postgres {
         }
         let as_root = is_root();
         let n = STARTED.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!(
+        // As root, under /tmp itself: the server's user must be able to enter every
+        // parent, which a private $TMPDIR may not allow.
+        let parent = if as_root {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = parent.join(format!(
             "keyshift-pg-{}-{n}-{}",
             std::process::id(),
             random_password(6).to_lowercase()
