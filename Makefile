@@ -29,7 +29,7 @@ OFFLINE_AWS = env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_T
 LAMBDA_BIN = keyshift-rotation
 ARM64_TARGET = aarch64-unknown-linux-gnu
 
-.PHONY: bench bench-keys test demo venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
+.PHONY: bench bench-keys test demo demo-postgres postgres venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
 	sim-demo build build-x86 deploy aws-check aws-check-offline
 
 ## make demo: a real rotation on this machine: moto's server as AWS, the release binary
@@ -58,7 +58,18 @@ $(SAM_VENV)/.installed:
 sam-venv: $(SAM_VENV)/.installed
 
 ## make test: everything CI runs.
-test: lint unit sim-test build-x86 aws-check-offline
+test: postgres lint unit sim-test build-x86 aws-check-offline
+
+## PostgreSQL 15 for the database-credential tests and `make demo-postgres`: the
+## machine's Debian package, installed when missing (the tests start their own server,
+## as the `postgres` system user, on a free port, and stop it).
+PG_BIN ?= /usr/lib/postgresql/15/bin
+postgres:
+	@if [ -x $(PG_BIN)/initdb ] && id postgres >/dev/null 2>&1; then echo "PostgreSQL 15: $(PG_BIN)"; \
+	else echo "installing PostgreSQL 15 (apt-get)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql-15 >/dev/null; \
+	fi
 
 ## make build: the Lambda artefact as deployed: an arm64 (Graviton) `bootstrap` for
 ## provided.al2023, cross-compiled by cargo-lambda with zig (both come with `make venv`).

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use keyshift::Policy;
 
+use keyshift_postgres::PgOptions;
+
 use crate::kinds::{KindName, ValueKind};
 use crate::secrets::CreatedDates;
 
@@ -36,6 +38,13 @@ pub const DEFAULT_KIND: &str = "KEYSHIFT_DEFAULT_KIND";
 /// whose ListSecretVersionIds misreports CreatedDate, such as moto).
 pub const CREATED_DATES: &str = "KEYSHIFT_CREATED_DATES";
 
+/// The variables of `postgres` secrets, read by [`PgOptions::from_lookup`].
+pub const PG_VARIABLES: [&str; 3] = [
+    "KEYSHIFT_PG_CA_BUNDLE",
+    "KEYSHIFT_PG_SESSION_GRACE_SECONDS",
+    "KEYSHIFT_PG_CONNECT_TIMEOUT_SECONDS",
+];
+
 /// The secret tag that overrides T for one secret (whole seconds).
 pub const GAP_TAG: &str = "keyshift:gap-seconds";
 
@@ -49,7 +58,7 @@ pub enum BackendKind {
 }
 
 /// The validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// T and the inline budget.
     pub policy: Policy,
@@ -69,6 +78,8 @@ pub struct Config {
     pub password_length: i64,
     /// The kind of secrets without a kind tag.
     pub default_kind: KindName,
+    /// Options of `postgres` secrets (`KEYSHIFT_PG_*`).
+    pub postgres: PgOptions,
     /// Where creation dates come from.
     pub created_dates: CreatedDates,
 }
@@ -174,6 +185,13 @@ impl Config {
                 )
             })?,
         };
+        let postgres = PgOptions::from_lookup(&var).map_err(|problem| {
+            let variable = PG_VARIABLES
+                .into_iter()
+                .find(|v| problem.contains(v))
+                .unwrap_or(PG_VARIABLES[0]);
+            err(variable, problem)
+        })?;
         let created_dates = match get(CREATED_DATES).as_deref().map(str::trim) {
             None | Some("list-versions") => CreatedDates::ListVersions,
             Some("get-value") => CreatedDates::GetValue,
@@ -189,6 +207,7 @@ impl Config {
             event_bus: get(EVENT_BUS),
             password_length,
             default_kind,
+            postgres,
             created_dates,
         })
     }

@@ -81,10 +81,11 @@ pub struct Function<T = StockTarget> {
 impl Function<StockTarget> {
     /// The stock function: values of the kind each secret's tags ask for.
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
-        let target = StockTarget::new(
+        let target = StockTarget::with_postgres(
             aws_sdk_secretsmanager::Client::new(sdk),
             config.default_kind,
             config.password_length,
+            config.postgres.clone(),
         );
         Function::with_target(config, sdk, target)
     }

@@ -3,7 +3,7 @@
 //!
 //! | tag | values | default |
 //! |---|---|---|
-//! | `keyshift:kind` | `password`, `symmetric`, `ed25519`, `ecdsa-p256`, `ecdsa-p384`, `rsa-2048`, `rsa-3072`, `rsa-4096`, `json` | `KEYSHIFT_DEFAULT_KIND`, else `password` |
+//! | `keyshift:kind` | `password`, `symmetric`, `ed25519`, `ecdsa-p256`, `ecdsa-p384`, `rsa-2048`, `rsa-3072`, `rsa-4096`, `json`, `postgres` (its tags: `keyshift-postgres`) | `KEYSHIFT_DEFAULT_KIND`, else `password` |
 //! | `keyshift:fields` | with `json`: `name=kind` pairs separated by spaces, each kind one of the above but `json` | (required with `json`) |
 //! | `keyshift:password-length` | 16 to 4096 | `KEYSHIFT_PASSWORD_LENGTH`, else 48 |
 //! | `keyshift:exclude-characters` | characters GetRandomPassword must not use (at most 256) | none |
@@ -80,6 +80,9 @@ pub enum Kind {
     Value(ValueKind),
     /// A JSON object whose named fields are generated and whose other fields carry over.
     Json(Vec<Field>),
+    /// AWS's database-secret JSON for PostgreSQL, rotated with alternating users by
+    /// `keyshift-postgres` (its own tags are read there).
+    Postgres,
 }
 
 /// The name of a kind as configured (the function-wide default: `json` needs its fields
@@ -90,6 +93,8 @@ pub enum KindName {
     Value(ValueKind),
     /// `json`.
     Json,
+    /// `postgres`.
+    Postgres,
 }
 
 impl KindName {
@@ -98,6 +103,7 @@ impl KindName {
         let mut names = vec!["password"];
         names.extend(KeyKind::ALL.iter().map(|k| k.name()));
         names.push("json");
+        names.push("postgres");
         names
     }
 
@@ -105,6 +111,7 @@ impl KindName {
     pub fn parse(name: &str) -> Option<KindName> {
         match name {
             "json" => Some(KindName::Json),
+            "postgres" => Some(KindName::Postgres),
             other => ValueKind::parse(other).map(KindName::Value),
         }
     }
@@ -232,6 +239,12 @@ pub fn spec(
             Kind::Value(v)
         }
         KindName::Json => Kind::Json(fields(tags.get(FIELDS_TAG))?),
+        KindName::Postgres => {
+            if tags.contains_key(FIELDS_TAG) {
+                return Err(bad(FIELDS_TAG, format!("only applies to {KIND_TAG}=json")));
+            }
+            Kind::Postgres
+        }
     };
     let length = match tags.get(PASSWORD_LENGTH_TAG) {
         None => default_length,
@@ -271,6 +284,7 @@ pub fn spec(
     let uses_passwords = match &kind {
         Kind::Value(v) => *v == ValueKind::Password,
         Kind::Json(fields) => fields.iter().any(|f| f.kind == ValueKind::Password),
+        Kind::Postgres => false,
     };
     if uses_passwords
         && password.exclude_punctuation
@@ -319,7 +333,10 @@ fn fields(tag: Option<&String>) -> Result<Vec<Field>, TagError> {
             ));
         }
         let kind = ValueKind::parse(kind).ok_or_else(|| {
-            let allowed: Vec<&str> = KindName::all().into_iter().filter(|k| *k != "json").collect();
+            let allowed: Vec<&str> = KindName::all()
+                .into_iter()
+                .filter(|k| !["json", "postgres"].contains(k))
+                .collect();
             bad(
                 FIELDS_TAG,
                 format!(

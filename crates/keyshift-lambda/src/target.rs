@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use crate::kinds::{self, Kind, KindName, PasswordOptions, Spec, ValueKind};
 use crate::secrets::classify;
 use keyshift_keys::{self as keygen, KeyError, KeyKind};
+use keyshift_postgres::{PgOptions, PostgresTarget};
 
 /// Generates the value the secret's `keyshift:kind` tag asks for (passwords with
 /// Secrets Manager's `GetRandomPassword`, keys with aws-lc-rs) and registers it nowhere:
@@ -23,17 +24,42 @@ pub struct StockTarget {
     client: Client,
     default_kind: KindName,
     password_length: i64,
+    postgres: std::sync::Arc<PostgresTarget>,
 }
 
 impl StockTarget {
     /// Generates `default_kind` for secrets without a kind tag, passwords of
-    /// `password_length` characters unless a tag says otherwise.
+    /// `password_length` characters unless a tag says otherwise; `postgres` secrets with
+    /// the default [`PgOptions`].
     pub fn new(client: Client, default_kind: KindName, password_length: i64) -> Self {
+        StockTarget::with_postgres(client, default_kind, password_length, PgOptions::default())
+    }
+
+    /// [`StockTarget::new`] with the options of `postgres` secrets (CA bundle, session
+    /// grace, connect timeout).
+    pub fn with_postgres(
+        client: Client,
+        default_kind: KindName,
+        password_length: i64,
+        pg: PgOptions,
+    ) -> Self {
         StockTarget {
+            postgres: std::sync::Arc::new(PostgresTarget::new(client.clone(), pg)),
             client,
             default_kind,
             password_length,
         }
+    }
+
+    /// Whether the secret's tags make it a `postgres` secret (a bad tag: no).
+    fn is_postgres(&self, ctx: &TargetContext<'_>) -> bool {
+        matches!(
+            self.spec(ctx.tags),
+            Ok(Spec {
+                kind: Kind::Postgres,
+                ..
+            })
+        )
     }
 
     /// What the secret's tags ask for; a bad tag is a configuration error.
@@ -108,17 +134,19 @@ fn check(kind: ValueKind, value: &Value, what: &str) -> Result<(), TargetError> 
 }
 
 impl Target for StockTarget {
-    /// Nothing downstream to revoke: the release reads no old value.
-    fn revokes(&self, _ctx: &TargetContext<'_>) -> bool {
-        false
+    /// Only a `postgres` secret has something downstream to revoke (the old user); for
+    /// every other kind the release reads no old value.
+    fn revokes(&self, ctx: &TargetContext<'_>) -> bool {
+        self.is_postgres(ctx)
     }
 
-    /// A `json` secret carries its other fields over from AWSCURRENT.
+    /// A `json` secret carries its other fields over from AWSCURRENT; a `postgres` secret
+    /// alternates its user from it.
     fn reads_current(&self, ctx: &TargetContext<'_>) -> bool {
         matches!(
             self.spec(ctx.tags),
             Ok(Spec {
-                kind: Kind::Json(_),
+                kind: Kind::Json(_) | Kind::Postgres,
                 ..
             })
         )
@@ -131,6 +159,7 @@ impl Target for StockTarget {
     ) -> Result<SecretValue, TargetError> {
         let spec = self.spec(ctx.tags)?;
         match &spec.kind {
+            Kind::Postgres => self.postgres.generate(ctx, current).await,
             Kind::Value(ValueKind::Password) => Ok(SecretValue::new(self.password(&spec.password).await?)),
             Kind::Value(ValueKind::Key(key)) => Ok(SecretValue::new(generate_key(*key).await?.to_string())),
             Kind::Json(fields) => {
@@ -166,11 +195,12 @@ impl Target for StockTarget {
     async fn test(
         &self,
         ctx: &TargetContext<'_>,
-        _version: &VersionId,
+        version: &VersionId,
         value: &SecretValue,
     ) -> Result<(), TargetError> {
         let spec = self.spec(ctx.tags)?;
         match &spec.kind {
+            Kind::Postgres => self.postgres.test(ctx, version, value).await,
             Kind::Value(ValueKind::Password) => check(
                 ValueKind::Password,
                 &Value::from(value.expose()),

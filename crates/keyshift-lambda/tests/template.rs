@@ -219,18 +219,30 @@ fn review(t: &Value, code: &BTreeSet<String>) -> Vec<String> {
     };
     let all = statements(t, &mut problems);
 
-    // 1. `*` only for GetRandomPassword; no wildcard actions.
+    // 1. `*` only for GetRandomPassword and, for a function in a VPC, the network
+    // interface actions Lambda itself needs (what AWSLambdaVPCAccessExecutionRole grants,
+    // on "*" too); no wildcard actions.
+    const VPC_ENI_ACTIONS: [&str; 6] = [
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+    ];
     for s in all.iter().filter(|s| s.allow) {
         for a in &s.actions {
             if a.contains('*') {
                 problems.push(format!("{}: wildcard action {a}", s.sid));
             }
         }
+        let eni_only = s.actions.iter().all(|a| VPC_ENI_ACTIONS.contains(&a.as_str()));
         if s.resources.iter().any(|r| r == "*")
+            && !eni_only
             && s.actions.iter().any(|a| a != "secretsmanager:GetRandomPassword")
         {
             problems.push(format!(
-                "{}: grants {:?} on \"*\"; only secretsmanager:GetRandomPassword may have \"*\"",
+                "{}: grants {:?} on \"*\"; only secretsmanager:GetRandomPassword may have \"*\" (and, in a VPC, Lambda's network interface actions)",
                 s.sid, s.actions
             ));
         }
@@ -363,6 +375,9 @@ fn review(t: &Value, code: &BTreeSet<String>) -> Vec<String> {
         keyshift_lambda::config::EVENT_BUS,
         keyshift_lambda::config::PASSWORD_LENGTH,
         keyshift_lambda::config::DEFAULT_KIND,
+        keyshift_lambda::config::PG_VARIABLES[0],
+        keyshift_lambda::config::PG_VARIABLES[1],
+        keyshift_lambda::config::PG_VARIABLES[2],
         keyshift_lambda::config::CREATED_DATES,
         "RUST_LOG",
     ];
