@@ -38,6 +38,12 @@ demo: venv
 	$(CARGO) build --release -p keyshift-local --bin keyshift-demo
 	$(CARGO_TARGET_DIR)/release/keyshift-demo
 
+## make demo-postgres: database credentials on a real PostgreSQL 15 (installed when
+## missing), two rotations with alternating users, a fleet logging in and querying.
+demo-postgres: venv postgres
+	$(CARGO) build --release -p keyshift-local --bin keyshift-demo-postgres
+	$(CARGO_TARGET_DIR)/release/keyshift-demo-postgres
+
 ## The timeline of one simulated rotation with no faults (no emulator needed).
 sim-demo:
 	$(CARGO) build --release -p keyshift-sim

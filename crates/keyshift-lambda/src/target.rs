@@ -181,12 +181,16 @@ impl Target for StockTarget {
         }
     }
 
+    /// Registers a `postgres` secret's user; nothing to do for every other kind.
     async fn set(
         &self,
-        _ctx: &TargetContext<'_>,
-        _version: &VersionId,
-        _value: &SecretValue,
+        ctx: &TargetContext<'_>,
+        version: &VersionId,
+        value: &SecretValue,
     ) -> Result<(), TargetError> {
+        if self.is_postgres(ctx) {
+            return self.postgres.set(ctx, version, value).await;
+        }
         Ok(())
     }
 
@@ -229,12 +233,16 @@ impl Target for StockTarget {
         }
     }
 
+    /// Revokes a `postgres` secret's old user; nothing to do for every other kind.
     async fn revoke(
         &self,
-        _ctx: &TargetContext<'_>,
-        _version: &VersionId,
-        _value: &SecretValue,
+        ctx: &TargetContext<'_>,
+        version: &VersionId,
+        value: &SecretValue,
     ) -> Result<(), TargetError> {
+        if self.is_postgres(ctx) {
+            return self.postgres.revoke(ctx, version, value).await;
+        }
         Ok(())
     }
 }
@@ -246,6 +254,37 @@ mod tests {
     use super::*;
     use crate::HandlerError;
     use crate::testing::{meta, service_error};
+
+    #[test]
+    fn only_postgres_secrets_revoke_and_json_and_postgres_read_the_current_value() {
+        let client = Client::from_conf(
+            aws_sdk_secretsmanager::Config::builder()
+                .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+                .build(),
+        );
+        let target = StockTarget::new(client, KindName::Value(ValueKind::Password), 48);
+        let secret = keyshift::SecretId::new("s");
+        for (kind, revokes, reads) in [
+            ("password", false, false),
+            ("ed25519", false, false),
+            ("json", false, true),
+            ("postgres", true, true),
+        ] {
+            let mut tags = BTreeMap::from([(kinds::KIND_TAG.to_owned(), kind.to_owned())]);
+            if kind == "json" {
+                tags.insert(kinds::FIELDS_TAG.to_owned(), "password=password".to_owned());
+            }
+            let ctx = TargetContext {
+                secret: &secret,
+                tags: &tags,
+            };
+            assert_eq!(
+                (target.revokes(&ctx), target.reads_current(&ctx)),
+                (revokes, reads),
+                "{kind}"
+            );
+        }
+    }
 
     fn retryable_and_type(code: &str) -> (bool, &'static str) {
         let e = GetRandomPasswordError::generic(meta(code, "the service's message"));

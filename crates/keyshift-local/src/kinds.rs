@@ -650,7 +650,7 @@ async fn bad_tags(
 
 /// One rotation of one secret: RotateSecret (moto leaves the placeholder), the engine's
 /// four steps through the function, then waiting for the clean end state.
-async fn rotate(
+pub(crate) async fn rotate(
     sm: &aws_sdk_secretsmanager::Client,
     invoker: &Invoker,
     timeline: &Timeline,

@@ -19,6 +19,7 @@ pub mod http;
 pub mod kinds;
 pub mod local;
 pub mod moto;
+pub mod pgdemo;
 pub mod pgfleet;
 pub mod postgres;
 pub mod proxy;

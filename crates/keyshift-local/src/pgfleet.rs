@@ -51,9 +51,14 @@ impl std::fmt::Debug for Credential {
 impl Credential {
     /// The credential in a version of a `postgres` secret.
     pub fn of(version: &keyshift_client::Version) -> Option<Credential> {
-        let v: Value = serde_json::from_str(version.value().expose()).ok()?;
+        Credential::parse(version.id().as_str(), version.value().expose())
+    }
+
+    /// The credential in the secret text `value` of version `version`.
+    pub fn parse(version: &str, value: &str) -> Option<Credential> {
+        let v: Value = serde_json::from_str(value).ok()?;
         Some(Credential {
-            version: version.id().as_str().to_owned(),
+            version: version.to_owned(),
             username: v["username"].as_str()?.to_owned(),
             password: v["password"].as_str()?.to_owned(),
             host: v["host"].as_str()?.to_owned(),
@@ -63,6 +68,11 @@ impl Credential {
                 .and_then(|p| u16::try_from(p).ok())?,
             dbname: v["dbname"].as_str()?.to_owned(),
         })
+    }
+
+    /// The password (secret: for the log checks only).
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     fn config(&self) -> tokio_postgres::Config {
