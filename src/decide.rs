@@ -577,27 +577,15 @@ fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
         return done(stand_down(s, token, valued), Outcome::Abandoned);
     }
     if head != *token && s.has(&head, AWSPENDING) {
-        let Some(created) = s.version(&head).and_then(|v| v.created) else {
-            // keyshift writes copies with their value: a copy without one is a read that
-            // has not caught up with the write.
-            return Decision::Reject(Rejection::PendingValueMissing { version: head });
+        // The event's due can only delay the swap.
+        return match first_gap_end(s, &head, i.policy) {
+            Ok(end) => swap_when_due(i, &head, current, end.max(event_due)),
+            Err(FirstGapOpen::NoValue) => Decision::Reject(Rejection::PendingValueMissing { version: head }),
+            Err(FirstGapOpen::NotAccepted) => decide_again(
+                vec![Action::MarkAccepted { version: head }],
+                Outcome::AcceptedEverywhere,
+            ),
         };
-        // The copy has carried AWSPENDING since its creation: it has been accepted for
-        // exactly its age (in every replica Region, from the accepted marker on). The
-        // event's due can only delay the swap.
-        let mut due = created.plus(i.policy.gap).max(event_due);
-        if !s.replicas.is_empty() {
-            match s.accepted_markers(&head).map(|(_, t)| t).max() {
-                None => {
-                    return decide_again(
-                        vec![Action::MarkAccepted { version: head }],
-                        Outcome::AcceptedEverywhere,
-                    );
-                }
-                Some(accepted) => due = due.max(accepted.plus(i.policy.gap)),
-            }
-        }
-        return swap_when_due(i, &head, current, due);
     }
     // No copy yet, or the copy lost AWSPENDING: write a (new) copy.
     let Some(from) = valued else {
@@ -621,6 +609,51 @@ fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
     // follow-up to finish it. (Waited here, the invocation is that follow-up; if it dies,
     // Lambda's retry of the same event re-derives and finishes.)
     gap_then(i, vec![copy], swap, Outcome::Copied { new_version })
+}
+
+/// Why the first gap of keyshift's copy has no end time yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstGapOpen {
+    /// The copy shows no value (creation time): a read that has not caught up with the
+    /// write (keyshift writes copies with their value).
+    NoValue,
+    /// A replicated secret whose copy has no accepted marker yet: the gap starts once
+    /// every replica Region shows the copy with AWSPENDING and the marker is stamped.
+    NotAccepted,
+}
+
+/// When the first gap of keyshift's copy `copy` (which carries AWSPENDING) ends, i.e.
+/// the earliest time it may become AWSCURRENT: its creation + T, and for a replicated
+/// secret also its latest accepted marker + T (the later wins). A follow-up's `DueAt`
+/// and a lingering ROTATING on an older version (see [`second_gap_end`]) can only delay
+/// the swap further.
+///
+/// The copy has carried AWSPENDING since its creation (the label cannot be restored on
+/// it), so it has been accepted for exactly its age, in every replica Region from the
+/// accepted marker on.
+pub fn first_gap_end(s: &SecretState, copy: &VersionId, policy: &Policy) -> Result<Timestamp, FirstGapOpen> {
+    let created = s
+        .version(copy)
+        .and_then(|v| v.created)
+        .ok_or(FirstGapOpen::NoValue)?;
+    let mut end = created.plus(policy.gap);
+    if !s.replicas.is_empty() {
+        let accepted = s
+            .accepted_markers(copy)
+            .map(|(_, t)| t)
+            .max()
+            .ok_or(FirstGapOpen::NotAccepted)?;
+        end = end.max(accepted.plus(policy.gap));
+    }
+    Ok(end)
+}
+
+/// When the second gap of `old` (the version AWSCURRENT left, carrying ROTATING) ends,
+/// i.e. the earliest time ROTATING may come off it: its latest swap marker + T. `None`
+/// when it carries no marker (the swap stopped between its move and its marker): the
+/// next step stamps one, and the gap counts from then.
+pub fn second_gap_end(s: &SecretState, old: &VersionId, policy: &Policy) -> Option<Timestamp> {
+    s.swap_marker(old).map(|marked| marked.plus(policy.gap))
 }
 
 /// `actions` start a gap of T: wait it out in this invocation if it fits the budget
@@ -651,9 +684,9 @@ fn swap_when_due(i: &Input<'_>, copy: &VersionId, current: &VersionId, due: Time
     let mut actions = Vec::new();
     let mut due = due;
     if let Some(old) = s.holder(ROTATING).filter(|r| *r != current) {
-        match s.swap_marker(old) {
+        match second_gap_end(s, old, i.policy) {
             None => return decide_again(vec![Action::MarkSwap { version: old.clone() }], Outcome::Marked),
-            Some(marked) => due = due.max(marked.plus(i.policy.gap)),
+            Some(end) => due = due.max(end),
         }
         actions.extend(release_actions(s, old));
     }
@@ -748,10 +781,10 @@ fn release_decision(i: &Input<'_>, event_due: Timestamp) -> Option<Decision> {
 
 fn release_of(i: &Input<'_>, old: &VersionId, event_due: Timestamp) -> Decision {
     let s = i.secret;
-    let Some(marked) = s.swap_marker(old) else {
+    let Some(end) = second_gap_end(s, old, i.policy) else {
         return decide_again(vec![Action::MarkSwap { version: old.clone() }], Outcome::Marked);
     };
-    let due = marked.plus(i.policy.gap).max(event_due);
+    let due = end.max(event_due);
     if i.now >= due {
         return done(release_actions(s, old), Outcome::Released);
     }
@@ -835,12 +868,12 @@ fn leftover(i: &Input<'_>) -> Option<Action> {
     let s = i.secret;
     let current = s.current()?;
     let old = s.holder(ROTATING).filter(|r| *r != current)?;
-    Some(match s.swap_marker(old) {
+    Some(match second_gap_end(s, old, i.policy) {
         None => Action::MarkSwap { version: old.clone() },
-        Some(marked) => Action::Schedule(FollowUp {
+        Some(end) => Action::Schedule(FollowUp {
             kind: FollowUpKind::Release { release: old.clone() },
             token: current.clone(),
-            due: Due::At(marked.plus(i.policy.gap)),
+            due: Due::At(end),
         }),
     })
 }
