@@ -30,6 +30,7 @@ pub mod memory;
 pub mod policy;
 pub mod ports;
 pub mod secret;
+pub mod status;
 pub mod time;
 
 pub use decide::{Action, Decision, Outcome, Rejection};
