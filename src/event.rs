@@ -282,6 +282,34 @@ impl Invocation {
     }
 }
 
+/// An operator's `{"Step": "status", "SecretId": "..."}`: `Ok(Some(secret))` when the
+/// payload asks for a status report, `Ok(None)` for any other step (parse it with
+/// [`Invocation::from_value`]), and an error for a status request that is malformed
+/// (not an object, too large, no or a bad `SecretId`, or any other field: a report
+/// changes nothing and takes nothing else).
+pub fn status_request(value: &Value) -> Result<Option<SecretId>, EventError> {
+    let Some(obj) = value.as_object() else {
+        return Ok(None);
+    };
+    if obj.get("Step").and_then(Value::as_str) != Some("status") {
+        return Ok(None);
+    }
+    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge {
+            size,
+            limit: MAX_EVENT_BYTES,
+        });
+    }
+    if obj.keys().any(|k| k != "Step" && k != "SecretId") {
+        return Err(EventError::Invalid {
+            field: "Step",
+            reason: "status takes only `SecretId`",
+        });
+    }
+    parse_secret_id(required_str(obj, "SecretId")?).map(Some)
+}
+
 fn required_str<'a>(obj: &'a Map<String, Value>, field: &'static str) -> Result<&'a str, EventError> {
     optional_str(obj, field)?.ok_or(EventError::Missing { field })
 }
@@ -368,3 +396,31 @@ fn parse_time(field: &'static str, s: &str) -> Result<Timestamp, EventError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod status_request_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_status_request_names_a_secret_and_nothing_else() {
+        let ok = json!({"Step": "status", "SecretId": "prod/signing"});
+        assert_eq!(status_request(&ok), Ok(Some(SecretId::new("prod/signing"))));
+        assert_eq!(
+            status_request(&json!({"Step": "createSecret", "SecretId": "s"})),
+            Ok(None)
+        );
+        assert_eq!(status_request(&json!([1, 2])), Ok(None));
+        for bad in [
+            json!({"Step": "status"}),
+            json!({"Step": "status", "SecretId": 7}),
+            json!({"Step": "status", "SecretId": ""}),
+            json!({"Step": "status", "SecretId": "s", "ClientRequestToken": "t"}),
+            json!({"Step": "status", "SecretId": "x".repeat(3000)}),
+        ] {
+            let e = status_request(&bad).expect_err("refused");
+            assert!(e.to_string().starts_with("invalid event"), "{e}");
+        }
+    }
+}

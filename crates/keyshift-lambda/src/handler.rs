@@ -4,8 +4,11 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use keyshift::Executor;
+use keyshift::SecretId;
+use keyshift::decide::Rejection;
 use keyshift::executor::ExecError;
 use keyshift::ports::Clock;
+use keyshift::ports::{Detail, SecretStore, StoreErrorKind};
 use keyshift::{Invocation, Policy};
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -110,6 +113,48 @@ impl<T: Target> Function<T> {
         }
     }
 
+    /// `{"Step": "status", "SecretId": ...}`: the rotation's phase, which version holds
+    /// which label, what consumers accept and use, the next move with its due time and
+    /// expected follow-up schedule, and whether anything looks stuck
+    /// ([`keyshift::status`]). Reads one DescribeSecret and the version dates; changes
+    /// nothing; T is the secret's own (its `keyshift:gap-seconds` tag).
+    pub async fn status(&self, secret: &SecretId) -> Result<Value, HandlerError> {
+        let state = match self.store.describe(secret, Detail::Full).await {
+            Ok(s) => s,
+            Err(e) if matches!(e.kind, StoreErrorKind::NotFound) => {
+                return Err(HandlerError::from(&ExecError::Rejected(
+                    Rejection::SecretNotFound,
+                )));
+            }
+            Err(e) => return Err(HandlerError::from(&ExecError::Store(e))),
+        };
+        let mut policy = self.config.policy;
+        if let Some(value) = state.tags.get(GAP_TAG) {
+            let gap = value
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .and_then(|secs| policy.with_gap(Duration::from_secs(secs)).ok())
+                .ok_or_else(|| HandlerError {
+                    error_type: "keyshift.Configuration",
+                    message: format!("secret tag {GAP_TAG} must be a whole number of seconds T allows"),
+                })?;
+            policy = gap;
+        }
+        let report = keyshift::status::status(&state, &policy, SystemClock.now());
+        info!(
+            phase = report.phase.as_str(),
+            stuck = report.stuck.is_some(),
+            "status"
+        );
+        let mut json = report.to_json();
+        json["secret"] = Value::from(secret.as_str());
+        json["expected_schedule"] = report
+            .schedule_name(secret)
+            .map_or(Value::Null, |n| Value::from(n.as_str()));
+        Ok(json)
+    }
+
     /// Handles one payload. `context_arn` is the ARN the invocation context reports (the
     /// follow-ups' target unless configured); `time_left` is how long the runtime will
     /// let this invocation run, which caps the inline budget.
@@ -119,10 +164,14 @@ impl<T: Target> Function<T> {
         context_arn: &str,
         time_left: Option<Duration>,
     ) -> Result<Value, HandlerError> {
-        let invocation = Invocation::from_value(payload).map_err(|e| HandlerError {
+        let invalid = |e: keyshift::event::EventError| HandlerError {
             error_type: "keyshift.InvalidEvent",
             message: e.to_string(),
-        })?;
+        };
+        if let Some(secret) = keyshift::event::status_request(payload).map_err(invalid)? {
+            return self.status(&secret).await;
+        }
+        let invocation = Invocation::from_value(payload).map_err(invalid)?;
         // T may be overridden per secret by a tag, read with the labels (no extra call).
         let mut policy: Policy = self.config.policy;
         if let Some(left) = time_left {

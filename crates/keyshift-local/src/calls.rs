@@ -14,6 +14,8 @@ pub enum Origin {
     FollowUp,
     /// The driver's malformed or wrong invocations, each refused.
     Refused,
+    /// An operator's request (a status report), outside any rotation's totals.
+    Operator,
 }
 
 /// One invocation and the calls it made.
@@ -78,7 +80,7 @@ impl CallTable {
 
     /// The engine steps and the follow-ups of `rotation`.
     pub fn whole_rotation(&self, rotation: usize) -> BTreeMap<String, u64> {
-        self.sum(|r| r.rotation == Some(rotation) && r.origin != Origin::Refused)
+        self.sum(|r| r.rotation == Some(rotation) && matches!(r.origin, Origin::Engine | Origin::FollowUp))
     }
 
     /// The table: a row per invocation (grouped by rotation, in order), the engine steps'
@@ -90,6 +92,7 @@ impl CallTable {
             Origin::Engine => r.step.clone(),
             Origin::FollowUp => format!("{} (follow-up)", r.step),
             Origin::Refused => format!("refused: {}", r.step),
+            Origin::Operator => format!("operator: {}", r.step),
         };
         let mut lines: Vec<(Option<usize>, String, BTreeMap<String, u64>)> = Vec::new();
         let mut rotations: Vec<Option<usize>> = self.rows.iter().map(|r| r.rotation).collect();

@@ -84,6 +84,8 @@ pub struct Summary {
     pub refused: Vec<String>,
     /// The AWS calls the function made, per invocation.
     pub calls: CallTable,
+    /// Status reports asked of the function during rotation 0: (when, phase).
+    pub statuses: Vec<(String, String)>,
 }
 
 pub(crate) type Labels = BTreeMap<String, BTreeSet<String>>;
@@ -171,7 +173,7 @@ impl Invoker {
         let result = self.watch.invoke(payload).await;
         let calls = delta(&before, &self.proxy.by_operation());
         let rotation = match origin {
-            Origin::Refused => None,
+            Origin::Refused | Origin::Operator => None,
             _ => {
                 let mut rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
                 let of = |key: &Value| key.as_str().and_then(|k| rotations.get(k).copied());
@@ -388,6 +390,11 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
             .insert(token.clone(), n);
         let rotation_token = format!("{}-{}", uuid_v4(), uuid_v4());
         summary.rotation_tokens.push(rotation_token.clone());
+        if n == 0 {
+            summary
+                .statuses
+                .push(("before".into(), status(&invoker, &arn, timeline).await?));
+        }
         timeline.say(format!("rotation {n}: RotateSecret with token {}", short(&token)));
         // moto cannot run the Lambda: RotateSecret fails on the function's ARN but leaves
         // the engine's value-less AWSPENDING placeholder, as AWS does before createSecret.
@@ -421,6 +428,12 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
                 Err(e) => return Err(format!("{step} failed: {e}")),
             }
         }
+        if n == 0 {
+            summary.statuses.push((
+                "after finishSecret".into(),
+                status(&invoker, &arn, timeline).await?,
+            ));
+        }
         // Converged: AWSCURRENT moved off the old version, no ROTATING, and AWSPENDING
         // on the current version or none (both are AWS's documented end states).
         let deadline = Instant::now() + Duration::from_secs(opts.gap_secs * 3 + 150);
@@ -433,6 +446,11 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
             {
                 summary.converged += 1;
                 timeline.say(format!("rotation {n} converged: {}", show(&l)));
+                if n == 0 {
+                    summary
+                        .statuses
+                        .push(("after".into(), status(&invoker, &arn, timeline).await?));
+                }
                 break;
             }
             if Instant::now() > deadline {
@@ -483,6 +501,21 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
     Ok(summary)
 }
 
+/// Asks the function for the secret's status report (`{"Step":"status"}`); its phase.
+async fn status(invoker: &Invoker, arn: &str, timeline: &Timeline) -> Result<String, String> {
+    let r = invoker
+        .invoke(Origin::Operator, &json!({"Step": "status", "SecretId": arn}))
+        .await
+        .map_err(|e| format!("status: {e}"))?;
+    let phase = r["phase"].as_str().unwrap_or("?").to_owned();
+    timeline.say(format!(
+        "status: {phase}; accepted {}; next {}",
+        r["accepted"],
+        r["next"]["move"].as_str().unwrap_or("none")
+    ));
+    Ok(phase)
+}
+
 pub(crate) fn continued(r: &Value) -> String {
     let c: Vec<&str> = r["continued"]
         .as_array()
@@ -510,6 +543,8 @@ async fn refusals(
         json!({"Step": "createSecret", "SecretId": arn, "ClientRequestToken": uuid_v4()}),
         json!({"Step": "finishSecret", "SecretId": "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf", "ClientRequestToken": token}),
         json!([1, 2, 3]),
+        json!({"Step": "status"}),
+        json!({"Step": "status", "SecretId": "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf"}),
     ];
     let mut refused = Vec::new();
     for event in bad {

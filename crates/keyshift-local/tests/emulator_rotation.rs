@@ -77,7 +77,19 @@ async fn two_rotations_on_the_emulator_fail_no_consumer_operation() {
         );
     }
     // Bad invocations through the Invoke API: a clear error, and no label moved.
-    assert_eq!(summary.refused.len(), 6);
+    assert_eq!(summary.refused.len(), 8);
+    // The status payload through the same function, at three moments of rotation 0.
+    let phases: Vec<(&str, &str)> = summary
+        .statuses
+        .iter()
+        .map(|(w, p)| (w.as_str(), p.as_str()))
+        .collect();
+    assert_eq!(phases[0], ("before", "idle"), "{phases:?}");
+    assert!(
+        matches!(phases[1], ("after finishSecret", "pending" | "first-gap")),
+        "{phases:?}"
+    );
+    assert_eq!(phases[2], ("after", "released"), "{phases:?}");
     for body in &summary.refused {
         assert!(body.contains("keyshift."), "a typed error: {body}");
     }
@@ -99,7 +111,7 @@ async fn two_rotations_on_the_emulator_fail_no_consumer_operation() {
     println!("{}", calls.render());
     assert_eq!(
         calls.rows.len(),
-        summary.refused.len() + 4 * opts.rotations + summary.fired as usize,
+        summary.refused.len() + summary.statuses.len() + 4 * opts.rotations + summary.fired as usize,
         "a row per invocation:\n{}",
         calls.render()
     );
