@@ -29,8 +29,8 @@ use serde_json::{Value, json};
 
 use crate::calls::Origin;
 use crate::local::{
-    Deliveries, FUNCTION_ARN, GROUP, Gap, Invoker, Labels, SCHEDULER_ROLE_ARN, Timeline, continued, fire_due,
-    gaps, holder, labels, short, show, uuid_v4,
+    FUNCTION_ARN, GROUP, Gap, Invoker, SCHEDULER_ROLE_ARN, Samples, SchedulerDriver, Timeline, continued,
+    gaps, holder, labels, monitor_labels, short, show, uuid_v4,
 };
 use crate::moto::{Moto, emulator_env};
 use crate::proxy::CountingProxy;
@@ -160,8 +160,6 @@ fn secret_parts(value: &str) -> Vec<String> {
 }
 
 type Fleet = Vec<Client<SdkSource>>;
-/// Label samples of one secret, with the time each read started.
-type Samples = Arc<Mutex<Vec<(Instant, Labels)>>>;
 
 /// What one secret's operation loop needs.
 struct Operating {
@@ -427,52 +425,11 @@ pub async fn run_kinds(opts: &KindsOptions, timeline: &Timeline) -> Result<Kinds
             }
         }));
         // The label monitor: samples every 50 ms.
-        let seen: Samples = Arc::default();
-        samples.push(seen.clone());
-        let (sm2, arn2, stop2, tl, kind2) = (
-            sm.clone(),
-            arn.clone(),
-            stop.clone(),
-            timeline.clone(),
-            kind.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut last: Option<Labels> = None;
-            while !stop2.load(Ordering::SeqCst) {
-                let before = Instant::now();
-                if let Ok(l) = labels(&sm2, &arn2).await {
-                    if last.as_ref() != Some(&l) {
-                        tl.say(format!("{kind2:<10} labels  {}", show(&l)));
-                        last = Some(l.clone());
-                    }
-                    seen.lock().unwrap_or_else(|e| e.into_inner()).push((before, l));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }));
+        let (seen, monitor) = monitor_labels(&sm, arn, format!("{kind:<10} "), &stop, timeline);
+        samples.push(seen);
+        tasks.push(monitor);
     }
-    // The scheduler driver.
-    let fired = Arc::new(AtomicU64::new(0));
-    let drain = Arc::new(AtomicBool::new(false));
-    let deliveries: Deliveries = Arc::default();
-    let firer = {
-        let (sched, invoker, stop, drain, fired, tl, deliveries) = (
-            sched.clone(),
-            invoker.clone(),
-            stop.clone(),
-            drain.clone(),
-            fired.clone(),
-            timeline.clone(),
-            deliveries.clone(),
-        );
-        tokio::spawn(async move {
-            while !stop.load(Ordering::SeqCst) {
-                let all = drain.load(Ordering::SeqCst);
-                let _ = fire_due(&sched, &invoker, all, &fired, &tl, &deliveries).await;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let scheduler = SchedulerDriver::start(&sched, &invoker, &stop, timeline);
     summary.refused = bad_tags(&sm, &invoker, timeline).await?;
     tokio::time::sleep(gap).await;
 
@@ -502,14 +459,15 @@ pub async fn run_kinds(opts: &KindsOptions, timeline: &Timeline) -> Result<Kinds
         converged.push(r.await.map_err(|e| e.to_string())??);
     }
     tokio::time::sleep(gap).await;
-    drain.store(true, Ordering::SeqCst);
+    scheduler.drain.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
-    let _ = firer.await;
+    let _ = scheduler.task.await;
     for t in tasks {
         let _ = t.await;
     }
-    let pending: Vec<_> = std::mem::take(&mut *deliveries.lock().unwrap_or_else(|e| e.into_inner()));
+    let pending: Vec<_> =
+        std::mem::take(&mut *scheduler.deliveries.lock().unwrap_or_else(|e| e.into_inner()));
     for delivery in pending {
         let _ = delivery.await;
     }

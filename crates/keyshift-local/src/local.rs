@@ -90,6 +90,90 @@ pub struct Summary {
 
 pub(crate) type Labels = BTreeMap<String, BTreeSet<String>>;
 
+/// Label samples of one secret, with the time each read started.
+pub(crate) type Samples = Arc<Mutex<Vec<(Instant, Labels)>>>;
+
+/// The label monitor: samples `arn`'s labels every 50 ms until `stop`, printing each
+/// change on the timeline after `prefix`.
+pub(crate) fn monitor_labels(
+    sm: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+    prefix: String,
+    stop: &Arc<AtomicBool>,
+    timeline: &Timeline,
+) -> (Samples, tokio::task::JoinHandle<()>) {
+    let samples: Samples = Arc::default();
+    let (sm, arn, stop, seen, tl) = (
+        sm.clone(),
+        arn.to_owned(),
+        stop.clone(),
+        samples.clone(),
+        timeline.clone(),
+    );
+    let task = tokio::spawn(async move {
+        let mut last: Option<Labels> = None;
+        while !stop.load(Ordering::SeqCst) {
+            let before = Instant::now();
+            if let Ok(l) = labels(&sm, &arn).await {
+                if last.as_ref() != Some(&l) {
+                    tl.say(format!("{prefix}labels  {}", show(&l)));
+                    last = Some(l.clone());
+                }
+                seen.lock().unwrap_or_else(|e| e.into_inner()).push((before, l));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    (samples, task)
+}
+
+/// The scheduler driver: fires each schedule at its at() time and deletes it, as
+/// ActionAfterCompletion DELETE does; once `drain` is set, fires what is left at once.
+pub(crate) struct SchedulerDriver {
+    /// Set to fire every listed schedule now.
+    pub(crate) drain: Arc<AtomicBool>,
+    /// Follow-ups fired.
+    pub(crate) fired: Arc<AtomicU64>,
+    /// Deliveries in flight.
+    pub(crate) deliveries: Deliveries,
+    /// The driver's loop (ends with `stop`).
+    pub(crate) task: tokio::task::JoinHandle<()>,
+}
+
+impl SchedulerDriver {
+    /// Starts the loop, every 200 ms until `stop`.
+    pub(crate) fn start(
+        sched: &aws_sdk_scheduler::Client,
+        invoker: &Arc<Invoker>,
+        stop: &Arc<AtomicBool>,
+        timeline: &Timeline,
+    ) -> SchedulerDriver {
+        let (drain, fired, deliveries): (Arc<AtomicBool>, Arc<AtomicU64>, Deliveries) = Default::default();
+        let (sched, invoker, stop, drain2, fired2, tl, deliveries2) = (
+            sched.clone(),
+            invoker.clone(),
+            stop.clone(),
+            drain.clone(),
+            fired.clone(),
+            timeline.clone(),
+            deliveries.clone(),
+        );
+        let task = tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let all = drain2.load(Ordering::SeqCst);
+                let _ = fire_due(&sched, &invoker, all, &fired2, &tl, &deliveries2).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        SchedulerDriver {
+            drain,
+            fired,
+            deliveries,
+            task,
+        }
+    }
+}
+
 /// Prints timeline lines with the time since the start.
 #[derive(Debug, Clone)]
 pub struct Timeline {
@@ -271,37 +355,11 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let fired = Arc::new(AtomicU64::new(0));
-    let samples: Arc<Mutex<Vec<(Instant, Labels)>>> = Arc::default();
     let mut tasks = Vec::new();
 
     // The label monitor: samples every 50 ms, prints each change.
-    {
-        let (sm, arn, stop, samples, tl) = (
-            sm.clone(),
-            arn.clone(),
-            stop.clone(),
-            samples.clone(),
-            timeline.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut last: Option<Labels> = None;
-            while !stop.load(Ordering::SeqCst) {
-                let before = Instant::now();
-                if let Ok(l) = labels(&sm, &arn).await {
-                    if last.as_ref() != Some(&l) {
-                        tl.say(format!("labels  {}", show(&l)));
-                        last = Some(l.clone());
-                    }
-                    samples
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((before, l));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }));
-    }
+    let (samples, monitor) = monitor_labels(&sm, &arn, String::new(), &stop, timeline);
+    tasks.push(monitor);
 
     // The consumer fleet: each instance refreshes every R from a random phase.
     let views: Arc<Mutex<Vec<View>>> = Arc::new(Mutex::new(vec![View::default(); opts.consumers]));
@@ -355,28 +413,7 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
             }
         }));
     }
-    // The scheduler: fires each schedule at its at() time and deletes it, as
-    // ActionAfterCompletion DELETE does; on `drain`, fires what is left at once.
-    let drain = Arc::new(AtomicBool::new(false));
-    let deliveries: Deliveries = Arc::default();
-    let firer = {
-        let (sched, invoker, stop, drain, fired, tl, deliveries) = (
-            sched.clone(),
-            invoker.clone(),
-            stop.clone(),
-            drain.clone(),
-            fired.clone(),
-            timeline.clone(),
-            deliveries.clone(),
-        );
-        tokio::spawn(async move {
-            while !stop.load(Ordering::SeqCst) {
-                let all = drain.load(Ordering::SeqCst);
-                let _ = fire_due(&sched, &invoker, all, &fired, &tl, &deliveries).await;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let scheduler = SchedulerDriver::start(&sched, &invoker, &stop, timeline);
 
     tokio::time::sleep(opts.refresh * 2).await;
     for n in 0..opts.rotations {
@@ -463,17 +500,18 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
     }
     // Deliver every schedule still listed (a follow-up left for later): early, which
     // keyshift tolerates.
-    drain.store(true, Ordering::SeqCst);
+    scheduler.drain.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::SeqCst);
-    let _ = firer.await;
+    let _ = scheduler.task.await;
     for t in tasks {
         let _ = t.await;
     }
     // Every delivery ends before the calls are summed up (one still waiting inline after
     // the budget and a minute is cut short).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(opts.budget_secs + 60);
-    let pending: Vec<_> = std::mem::take(&mut *deliveries.lock().unwrap_or_else(|e| e.into_inner()));
+    let pending: Vec<_> =
+        std::mem::take(&mut *scheduler.deliveries.lock().unwrap_or_else(|e| e.into_inner()));
     for mut delivery in pending {
         if tokio::time::timeout_at(deadline, &mut delivery).await.is_err() {
             delivery.abort();
@@ -486,7 +524,7 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
     };
     summary.operations = ops.load(Ordering::SeqCst);
     summary.failed = failed.load(Ordering::SeqCst);
-    summary.fired = fired.load(Ordering::SeqCst);
+    summary.fired = scheduler.fired.load(Ordering::SeqCst);
     summary.gaps = gaps(&samples.lock().unwrap_or_else(|e| e.into_inner()));
     // Every value the secret ever had, for the log check.
     for v in labels(&sm, &arn).await?.keys() {

@@ -8,9 +8,9 @@
 //! that no session of it is left (the forgotten one included) once the grace is over.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_secretsmanager::types::Tag;
 use keyshift::secret::AWSCURRENT;
@@ -19,8 +19,8 @@ use serde_json::json;
 
 use crate::kinds::rotate;
 use crate::local::{
-    Deliveries, FUNCTION_ARN, GROUP, Gap, Invoker, Labels, SCHEDULER_ROLE_ARN, Timeline, fire_due, gaps,
-    holder, labels, show,
+    FUNCTION_ARN, GROUP, Gap, Invoker, SCHEDULER_ROLE_ARN, SchedulerDriver, Timeline, gaps, holder, labels,
+    monitor_labels,
 };
 use crate::moto::{Moto, emulator_env};
 use crate::pgfleet::{self, Counts, Credential, Fleet};
@@ -197,55 +197,9 @@ pub async fn run_postgres(opts: &PgRunOptions, timeline: &Timeline) -> Result<Pg
         counts.clone(),
         timeline.clone(),
     );
-    // The label monitor.
-    let samples: Arc<Mutex<Vec<(Instant, Labels)>>> = Arc::default();
-    {
-        let (sm, arn, stop, samples, tl) = (
-            sm.clone(),
-            arn.clone(),
-            stop.clone(),
-            samples.clone(),
-            timeline.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut last: Option<Labels> = None;
-            while !stop.load(Ordering::SeqCst) {
-                let before = Instant::now();
-                if let Ok(l) = labels(&sm, &arn).await {
-                    if last.as_ref() != Some(&l) {
-                        tl.say(format!("labels  {}", show(&l)));
-                        last = Some(l.clone());
-                    }
-                    samples
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((before, l));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }));
-    }
-    let fired = Arc::new(AtomicU64::new(0));
-    let drain = Arc::new(AtomicBool::new(false));
-    let deliveries: Deliveries = Arc::default();
-    let firer = {
-        let (sched, invoker, stop, drain, fired, tl, deliveries) = (
-            sched.clone(),
-            invoker.clone(),
-            stop.clone(),
-            drain.clone(),
-            fired.clone(),
-            timeline.clone(),
-            deliveries.clone(),
-        );
-        tokio::spawn(async move {
-            while !stop.load(Ordering::SeqCst) {
-                let all = drain.load(Ordering::SeqCst);
-                let _ = fire_due(&sched, &invoker, all, &fired, &tl, &deliveries).await;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let (samples, monitor) = monitor_labels(&sm, &arn, String::new(), &stop, timeline);
+    tasks.push(monitor);
+    let scheduler = SchedulerDriver::start(&sched, &invoker, &stop, timeline);
     tokio::time::sleep(gap).await;
 
     let mut summary = PgSummary::default();
@@ -320,14 +274,15 @@ pub async fn run_postgres(opts: &PgRunOptions, timeline: &Timeline) -> Result<Pg
         summary.revoked.push(revoked);
         tokio::time::sleep(gap / 2).await;
     }
-    drain.store(true, Ordering::SeqCst);
+    scheduler.drain.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
-    let _ = firer.await;
+    let _ = scheduler.task.await;
     for t in tasks {
         let _ = t.await;
     }
-    let pending: Vec<_> = std::mem::take(&mut *deliveries.lock().unwrap_or_else(|e| e.into_inner()));
+    let pending: Vec<_> =
+        std::mem::take(&mut *scheduler.deliveries.lock().unwrap_or_else(|e| e.into_inner()));
     for delivery in pending {
         let _ = delivery.await;
     }
