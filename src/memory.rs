@@ -1,7 +1,7 @@
 //! A faithful in-memory Secrets Manager for the simulation and the tests.
 //!
-//! It enforces AWS's documented label rules (research/rotation-semantics.md section 2),
-//! not the laxer behaviour of emulators such as moto: a label sits on at most one
+//! It enforces the label rules AWS documents for `UpdateSecretVersionStage` and
+//! `PutSecretValue`, not the laxer behaviour of emulators such as moto: a label sits on at most one
 //! version, moving a label off another version needs `RemoveFromVersionId`, moving
 //! AWSCURRENT drags AWSPREVIOUS along, AWSCURRENT can never be removed outright, a
 //! secret carries at most 20 labels, and `PutSecretValue` with a used token is a no-op
