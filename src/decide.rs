@@ -1094,8 +1094,11 @@ fn old_cancel_markers(s: &SecretState, swapped: Timestamp) -> Vec<Action> {
 ///    rotation loses AWSPENDING and is revoked, an older version still in its second gap
 ///    is released (revoked, ROTATING off). The new value `E` ([`VersionId::emergency`] of
 ///    `k1`, so a rerun finds it) is stored as AWSPENDING, registered and tested.
-/// 2. Once `E` has been accepted for `gap` (usually 0), the cut: AWSCURRENT moves to `E`,
-///    with ROTATING on `k1` first when the operator keeps accepting it.
+/// 2. Once `E` has been accepted for `gap` (usually 0), counted from an accepted marker
+///    stamped after a read that showed it with AWSPENDING, the cut: `E` registered and
+///    tested again, then AWSCURRENT moves to `E`, with ROTATING on `k1` first when the
+///    operator keeps accepting it. A rotation stood down in step 1 carries a cancel marker
+///    from then on, so none of its later steps resumes it.
 /// 3. After the cut ([`after_emergency`]): `k1` loses AWSPREVIOUS and is revoked, or keeps
 ///    ROTATING until its release `keep` after the cut.
 ///
@@ -1143,6 +1146,15 @@ fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
             .versions
             .iter()
             .any(|(id, v)| SecretState::in_chain(id, token) && (v.has(AWSCURRENT) || v.has(ROTATING)));
+        // Marked cancelled first, as a cancel does: every later step of that rotation (an
+        // engine retry putting AWSPENDING back on its token, a follow-up already
+        // scheduled) stands down instead of writing a new copy of the value revoked here,
+        // a copy younger than the new value that could otherwise be promoted over it.
+        if s.cancel_markers(token).next().is_none() {
+            actions.push(Action::MarkCancelled {
+                version: token.clone(),
+            });
+        }
         if !in_use && s.version(p).is_some_and(|v| v.created.is_some()) {
             actions.push(Action::RevokeTarget { version: p.clone() });
         }
@@ -1166,28 +1178,38 @@ fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
         return decide_again(actions, Outcome::EmergencyWritten { new_version: e });
     };
     if !s.has(&e, AWSPENDING) {
-        // Written, then its label was taken off (by hand): accepted again from now.
+        // Written, then its label was taken off (an engine strip, by hand): accepted again
+        // from the marker a round stamps once it sees the label back. Older markers go
+        // first, so that no round between these calls times the gap from one of them.
+        actions.extend(
+            s.accepted_markers(&e)
+                .map(|(label, _)| Action::Label(remove(label, &e))),
+        );
         actions.push(Action::Label(LabelMove {
             stage: AWSPENDING.into(),
             move_to: Some(e.clone()),
             remove_from: None,
         }));
-        actions.push(Action::MarkAccepted { version: e.clone() });
         return decide_again(actions, Outcome::EmergencyWritten { new_version: e });
     }
     if !actions.is_empty() {
         return decide_again(actions, Outcome::Tidied);
     }
-    // Accepted since its creation, or since the latest accepted marker (a label put back;
-    // for a replicated secret, every replica Region showing it).
-    let marked = s.accepted_markers(&e).map(|(_, t)| t).max();
-    if !s.replicas.is_empty() && marked.is_none() {
-        return decide_again(
-            vec![Action::MarkAccepted { version: e }],
-            Outcome::AcceptedEverywhere,
-        );
-    }
-    let due = marked.map_or(created, |m| m.max(created)).plus(gap);
+    // Accepted since the latest accepted marker, stamped after a read that showed the
+    // label (for a replicated secret, in every replica Region). Never timed from the
+    // value's creation: the label may have come off and been put back since, and a
+    // duplicate of this request may be between those two calls right now.
+    let Some(marked) = s.accepted_markers(&e).map(|(_, t)| t).max() else {
+        let outcome = if s.replicas.is_empty() {
+            Outcome::EmergencyWritten {
+                new_version: e.clone(),
+            }
+        } else {
+            Outcome::AcceptedEverywhere
+        };
+        return decide_again(vec![Action::MarkAccepted { version: e }], outcome);
+    };
+    let due = marked.max(created).plus(gap);
     if i.now < due {
         let left = due.since(i.now);
         if left > i.wait_budget_left {
@@ -1198,7 +1220,13 @@ fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
         }
         return Decision::WaitUntil(due);
     }
-    let mut cut = Vec::new();
+    // Registered and tested right before the cut, whatever an earlier round did: a rerun
+    // may find the value written by an invocation that died before setSecret registered
+    // it (both calls are idempotent).
+    let mut cut = vec![
+        Action::SetTarget { version: e.clone() },
+        Action::TestTarget { version: e.clone() },
+    ];
     if keep.is_some() && !s.has(k1, ROTATING) {
         cut.push(Action::Label(LabelMove {
             stage: ROTATING.into(),

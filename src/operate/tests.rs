@@ -402,6 +402,7 @@ fn an_emergency_in_every_phase_cuts_over_now_and_leaves_the_engine_free() {
                 matches!(
                     late.last(),
                     Outcome::Superseded { .. }
+                        | Outcome::Cancelled { .. }
                         | Outcome::AlreadyReleased
                         | Outcome::AlreadyCurrent
                         | Outcome::Vanished { .. }
@@ -748,4 +749,119 @@ fn the_watchdog_finds_a_finished_rotation_idle_and_re_drives_a_stuck_one() {
     assert_eq!(*healed.last(), Outcome::Released, "{healed:?}");
     assert!(!healed.applied.is_empty());
     at_rest(&w.state());
+}
+
+#[test]
+fn a_rerun_after_the_first_invocation_died_before_registering_registers_before_the_cut() {
+    // The first invocation stored the new value and died (a Lambda timeout, a target
+    // error) before setSecret registered it: the rerun must not cut over to a value the
+    // target has never accepted.
+    let w = World::new();
+    let k1 = w.first.clone();
+    let e = k1.emergency();
+    w.sm.put_secret_value(&w.id, &e, SecretValue::new("credential-e"), &[AWSPENDING])
+        .unwrap();
+    let (report, _) = w.operate(emergency(0, None, Some(k1.clone()))).unwrap();
+    assert!(
+        matches!(report.last(), Outcome::EmergencyDone { .. }),
+        "{report:?}"
+    );
+    assert_eq!(w.state().current(), Some(&e));
+    assert!(
+        w.target
+            .registered
+            .lock()
+            .unwrap()
+            .contains(&"credential-e".to_owned()),
+        "the new AWSCURRENT is registered at the target"
+    );
+}
+
+#[test]
+fn an_emergency_gap_restarts_when_the_label_comes_back_whoever_reads_first() {
+    // The new value lost AWSPENDING (an engine strip) and got it back without an accepted
+    // marker yet (another invocation of the same emergency is between its two calls):
+    // a rerun must count the gap from now, not from the value's creation long ago.
+    let w = World::new();
+    let k1 = w.first.clone();
+    let e = k1.emergency();
+    w.sm.put_secret_value(&w.id, &e, SecretValue::new("credential-e"), &[AWSPENDING])
+        .unwrap();
+    w.target.registered.lock().unwrap().push("credential-e".into());
+    w.clock.advance(Duration::from_secs(3600));
+    let start = w.clock.now();
+    let gap = 30;
+    let (report, _) = w.operate(emergency(gap, None, Some(k1))).unwrap();
+    assert!(
+        matches!(report.last(), Outcome::EmergencyDone { .. }),
+        "{report:?}"
+    );
+    let current_at = attached_at(&w, &e, AWSCURRENT).unwrap();
+    assert!(
+        current_at.since(start) >= Duration::from_secs(gap),
+        "cut {} ms after the label was seen back, less than GapSeconds",
+        current_at.since(start).as_millis()
+    );
+    at_rest(&w.state());
+}
+
+#[test]
+fn a_rotation_an_emergency_stood_down_never_resumes() {
+    // In its first gap, the rotation's copy loses AWSPENDING to an emergency whose first
+    // invocation dies after writing the new value. The engine retries the rotation
+    // (AWSPENDING back on its token, off the emergency's version) and its follow-up comes.
+    // The operator's rerun then cuts over. The rotation's later follow-ups must never
+    // promote the value the emergency stood down (and revoked) over the new one.
+    let mut w = World::new();
+    let rotation = token(1);
+    w.rotate_to(&rotation, Stop::FirstGap);
+    let pending = w.value(&rotation);
+    let k1 = w.first.clone();
+    let e = k1.emergency();
+    w.target.fail_tests.store(true, Ordering::SeqCst);
+    let err = w.operate(emergency(0, None, Some(k1.clone()))).unwrap_err();
+    assert!(matches!(err, ExecError::Target(_)), "{err}");
+    w.target.fail_tests.store(false, Ordering::SeqCst);
+    assert!(w.state().has(&e, AWSPENDING), "{:?}", w.state().labels());
+    // The engine retries: AWSPENDING back on its token.
+    w.sm.strip_label(&w.id, AWSPENDING);
+    w.sm.begin_rotation(&w.id, &rotation).unwrap();
+    for step in [
+        Step::CreateSecret,
+        Step::SetSecret,
+        Step::TestSecret,
+        Step::FinishSecret,
+    ] {
+        let _ = w.engine(&rotation, step);
+    }
+    let mut jobs: Vec<Job> = w.pending_job.take().into_iter().collect();
+    if let Some(job) = jobs.pop()
+        && let Ok(report) = w.deliver(&job)
+    {
+        jobs.extend(report.scheduled);
+    }
+    // The operator's rerun cuts over.
+    let (report, _) = w.operate(emergency(0, None, Some(k1))).unwrap();
+    assert!(
+        matches!(report.last(), Outcome::EmergencyDone { .. }),
+        "{report:?}"
+    );
+    assert_eq!(w.state().current(), Some(&e));
+    // The rotation's follow-ups, each when due.
+    for _ in 0..6 {
+        let Some(job) = jobs.pop() else { break };
+        if let Ok(report) = w.deliver(&job) {
+            jobs.extend(report.scheduled);
+        }
+    }
+    let s = w.state();
+    assert_eq!(
+        s.current(),
+        Some(&e),
+        "the stood-down rotation was promoted over the emergency's value: {:?}",
+        s.labels()
+    );
+    let current = s.current().unwrap().clone();
+    assert_ne!(w.value(&current), pending);
+    assert_eq!(s.holder(AWSPENDING), None, "{:?}", s.labels());
 }
