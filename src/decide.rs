@@ -1146,17 +1146,20 @@ fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
             .versions
             .iter()
             .any(|(id, v)| SecretState::in_chain(id, token) && (v.has(AWSCURRENT) || v.has(ROTATING)));
-        // Marked cancelled first, as a cancel does: every later step of that rotation (an
-        // engine retry putting AWSPENDING back on its token, a follow-up already
-        // scheduled) stands down instead of writing a new copy of the value revoked here,
-        // a copy younger than the new value that could otherwise be promoted over it.
+        if !in_use && s.version(p).is_some_and(|v| v.created.is_some()) {
+            actions.push(Action::RevokeTarget { version: p.clone() });
+        }
+        // Then marked cancelled, before its AWSPENDING goes (as a cancel does): every
+        // later step of that rotation (an engine retry putting AWSPENDING back on its
+        // token, a follow-up already scheduled) stands down instead of writing a new copy
+        // of the value revoked here, a copy younger than the new value that could
+        // otherwise be promoted over it. The revoke comes first: a step standing down on
+        // the marker takes AWSPENDING off without revoking, and a rerun that no longer
+        // finds AWSPENDING would not revoke either.
         if s.cancel_markers(token).next().is_none() {
             actions.push(Action::MarkCancelled {
                 version: token.clone(),
             });
-        }
-        if !in_use && s.version(p).is_some_and(|v| v.created.is_some()) {
-            actions.push(Action::RevokeTarget { version: p.clone() });
         }
         actions.push(Action::Label(remove(AWSPENDING, p)));
     }
@@ -1294,11 +1297,51 @@ fn after_emergency(i: &Input<'_>, k1: &VersionId, e: &VersionId, keep: Option<Du
             }
         }
     }
+    // The rotations it stood down carry a cancel marker: once that has settled, their
+    // value is revoked (again), as a cancel revokes. A step of theirs that read the labels
+    // before the marker may have stored or registered it after the stand-down.
+    let mut settling: Option<Timestamp> = None;
+    for token in s.versions.keys() {
+        let Some(marked) = s.cancel_markers(token).map(|(_, t)| t).max() else {
+            continue;
+        };
+        let chain: Vec<&VersionId> = s
+            .versions
+            .keys()
+            .filter(|v| SecretState::in_chain(v, token))
+            .collect();
+        if chain.iter().any(|v| s.has(v, AWSCURRENT) || s.has(v, ROTATING)) {
+            continue;
+        }
+        let created = |v: &&&VersionId| s.version(v).and_then(|x| x.created);
+        let Some(valued) = chain.iter().filter(|v| created(v).is_some()).max_by_key(created) else {
+            continue;
+        };
+        let settled = marked.plus(CANCEL_SETTLE);
+        if i.now < settled {
+            settling = Some(settling.map_or(settled, |t| t.max(settled)));
+            continue;
+        }
+        actions.push(Action::RevokeTarget {
+            version: (*valued).clone(),
+        });
+    }
     let outcome = Outcome::EmergencyDone {
         new_version: e.clone(),
         compromised: k1.clone(),
         accepted_until,
     };
+    if let Some(until) = settling {
+        // Label work first; then wait for the marker to settle (the revokes and the
+        // release's schedule, idempotent, come again with the last round).
+        let moves = actions
+            .iter()
+            .any(|a| !matches!(a, Action::RevokeTarget { .. } | Action::Schedule(_)));
+        if !moves {
+            return Decision::WaitUntil(until);
+        }
+        return decide_again(actions, outcome);
+    }
     if matches!(actions.last(), Some(Action::MarkKeep { .. })) {
         return decide_again(actions, outcome);
     }
@@ -1447,14 +1490,30 @@ fn unknown_in_follow_up(i: &Input<'_>, version: &VersionId) -> Decision {
 /// The current version, if the rotation's value is older than it: promoting it would
 /// move AWSCURRENT back in time.
 ///
+/// Values are compared by when they were first stored ([`value_stored`]), not by when
+/// the versions holding them were: a copy written late (after a strip) holds a value as
+/// old as its token's.
+///
 /// An emergency version as AWSCURRENT supersedes every rotation whose value is not
 /// newer than it, a tie included: the emergency stood down whatever was in flight when
 /// it wrote its value, possibly within the same second as that rotation's value.
 fn stale<'a>(s: &'a SecretState, valued: Option<&VersionId>) -> Option<&'a VersionId> {
     let current = s.current()?;
-    let mine = s.version(valued?)?.created?;
-    let theirs = s.version(current)?.created?;
+    let mine = value_stored(s, valued?)?;
+    let theirs = value_stored(s, current)?;
     (mine < theirs || (mine == theirs && current.is_keyshift_emergency())).then_some(current)
+}
+
+/// When `version`'s value was first stored: the earliest creation in its chain (the
+/// engine's token, where createSecret stored it, and keyshift's copies of it) that the
+/// state shows.
+fn value_stored(s: &SecretState, version: &VersionId) -> Option<Timestamp> {
+    let token = s.token_of(version).unwrap_or(version);
+    s.versions
+        .iter()
+        .filter(|(id, _)| SecretState::in_chain(id, token))
+        .filter_map(|(_, v)| v.created)
+        .min()
 }
 
 /// Who took over from this rotation, if anyone: AWSPENDING on a version outside its

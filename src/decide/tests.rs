@@ -525,6 +525,37 @@ fn a_stale_rotation_never_moves_awscurrent_back_nor_revokes_a_value_still_in_use
 }
 
 #[test]
+fn a_rotation_older_than_the_current_value_stands_down_whatever_its_copy_s_age() {
+    // Rotation 2 stored its value (t=0) before an emergency wrote its own (t=50); its copy
+    // was stripped and written again (t=200) while the emergency waited for its gap, then
+    // the emergency cut over. The new copy is younger than the emergency's version; its
+    // value is not, and must never be promoted over it.
+    let k1 = v('1');
+    let e = k1.emergency();
+    let mut s = secret(&[('1', &[AWSPREVIOUS], Some(-10_000)), ('2', &[], Some(0))]);
+    put(&mut s, e.clone(), &[AWSCURRENT], Some(50));
+    put(&mut s, copy('2', 200), &[AWSPENDING], Some(200));
+    let p = plan(decide_at(&swap('2', 0), &s, 200 + T as i64));
+    assert_eq!(p.outcome, Outcome::Superseded { by: e }, "{:?}", p.actions);
+    // The same with a routine rotation 3 (value stored at t=50, current through its copy
+    // made at t=60) in place of the emergency.
+    let mut s = secret(&[
+        ('1', &[AWSPREVIOUS], Some(-10_000)),
+        ('2', &[], Some(0)),
+        ('3', &[], Some(50)),
+    ]);
+    put(&mut s, copy('3', 60), &[AWSCURRENT], Some(60));
+    put(&mut s, copy('2', 200), &[AWSPENDING], Some(200));
+    let p = plan(decide_at(&swap('2', 0), &s, 200 + T as i64));
+    assert_eq!(
+        p.outcome,
+        Outcome::Superseded { by: copy('3', 60) },
+        "{:?}",
+        p.actions
+    );
+}
+
+#[test]
 fn a_rotation_taken_over_stands_down_and_revokes_its_never_used_value() {
     // A newer rotation's placeholder holds AWSPENDING (this one's was stripped).
     let mut s = copied();

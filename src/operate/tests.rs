@@ -355,7 +355,11 @@ fn an_emergency_in_every_phase_cuts_over_now_and_leaves_the_engine_free() {
                 if *new_version == e && *compromised == k1),
             "{stop:?}: {report:?}"
         );
-        assert_eq!(w.clock.now(), cut_at, "{stop:?}: no wait without a gap");
+        assert_eq!(
+            attached_at(&w, &e, AWSCURRENT),
+            Some(cut_at),
+            "{stop:?}: no wait before the cut without a gap"
+        );
         let s = w.state();
         assert_eq!(s.current(), Some(&e), "{stop:?}");
         assert!(
@@ -807,48 +811,57 @@ fn an_emergency_gap_restarts_when_the_label_comes_back_whoever_reads_first() {
 
 #[test]
 fn a_rotation_an_emergency_stood_down_never_resumes() {
-    // In its first gap, the rotation's copy loses AWSPENDING to an emergency whose first
-    // invocation dies after writing the new value. The engine retries the rotation
-    // (AWSPENDING back on its token, off the emergency's version) and its follow-up comes.
-    // The operator's rerun then cuts over. The rotation's later follow-ups must never
-    // promote the value the emergency stood down (and revoked) over the new one.
-    let mut w = World::new();
+    // The emergency stands a rotation down while its createSecret is storing the value:
+    // the value lands after the emergency wrote its own (so it is the younger one), with
+    // AWSPENDING, and setSecret registers it. The emergency's first invocation died
+    // before its cut; the operator's rerun cuts over. The rotation's later steps must not
+    // promote its value over the emergency's.
+    let w = World::new();
     let rotation = token(1);
-    w.rotate_to(&rotation, Stop::FirstGap);
-    let pending = w.value(&rotation);
+    w.sm.begin_rotation(&w.id, &rotation).unwrap();
     let k1 = w.first.clone();
     let e = k1.emergency();
     w.target.fail_tests.store(true, Ordering::SeqCst);
     let err = w.operate(emergency(0, None, Some(k1.clone()))).unwrap_err();
     assert!(matches!(err, ExecError::Target(_)), "{err}");
     w.target.fail_tests.store(false, Ordering::SeqCst);
-    assert!(w.state().has(&e, AWSPENDING), "{:?}", w.state().labels());
-    // The engine retries: AWSPENDING back on its token.
+    w.clock.advance(Duration::from_secs(1));
+    // The racing createSecret and setSecret land (they read the labels before the stand-down).
     w.sm.strip_label(&w.id, AWSPENDING);
-    w.sm.begin_rotation(&w.id, &rotation).unwrap();
-    for step in [
-        Step::CreateSecret,
-        Step::SetSecret,
-        Step::TestSecret,
-        Step::FinishSecret,
-    ] {
-        let _ = w.engine(&rotation, step);
-    }
-    let mut jobs: Vec<Job> = w.pending_job.take().into_iter().collect();
-    if let Some(job) = jobs.pop()
-        && let Ok(report) = w.deliver(&job)
-    {
-        jobs.extend(report.scheduled);
-    }
-    // The operator's rerun cuts over.
+    w.sm.put_secret_value(
+        &w.id,
+        &rotation,
+        SecretValue::new("credential-raced"),
+        &[AWSPENDING],
+    )
+    .unwrap();
+    w.target
+        .registered
+        .lock()
+        .unwrap()
+        .push("credential-raced".into());
+    // The rerun cuts over.
     let (report, _) = w.operate(emergency(0, None, Some(k1))).unwrap();
     assert!(
         matches!(report.last(), Outcome::EmergencyDone { .. }),
         "{report:?}"
     );
     assert_eq!(w.state().current(), Some(&e));
-    // The rotation's follow-ups, each when due.
-    for _ in 0..6 {
+    // The engine retries the rotation (AWSPENDING back on its token), and its follow-ups
+    // come, each when due.
+    w.sm.begin_rotation(&w.id, &rotation).unwrap();
+    let mut jobs: Vec<Job> = Vec::new();
+    for step in [
+        Step::CreateSecret,
+        Step::SetSecret,
+        Step::TestSecret,
+        Step::FinishSecret,
+    ] {
+        if let Ok(report) = w.engine(&rotation, step) {
+            jobs.extend(report.scheduled);
+        }
+    }
+    for _ in 0..8 {
         let Some(job) = jobs.pop() else { break };
         if let Ok(report) = w.deliver(&job) {
             jobs.extend(report.scheduled);
@@ -861,7 +874,46 @@ fn a_rotation_an_emergency_stood_down_never_resumes() {
         "the stood-down rotation was promoted over the emergency's value: {:?}",
         s.labels()
     );
-    let current = s.current().unwrap().clone();
-    assert_ne!(w.value(&current), pending);
     assert_eq!(s.holder(AWSPENDING), None, "{:?}", s.labels());
+    assert!(w.target.revoked().contains(&"credential-raced".to_owned()));
+}
+
+#[test]
+fn a_value_registered_by_a_step_racing_the_stand_down_is_revoked_once_it_settled() {
+    // The emergency stands a rotation down while its createSecret is storing the value
+    // (the placeholder has none yet, so there is nothing to revoke), and the rotation's
+    // setSecret, which read the labels before the cancel marker, registers it after.
+    let w = World::new();
+    let rotation = token(1);
+    w.sm.begin_rotation(&w.id, &rotation).unwrap();
+    let k1 = w.first.clone();
+    // The emergency's first round, up to its own value's test (which fails: the
+    // invocation ends there).
+    w.target.fail_tests.store(true, Ordering::SeqCst);
+    let err = w.operate(emergency(0, None, Some(k1.clone()))).unwrap_err();
+    assert!(matches!(err, ExecError::Target(_)), "{err}");
+    w.target.fail_tests.store(false, Ordering::SeqCst);
+    assert!(
+        w.state().cancel_markers(&rotation).next().is_some(),
+        "{:?}",
+        w.state().labels()
+    );
+    // The racing steps land: the value stored, then registered at the target.
+    w.sm.put_secret_value(&w.id, &rotation, SecretValue::new("credential-raced"), &["RACE"])
+        .unwrap();
+    w.target
+        .registered
+        .lock()
+        .unwrap()
+        .push("credential-raced".into());
+    // The operator's rerun cuts over and, once the cancel marker has settled, revokes it.
+    let (report, _) = w.operate(emergency(0, None, Some(k1))).unwrap();
+    assert!(
+        matches!(report.last(), Outcome::EmergencyDone { .. }),
+        "{report:?}"
+    );
+    assert!(
+        w.target.revoked().contains(&"credential-raced".to_owned()),
+        "the stood-down rotation's value is still valid at the target"
+    );
 }
