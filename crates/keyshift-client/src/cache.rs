@@ -303,7 +303,8 @@ impl WindowCache {
 
     /// [`WindowCache::version`], but a miss refreshes through `source` (at most once per
     /// miss interval, joining a refresh already running) and looks again: an emergency
-    /// rotation's new key is found in one round trip.
+    /// rotation's new key is found in one round trip. A version the view knows but does
+    /// not accept counts as a miss for [`WindowCache::fetch_accepted`].
     pub async fn fetch_version<S: Source + ?Sized>(
         &self,
         source: &S,
@@ -349,15 +350,22 @@ impl WindowCache {
         now: Timestamp,
         accepted_only: bool,
     ) -> Result<Arc<Version>, LookupError> {
-        match self.lookup(id, accepted_only, false) {
-            Err(LookupError::UnknownVersion) => {}
-            other => return other,
+        // A version this view does not accept is looked for again too: it may have come
+        // back into the window (an emergency's new version, stripped of AWSPENDING and
+        // then made current), or been fetched by id by a refresh whose DescribeSecret
+        // lagged it. The same rate limit as for an unknown id bounds the cost.
+        let missed = |r: &Result<Arc<Version>, LookupError>| {
+            matches!(r, Err(LookupError::UnknownVersion | LookupError::NotAccepted(_)))
+        };
+        let first = self.lookup(id, accepted_only, false);
+        if !missed(&first) {
+            return first;
         }
         let _flight = self.shared.flight.lock().await;
         // A refresh that ran while this waited may have brought it.
-        match self.lookup(id, accepted_only, false) {
-            Err(LookupError::UnknownVersion) => {}
-            other => return other,
+        let again = self.lookup(id, accepted_only, false);
+        if !missed(&again) {
+            return again;
         }
         let allowed = {
             let mut core = self.core();
@@ -366,7 +374,7 @@ impl WindowCache {
         };
         if !allowed {
             // Rate limited; the request stays queued for the next refresh.
-            return Err(LookupError::UnknownVersion);
+            return again;
         }
         // A failure keeps the last view; the lookup below says what is known.
         let _ = self.refresh_locked(source, now).await;

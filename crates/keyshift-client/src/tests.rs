@@ -713,3 +713,66 @@ async fn concurrent_misses_join_the_refresh_in_flight() {
     assert_eq!(src.inner.describes(), 2);
     assert_eq!(src.inner.fetches(2), 1);
 }
+
+#[test]
+fn a_miss_whose_refresh_read_lags_the_new_version_heals_on_the_next_miss() {
+    // An emergency cut over to version 7. A verifier misses its kid and refreshes, but
+    // that DescribeSecret lags the cut (it does not list 7 yet) while GetSecretValue by id
+    // finds it: the version is known by id, not as accepted. The next miss, once the miss
+    // interval allows, must refresh again rather than answer "not accepted" until the
+    // scheduled refresh.
+    let src = Fake::default();
+    src.put(1, &[AWSCURRENT]);
+    let config = config();
+    let cache = WindowCache::new(config.clone(), 3);
+    block(cache.refresh(&src, at(0.0))).unwrap();
+    src.state().values.insert(vid(7), value_of(7));
+    let t1 = at(10.0);
+    assert!(block(cache.fetch_accepted(&src, vid(7).as_str(), t1)).is_err());
+    // The read catches up.
+    src.relabel(7, &[AWSCURRENT]);
+    src.relabel(1, &[AWSPREVIOUS]);
+    let t2 = t1.plus(config.miss_interval());
+    let v = block(cache.fetch_accepted(&src, vid(7).as_str(), t2))
+        .expect("the second miss refreshes and finds the new version accepted");
+    assert_eq!(v.value().expose(), value_of(7));
+    assert_eq!(cache.current().unwrap().id(), &vid(7));
+    // A version that left the window is still not accepted: its misses refresh at most
+    // once per miss interval, like unknown ids.
+    let before = src.describes();
+    let t3 = t2.plus(Duration::from_secs(5));
+    for i in 0..10 {
+        let now = t3.plus(config.miss_interval().mul_f64(f64::from(i) / 10.0));
+        assert_eq!(
+            block(cache.fetch_accepted(&src, vid(1).as_str(), now)).unwrap_err(),
+            LookupError::NotAccepted(vid(1))
+        );
+    }
+    assert_eq!(src.describes() - before, 1);
+}
+
+#[test]
+fn a_version_that_left_the_window_and_came_back_as_current_heals_on_a_miss() {
+    // An emergency's new version 7 was accepted (AWSPENDING), lost the label (an engine
+    // strip) and then became AWSCURRENT at the cut. A verifier whose view still shows it
+    // out of the window must find it on a miss, not answer "not accepted" until its
+    // scheduled refresh.
+    let src = Fake::default();
+    src.put(1, &[AWSCURRENT]);
+    src.put(7, &[AWSPENDING]);
+    let config = config();
+    let cache = WindowCache::new(config.clone(), 4);
+    block(cache.refresh(&src, at(0.0))).unwrap();
+    src.unlabel(7);
+    block(cache.refresh(&src, at(30.0))).unwrap();
+    assert_eq!(
+        cache.accepted_version(vid(7).as_str()).unwrap_err(),
+        LookupError::NotAccepted(vid(7))
+    );
+    src.relabel(7, &[AWSCURRENT]);
+    src.relabel(1, &[AWSPREVIOUS]);
+    let v = block(cache.fetch_accepted(&src, vid(7).as_str(), at(31.0)))
+        .expect("the miss refreshes and finds the new current version");
+    assert_eq!(v.id(), &vid(7));
+    assert_eq!(src.fetches(7), 1, "a known value is not fetched again");
+}
