@@ -550,12 +550,26 @@ pub fn detail(step: &Step, swapped: bool) -> Detail {
 }
 
 /// Whether a state read at [`Detail::Labels`] is not enough for this invocation after
-/// all: a `swapPending` whose rotation is not (or no longer) swapped needs the dates.
+/// all: a `swapPending` whose rotation is not (or no longer) swapped needs the dates, and
+/// so does a release while a cancel marker is about (which markers it may drop depends
+/// on when the cancelled rotations stored their values: see [`old_cancel_markers`]).
 pub fn needs_full(invocation: &Invocation, secret: &SecretState) -> bool {
-    matches!(invocation.step, Step::SwapPending { .. })
-        && !secret
-            .current()
-            .is_some_and(|c| SecretState::in_chain(c, &invocation.token))
+    let cancelled = || {
+        secret
+            .versions
+            .keys()
+            .any(|v| secret.cancel_markers(v).next().is_some())
+    };
+    match invocation.step {
+        Step::SwapPending { .. } => {
+            !secret
+                .current()
+                .is_some_and(|c| SecretState::in_chain(c, &invocation.token))
+                || cancelled()
+        }
+        Step::RemovePending { .. } => cancelled(),
+        _ => false,
+    }
 }
 
 /// How often a follow-up looks again while a replica Region has not caught up.
@@ -1070,14 +1084,18 @@ fn remove_pending(i: &Input<'_>, event_due: Timestamp, release: &VersionId) -> D
     release_of(i, release, event_due)
 }
 
-/// Cancel markers stamped before `swapped`, the swap whose release this is: a rotation
-/// cancelled before a later one swapped is older than the value now in use, so its late
-/// steps find themselves stale anyway, and the marker (the only label keeping the
-/// cancelled version from being deprecated) can go. A marker stamped after the swap
-/// stays: that cancelled rotation began during this one's second gap.
+/// Cancel markers stamped before `swapped`, the swap whose release this is, on rotations
+/// that had stored their value before it: such a rotation is older than the value now in
+/// use, so its late steps find themselves stale anyway, and the marker (the only label
+/// keeping the cancelled version from being deprecated) can go. A marker stamped after
+/// the swap stays: that cancelled rotation began during this one's second gap. So does
+/// the marker of a rotation cancelled before its createSecret stored anything: an engine
+/// retry of it would store a value newer than the current one, and only the marker keeps
+/// it from resuming. (Decided from every version's date: see [`needs_full`].)
 fn old_cancel_markers(s: &SecretState, swapped: Timestamp) -> Vec<Action> {
     s.versions
         .keys()
+        .filter(|id| value_stored(s, id).is_some_and(|t| t < swapped))
         .flat_map(|id| {
             s.cancel_markers(id)
                 .filter(|(_, at)| *at < swapped)

@@ -731,6 +731,35 @@ fn remove_with_rotation_disabled_still_releases_after_t() {
 }
 
 #[test]
+fn a_release_drops_the_cancel_marker_of_an_older_value_but_keeps_a_placeholder_s() {
+    // Rotations 3 and 4 were cancelled (t=500, before this swap at t=800): 3 had stored
+    // its value (t=400), older than the one now in use, so its late steps find themselves
+    // stale and its marker can go. 4 was cancelled while its createSecret had not stored
+    // anything: an engine retry of it would store a value newer than the current one, so
+    // only its marker keeps it from resuming, and it stays.
+    let mut s = swapped();
+    let cancelled = crate::secret::cancel_marker(at(500));
+    put(&mut s, v('3'), &[&cancelled], Some(400));
+    put(&mut s, v('4'), &[&cancelled], None);
+    assert!(
+        needs_full(&remove_ev(&v('1'), 0), &s),
+        "dates are needed to tell them apart"
+    );
+    let p = plan(decide_at(&remove_ev(&v('1'), 0), &s, 800 + T as i64));
+    assert_eq!(p.outcome, Outcome::Released);
+    assert!(
+        p.actions.contains(&label(&cancelled, None, Some(&v('3')))),
+        "{:?}",
+        p.actions
+    );
+    assert!(
+        !p.actions.contains(&label(&cancelled, None, Some(&v('4')))),
+        "{:?}",
+        p.actions
+    );
+}
+
+#[test]
 fn a_release_that_stopped_half_way_has_its_marker_tidied() {
     let mut s = swapped();
     stages(&mut s, &v('1')).remove(ROTATING);
