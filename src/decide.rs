@@ -1315,6 +1315,18 @@ fn after_emergency(i: &Input<'_>, k1: &VersionId, e: &VersionId, keep: Option<Du
             }
         }
     }
+    // The compromised rotation's token carries a cancel marker from the cut on: an engine
+    // retry of that rotation (AWSPENDING back on its token, whose value is the compromised
+    // one) stands down instead of registering that value with the target again.
+    // (Only a copy has such a token: the initial version or an emergency's is no rotation
+    // the engine could retry.)
+    let k1_token = s.token_of(k1).filter(|t| *t != k1);
+    let mark_k1 = k1_token.is_some_and(|t| s.cancel_markers(t).next().is_none());
+    if let (true, Some(token)) = (mark_k1, k1_token) {
+        actions.push(Action::MarkCancelled {
+            version: token.clone(),
+        });
+    }
     // The rotations it stood down carry a cancel marker: once that has settled, their
     // value is revoked (again), as a cancel revokes. A step of theirs that read the labels
     // before the marker may have stored or registered it after the stand-down.
@@ -1360,7 +1372,7 @@ fn after_emergency(i: &Input<'_>, k1: &VersionId, e: &VersionId, keep: Option<Du
         }
         return decide_again(actions, outcome);
     }
-    if matches!(actions.last(), Some(Action::MarkKeep { .. })) {
+    if mark_k1 || actions.iter().any(|a| matches!(a, Action::MarkKeep { .. })) {
         return decide_again(actions, outcome);
     }
     done(actions, outcome)

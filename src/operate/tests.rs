@@ -917,3 +917,49 @@ fn a_value_registered_by_a_step_racing_the_stand_down_is_revoked_once_it_settled
         "the stood-down rotation's value is still valid at the target"
     );
 }
+
+#[test]
+fn an_engine_retry_of_the_compromised_rotation_never_registers_its_value_again() {
+    // The compromised version is keyshift's copy of rotation 1, in its second gap. After
+    // the cut, the engine retries rotation 1 (AWSPENDING back on its token, whose value is
+    // the compromised one): its steps must stand down, not register the value with the
+    // target again nor leave it accepted.
+    let mut w = World::new();
+    let rotation = token(1);
+    w.rotate_to(&rotation, Stop::SecondGap);
+    let k1 = w.state().current().unwrap().clone();
+    assert!(SecretState::in_chain(&k1, &rotation));
+    let compromised = w.value(&k1);
+    let (report, _) = w.operate(emergency(0, None, None)).unwrap();
+    assert!(
+        matches!(report.last(), Outcome::EmergencyDone { .. }),
+        "{report:?}"
+    );
+    let registrations = |w: &World| {
+        w.target
+            .registered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| **v == compromised)
+            .count()
+    };
+    let before = registrations(&w);
+    w.sm.begin_rotation(&w.id, &rotation).unwrap();
+    for step in [
+        Step::CreateSecret,
+        Step::SetSecret,
+        Step::TestSecret,
+        Step::FinishSecret,
+    ] {
+        let _ = w.engine(&rotation, step);
+    }
+    assert_eq!(
+        registrations(&w),
+        before,
+        "the compromised value was registered again"
+    );
+    let s = w.state();
+    assert_eq!(s.holder(AWSPENDING), None, "{:?}", s.labels());
+    assert_eq!(s.current(), Some(&k1.emergency()));
+}
