@@ -1191,6 +1191,10 @@ fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
                 budget_secs: i.wait_budget_left.as_secs(),
             });
         }
+        // Rotations an earlier attempt stood down, whose marker has settled, are revoked
+        // again here and before the cut (each runs once per attempt): this attempt may
+        // never cut.
+        actions.extend(cancelled_values(s, i.now).0);
         actions.extend([
             Action::PutPending { version: e.clone() },
             Action::SetTarget { version: e.clone() },
@@ -1244,10 +1248,11 @@ fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
     // Registered and tested right before the cut, whatever an earlier round did: a rerun
     // may find the value written by an invocation that died before setSecret registered
     // it (both calls are idempotent).
-    let mut cut = vec![
+    let mut cut = cancelled_values(s, i.now).0;
+    cut.extend([
         Action::SetTarget { version: e.clone() },
         Action::TestTarget { version: e.clone() },
-    ];
+    ]);
     if keep.is_some() && !s.has(k1, ROTATING) {
         cut.push(Action::Label(LabelMove {
             stage: ROTATING.into(),
@@ -1328,34 +1333,9 @@ fn after_emergency(i: &Input<'_>, k1: &VersionId, e: &VersionId, keep: Option<Du
         });
     }
     // The rotations it stood down carry a cancel marker: once that has settled, their
-    // value is revoked (again), as a cancel revokes. A step of theirs that read the labels
-    // before the marker may have stored or registered it after the stand-down.
-    let mut settling: Option<Timestamp> = None;
-    for token in s.versions.keys() {
-        let Some(marked) = s.cancel_markers(token).map(|(_, t)| t).max() else {
-            continue;
-        };
-        let chain: Vec<&VersionId> = s
-            .versions
-            .keys()
-            .filter(|v| SecretState::in_chain(v, token))
-            .collect();
-        if chain.iter().any(|v| s.has(v, AWSCURRENT) || s.has(v, ROTATING)) {
-            continue;
-        }
-        let created = |v: &&&VersionId| s.version(v).and_then(|x| x.created);
-        let Some(valued) = chain.iter().filter(|v| created(v).is_some()).max_by_key(created) else {
-            continue;
-        };
-        let settled = marked.plus(CANCEL_SETTLE);
-        if i.now < settled {
-            settling = Some(settling.map_or(settled, |t| t.max(settled)));
-            continue;
-        }
-        actions.push(Action::RevokeTarget {
-            version: (*valued).clone(),
-        });
-    }
+    // value is revoked (again), as a cancel revokes.
+    let (revokes, settling) = cancelled_values(s, i.now);
+    actions.extend(revokes);
     let outcome = Outcome::EmergencyDone {
         new_version: e.clone(),
         compromised: k1.clone(),
@@ -1376,6 +1356,43 @@ fn after_emergency(i: &Input<'_>, k1: &VersionId, e: &VersionId, keep: Option<Du
         return decide_again(actions, outcome);
     }
     done(actions, outcome)
+}
+
+/// The values of cancelled rotations (their token carries a cancel marker) that no
+/// accepted version of theirs carries as AWSCURRENT or ROTATING: revocations for those
+/// whose marker is [`CANCEL_SETTLE`] old at `now`, and when the latest of the others
+/// settles. An emergency revokes the rotations it stood down again this way: a step of
+/// theirs that read the labels before the marker (createSecret storing the value,
+/// setSecret registering it) may have done so after the stand-down's own revoke.
+fn cancelled_values(s: &SecretState, now: Timestamp) -> (Vec<Action>, Option<Timestamp>) {
+    let mut revokes = Vec::new();
+    let mut settling: Option<Timestamp> = None;
+    for token in s.versions.keys() {
+        let Some(marked) = s.cancel_markers(token).map(|(_, t)| t).max() else {
+            continue;
+        };
+        let chain: Vec<&VersionId> = s
+            .versions
+            .keys()
+            .filter(|v| SecretState::in_chain(v, token))
+            .collect();
+        if chain.iter().any(|v| s.has(v, AWSCURRENT) || s.has(v, ROTATING)) {
+            continue;
+        }
+        let created = |v: &&&VersionId| s.version(v).and_then(|x| x.created);
+        let Some(valued) = chain.iter().filter(|v| created(v).is_some()).max_by_key(created) else {
+            continue;
+        };
+        let settled = marked.plus(CANCEL_SETTLE);
+        if now < settled {
+            settling = Some(settling.map_or(settled, |t| t.max(settled)));
+            continue;
+        }
+        revokes.push(Action::RevokeTarget {
+            version: (*valued).clone(),
+        });
+    }
+    (revokes, settling)
 }
 
 /// An operator's cancel of the rotation of the token, before its swap.

@@ -963,3 +963,33 @@ fn an_engine_retry_of_the_compromised_rotation_never_registers_its_value_again()
     assert_eq!(s.holder(AWSPENDING), None, "{:?}", s.labels());
     assert_eq!(s.current(), Some(&k1.emergency()));
 }
+
+#[test]
+fn a_raced_value_is_revoked_even_when_the_emergency_never_cuts() {
+    // As above, a step racing the stand-down registers the rotation's value; then every
+    // attempt of the emergency fails before its cut (the target refuses the new value).
+    // The value of the rotation it stood down must not stay valid at the target.
+    let w = World::new();
+    let rotation = token(1);
+    w.sm.begin_rotation(&w.id, &rotation).unwrap();
+    let k1 = w.first.clone();
+    w.target.fail_tests.store(true, Ordering::SeqCst);
+    let err = w.operate(emergency(0, None, Some(k1.clone()))).unwrap_err();
+    assert!(matches!(err, ExecError::Target(_)), "{err}");
+    w.sm.put_secret_value(&w.id, &rotation, SecretValue::new("credential-raced"), &["RACE"])
+        .unwrap();
+    w.target
+        .registered
+        .lock()
+        .unwrap()
+        .push("credential-raced".into());
+    // Attempts later, once the marker has settled, still failing.
+    w.clock.advance(Duration::from_secs(60));
+    let err = w.operate(emergency(0, None, Some(k1.clone()))).unwrap_err();
+    assert!(matches!(err, ExecError::Target(_)), "{err}");
+    assert_eq!(w.state().current(), Some(&k1));
+    assert!(
+        w.target.revoked().contains(&"credential-raced".to_owned()),
+        "the stood-down rotation's value is still valid at the target"
+    );
+}
