@@ -1113,10 +1113,10 @@ fn old_cancel_markers(s: &SecretState, swapped: Timestamp) -> Vec<Action> {
 ///    is released (revoked, ROTATING off). The new value `E` ([`VersionId::emergency`] of
 ///    `k1`, so a rerun finds it) is stored as AWSPENDING, registered and tested.
 /// 2. Once `E` has been accepted for `gap` (usually 0), counted from an accepted marker
-///    stamped after a read that showed it with AWSPENDING, the cut: `E` registered and
-///    tested again, then AWSCURRENT moves to `E`, with ROTATING on `k1` first when the
-///    operator keeps accepting it. A rotation stood down in step 1 carries a cancel marker
-///    from then on, so none of its later steps resumes it.
+///    stamped after a read that showed it with AWSPENDING (and after `E` was registered
+///    and tested again), the cut: AWSCURRENT moves to `E`, with ROTATING on `k1` first
+///    when the operator keeps accepting it. A rotation stood down in step 1 carries a
+///    cancel marker from then on, so none of its later steps resumes it.
 /// 3. After the cut ([`after_emergency`]): `k1` loses AWSPREVIOUS and is revoked, or keeps
 ///    ROTATING until its release `keep` after the cut.
 ///
@@ -1192,8 +1192,8 @@ fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
             });
         }
         // Rotations an earlier attempt stood down, whose marker has settled, are revoked
-        // again here and before the cut (each runs once per attempt): this attempt may
-        // never cut.
+        // again here and when the accepted marker is stamped (each runs once per
+        // attempt): this attempt may never cut.
         actions.extend(cancelled_values(s, i.now).0);
         actions.extend([
             Action::PutPending { version: e.clone() },
@@ -1224,6 +1224,13 @@ fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
     // label (for a replicated secret, in every replica Region). Never timed from the
     // value's creation: the label may have come off and been put back since, and a
     // duplicate of this request may be between those two calls right now.
+    //
+    // The round that stamps it registers and tests the value first, whatever an earlier
+    // round did (a rerun may find it written by an invocation that died before setSecret
+    // registered it; both calls are idempotent): every cut needs the marker, so no cut
+    // ever moves AWSCURRENT to a value the target has not accepted, and the cut itself
+    // stays label moves only (a strip between its decision and its move is the known race
+    // of docs/protocol.md; calls in between would widen it).
     let Some(marked) = s.accepted_markers(&e).map(|(_, t)| t).max() else {
         let outcome = if s.replicas.is_empty() {
             Outcome::EmergencyWritten {
@@ -1232,7 +1239,13 @@ fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
         } else {
             Outcome::AcceptedEverywhere
         };
-        return decide_again(vec![Action::MarkAccepted { version: e }], outcome);
+        let mut mark = cancelled_values(s, i.now).0;
+        mark.extend([
+            Action::SetTarget { version: e.clone() },
+            Action::TestTarget { version: e.clone() },
+            Action::MarkAccepted { version: e },
+        ]);
+        return decide_again(mark, outcome);
     };
     let due = marked.max(created).plus(gap);
     if i.now < due {
@@ -1245,14 +1258,7 @@ fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
         }
         return Decision::WaitUntil(due);
     }
-    // Registered and tested right before the cut, whatever an earlier round did: a rerun
-    // may find the value written by an invocation that died before setSecret registered
-    // it (both calls are idempotent).
-    let mut cut = cancelled_values(s, i.now).0;
-    cut.extend([
-        Action::SetTarget { version: e.clone() },
-        Action::TestTarget { version: e.clone() },
-    ]);
+    let mut cut = Vec::new();
     if keep.is_some() && !s.has(k1, ROTATING) {
         cut.push(Action::Label(LabelMove {
             stage: ROTATING.into(),
