@@ -39,7 +39,7 @@ use keyshift::{Invocation, SecretValue, Timestamp, VersionId};
 use rand::Rng;
 
 use crate::fleet::run_now;
-use crate::scenario::{CopyAbandons, FaultClass, OperatorAction, RetryReattach};
+use crate::scenario::{CopyAbandons, FaultClass, OperatorAction, RequestPhase, RetryReattach};
 use crate::world::{Ev, MAX_FOLLOW_ONS, Owner, Rotation, TaskId, TaskOut, World, token};
 
 const ENGINE_STEPS: [Step; 4] = [
@@ -80,6 +80,8 @@ impl World {
             gave_up: false,
             operator_hit: false,
             follow_on_created: false,
+            finished: false,
+            cancelled_at: None,
         });
         let r = sw.rotations.len() - 1;
         self.push_at(at, Ev::StartRotation { s, r });
@@ -224,6 +226,17 @@ impl World {
             rotation_token: None,
             schedule: None,
         };
+        let aimed = self.secrets[s].sc.request.filter(|p| {
+            p.phase == RequestPhase::Engine
+                && p.engine_step == step
+                && r == 0
+                && self.secrets[s].rotations[0].attempts == 1
+        });
+        if let Some(plan) = aimed {
+            // While this step's calls are in flight.
+            let at = self.now().plus(Duration::from_millis((plan.at * 150.0) as u64));
+            self.aim_request(s, at);
+        }
         let id = self.insert_engine_task(inv, Owner::Engine { rotation: r, step }, s);
         self.secrets[s].rotations[r].engine_task = Some(id);
         if let Some(timeout) = self.secrets[s].sc.engine_timeout {
@@ -255,6 +268,17 @@ impl World {
             Ok(_) if step + 1 < ENGINE_STEPS.len() => self.engine_step(s, r, step + 1),
             Ok(_) => {
                 self.set_window(s, None);
+                self.secrets[s].rotations[r].finished = true;
+                if r == 0
+                    && let Some(plan) = self.secrets[s]
+                        .sc
+                        .request
+                        .filter(|p| p.phase == RequestPhase::AfterFinish)
+                {
+                    // Before the first follow-up, due now, fires within its minute.
+                    let at = self.now().plus(Duration::from_secs_f64(60.0 * plan.at));
+                    self.aim_request(s, at);
+                }
                 let state = self.snapshot(s);
                 let token = self.secrets[s].rotations[r].token.clone();
                 let token_current = state.has(&token, AWSCURRENT);
@@ -309,7 +333,7 @@ impl World {
 
     /// The engine is done with rotation `r`; after an abandonment its next scheduled
     /// rotation follows.
-    fn engine_done(&mut self, s: usize, r: usize) {
+    pub(crate) fn engine_done(&mut self, s: usize, r: usize) {
         let follow_ons = self.secrets[s].rotations.iter().filter(|x| x.follow_on).count();
         let latest = r + 1 == self.secrets[s].rotations.len();
         let rot = &mut self.secrets[s].rotations[r];

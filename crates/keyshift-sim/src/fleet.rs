@@ -12,8 +12,15 @@
 //! JWKS, a ciphertext decrypted with the key under its kid in the consumer's own view).
 //! Under store errors an instance's refresh fails now and then (never more than
 //! twice in a row, so its view stays younger than T through the retries): the cache serves
-//! its last view and retries on its own schedule. The check reads the published view only: it never requests a refresh, so
-//! the fleet is held to the contract without refresh-on-miss healing anything.
+//! its last view and retries on its own schedule.
+//!
+//! Every lookup reads the published view first, so the fleet is held to the contract
+//! without refresh-on-miss healing anything: the world counts a miss as a failed
+//! operation unless it is an emergency's by-design one. Then, in a fleet that refreshes
+//! on a miss ([`crate::scenario::Scenario::refresh_on_miss`]), the consumer does what
+//! keyshift-client offers for it ([`Heal`]): `fetch_accepted` (or `fetch_version` for
+//! stored data), one rate-limited refresh, and looks again, which is how a consumer sees
+//! an emergency's new key id one round trip after the cut instead of up to R later.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -77,6 +84,26 @@ impl Source for SimSource<'_> {
 
     async fn value(&self, version: &VersionId) -> Result<Option<SecretValue>, SourceError> {
         Ok(self.store.value(self.secret, version).ok().flatten())
+    }
+}
+
+/// What a consumer does when a lookup misses (the world's side: it knows the store and
+/// the clock). The fleet calls it only after the published view failed the lookup.
+pub trait Heal {
+    /// Consumer `consumer` did not find `kid` among its accepted versions
+    /// (`accepted_only`) or among its versions by id (stored data): keyshift-client's
+    /// refresh-on-miss through `cache`. Returns whether the lookup may be tried again
+    /// (the cache refreshed or fetched something).
+    fn miss(&mut self, consumer: usize, cache: &WindowCache, kid: &VersionId, accepted_only: bool) -> bool;
+}
+
+/// A fleet that does not refresh on a miss: every miss is final.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHeal;
+
+impl Heal for NoHeal {
+    fn miss(&mut self, _: usize, _: &WindowCache, _: &VersionId, _: bool) -> bool {
+        false
     }
 }
 
@@ -178,24 +205,40 @@ impl Fleet {
         producer: usize,
         consumer: usize,
         downstream: &BTreeSet<String>,
+        heal: &mut dyn Heal,
     ) -> Result<(), Failure> {
-        self.pair(producer, consumer, downstream, Mode::Operate)
+        self.pair(producer, consumer, downstream, Mode::Operate, heal)
     }
 
     /// The end-of-run sweep: every producer towards every consumer, real operations on a
     /// key secret (see [`KeyOps::sweep`]); the failures, with their producer and
     /// consumer.
-    pub fn sweep(&mut self, downstream: &BTreeSet<String>) -> Vec<(usize, usize, Failure)> {
+    pub fn sweep(
+        &mut self,
+        downstream: &BTreeSet<String>,
+        heal: &mut dyn Heal,
+    ) -> Vec<(usize, usize, Failure)> {
         let n = self.instances.len();
         let mut out = Vec::new();
         for p in 0..n {
             for c in 0..n {
-                if let Err(f) = self.pair(p, c, downstream, Mode::Sweep) {
+                if let Err(f) = self.pair(p, c, downstream, Mode::Sweep, heal) {
                     out.push((p, c, f));
                 }
             }
         }
         out
+    }
+
+    /// One pair of the end-of-run sweep (see [`Fleet::sweep`]).
+    pub fn sweep_pair(
+        &mut self,
+        producer: usize,
+        consumer: usize,
+        downstream: &BTreeSet<String>,
+        heal: &mut dyn Heal,
+    ) -> Result<(), Failure> {
+        self.pair(producer, consumer, downstream, Mode::Sweep, heal)
     }
 
     fn pair(
@@ -204,15 +247,22 @@ impl Fleet {
         consumer: usize,
         downstream: &BTreeSet<String>,
         mode: Mode,
+        heal: &mut dyn Heal,
     ) -> Result<(), Failure> {
         let Some(used) = self.instances[producer].in_use() else {
             return Err(Failure::NothingToUse { producer });
         };
         let cache = &self.instances[consumer].cache;
         match (self.keys.kind(), mode) {
-            (SecretKind::Opaque, _) => self.check_accepted(producer, consumer, &used)?,
-            (_, Mode::Operate) => self.keys.operate(producer, &used, consumer, cache)?,
-            (_, Mode::Sweep) => self.keys.sweep(producer, &used, consumer, cache)?,
+            (SecretKind::Opaque, _) => match self.check_accepted(producer, consumer, &used) {
+                // Looked up again after keyshift-client's refresh-on-miss.
+                Err(_) if heal.miss(consumer, cache, used.id(), true) => {
+                    self.check_accepted(producer, consumer, &used)?
+                }
+                first => first?,
+            },
+            (_, Mode::Operate) => self.keys.operate(producer, &used, consumer, cache, heal)?,
+            (_, Mode::Sweep) => self.keys.sweep(producer, &used, consumer, cache, heal)?,
         }
         self.check_downstream(producer, &used, downstream)
     }
@@ -259,7 +309,9 @@ impl Fleet {
             for c in 0..n {
                 let reached = match self.keys.kind() {
                     SecretKind::Opaque => self.check_accepted(p, c, &used),
-                    _ => self.keys.reaches(p, &used, c, &self.instances[c].cache),
+                    _ => self
+                        .keys
+                        .reaches(p, &used, c, &self.instances[c].cache, &mut NoHeal),
                 };
                 if let Err(f) = reached.and_then(|()| self.check_downstream(p, &used, downstream)) {
                     out.push(f);

@@ -16,9 +16,12 @@
 //! accepted or past ([`keyshift_client::View::version`]). No version under the kid, or a
 //! ciphertext that does not open, is a failed operation.
 //!
-//! The consumer's lookups read its published view only (never
+//! The consumer's lookups read its published view first (never
 //! [`keyshift_client::WindowCache::version`], whose miss requests a refresh): a miss is
-//! the failure it is, with no refresh-on-miss to heal it, as for the abstract check.
+//! the failure it is, as for the abstract check. In a fleet that refreshes on a miss,
+//! the consumer then does what keyshift-client offers ([`Heal`]: `fetch_accepted` or
+//! `fetch_version`) and looks once more; the world still counts the first miss as a
+//! failure unless an emergency caused it by design.
 //!
 //! **Cost.** Parsed keys are cached by the value text they came from (a consumer's key
 //! comes from its own version's bytes, never from another view under the same id), so a
@@ -38,11 +41,11 @@ use std::sync::Arc;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
 use keyshift::VersionId;
-use keyshift_client::{Jwks, Version, WindowCache};
+use keyshift_client::{Jwks, LookupError, Version, WindowCache};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::fleet::Failure;
+use crate::fleet::{Failure, Heal};
 use crate::scenario::SecretKind;
 
 /// One in this many Ed25519 operations whose (kid, consumer) pair already verified for
@@ -369,23 +372,31 @@ impl KeyOps {
     /// among the accepted versions of its own view, the versions its JWKS publishes: the
     /// lookup of an operation, with no cryptography and no JWKS built (for the check of
     /// every pair after each refresh, and for sampled-out signing operations).
-    pub fn reaches(&self, p: usize, used: &Version, c: usize, consumer: &WindowCache) -> Result<(), Failure> {
+    pub fn reaches(
+        &self,
+        p: usize,
+        used: &Version,
+        c: usize,
+        consumer: &WindowCache,
+        heal: &mut dyn Heal,
+    ) -> Result<(), Failure> {
         let kid = used.id();
-        let unknown = || Failure::UnknownKid {
+        // The JWKS publishes exactly the accepted versions (or fails to build, which a
+        // real verification reports): the lookup alone needs no JWKS.
+        let found = || {
+            consumer
+                .view()
+                .is_ok_and(|view| view.accepted_version(kid.as_str()).is_some())
+        };
+        if found() || (heal.miss(c, consumer, kid, true) && found()) {
+            return Ok(());
+        }
+        Err(Failure::UnknownKid {
             producer: p,
             consumer: c,
             kid: kid.clone(),
             stored: false,
-        };
-        let Ok(view) = consumer.view() else {
-            return Err(unknown());
-        };
-        // The JWKS publishes exactly the accepted versions (or fails to build, which a
-        // real verification reports): the lookup alone needs no JWKS.
-        if view.accepted_version(kid.as_str()).is_none() {
-            return Err(unknown());
-        }
-        Ok(())
+        })
     }
 
     /// One real operation: producer `p`, whose current version is `used`, towards
@@ -396,11 +407,12 @@ impl KeyOps {
         used: &Version,
         c: usize,
         consumer: &WindowCache,
+        heal: &mut dyn Heal,
     ) -> Result<(), Failure> {
         match self.kind {
-            SecretKind::Opaque => self.reaches(p, used, c, consumer),
-            SecretKind::Ed25519 => self.sign_verify(p, used, c, consumer, false),
-            SecretKind::Symmetric => self.seal_open(p, used, c, consumer),
+            SecretKind::Opaque => self.reaches(p, used, c, consumer, heal),
+            SecretKind::Ed25519 => self.sign_verify(p, used, c, consumer, false, heal),
+            SecretKind::Symmetric => self.seal_open(p, used, c, consumer, heal),
         }
     }
 
@@ -413,13 +425,14 @@ impl KeyOps {
         used: &Version,
         c: usize,
         consumer: &WindowCache,
+        heal: &mut dyn Heal,
     ) -> Result<(), Failure> {
         match self.kind {
-            SecretKind::Opaque => self.reaches(p, used, c, consumer),
-            SecretKind::Ed25519 => self.sign_verify(p, used, c, consumer, true),
+            SecretKind::Opaque => self.reaches(p, used, c, consumer, heal),
+            SecretKind::Ed25519 => self.sign_verify(p, used, c, consumer, true, heal),
             SecretKind::Symmetric => {
                 let kept = std::mem::take(&mut self.stored);
-                let out = self.seal_open(p, used, c, consumer);
+                let out = self.seal_open(p, used, c, consumer, heal);
                 self.stored = kept;
                 out
             }
@@ -433,13 +446,14 @@ impl KeyOps {
         c: usize,
         consumer: &WindowCache,
         sweep: bool,
+        heal: &mut dyn Heal,
     ) -> Result<(), Failure> {
         self.stats.sign.operations += 1;
         let first = self.verified.get(used.id()).is_none_or(|m| m & bit(c) == 0);
         let real = first || (!sweep && self.rng.random_ratio(1, SIGN_SAMPLE));
         if !real {
             return self
-                .reaches(p, used, c, consumer)
+                .reaches(p, used, c, consumer, heal)
                 .inspect_err(|f| self.count_sign(f));
         }
         let pair = match self.pair(used) {
@@ -463,7 +477,13 @@ impl KeyOps {
             .insert(p);
         // The consumer: the kid from the message, the key under it in its own JWKS.
         let kid = VersionId::new(token.kid().unwrap_or_default());
-        let jwks = match consumer.view().map(|v| v.jwks()) {
+        let jwks = |consumer: &WindowCache| consumer.view().map(|v| v.jwks());
+        let mut published = jwks(consumer);
+        let known = |j: &Result<Result<Arc<Jwks>, LookupError>, LookupError>| matches!(j, Ok(Ok(j)) if j.kids().any(|k| k == kid.as_str()));
+        if !known(&published) && heal.miss(c, consumer, &kid, true) {
+            published = jwks(consumer);
+        }
+        let jwks = match published {
             Ok(Ok(jwks)) => jwks,
             Ok(Err(e)) => {
                 self.stats.sign.rejected += 1;
@@ -543,6 +563,7 @@ impl KeyOps {
         used: &Version,
         c: usize,
         consumer: &WindowCache,
+        heal: &mut dyn Heal,
     ) -> Result<(), Failure> {
         self.stats.seal.operations += 1;
         let key = match self.aes(used) {
@@ -576,11 +597,17 @@ impl KeyOps {
             .or_default()
             .producers
             .insert(p);
-        let view = consumer.view().ok();
         // Short-lived data: the accepted version under the kid.
-        let found = view
-            .as_ref()
-            .and_then(|v| v.accepted_version(sealed.kid.as_str()).cloned());
+        let accepted = |consumer: &WindowCache, kid: &VersionId| {
+            consumer
+                .view()
+                .ok()
+                .and_then(|v| v.accepted_version(kid.as_str()).cloned())
+        };
+        let mut found = accepted(consumer, &sealed.kid);
+        if found.is_none() && heal.miss(c, consumer, &sealed.kid, true) {
+            found = accepted(consumer, &sealed.kid);
+        }
         let out = self.open(found.as_deref(), &sealed, |s| &mut s.seal);
         let fresh = self.conclude(out, p, c, sealed.kid.clone(), false, |s| &mut s.seal);
         // Stored data: a ciphertext kept from an earlier operation, by exact version id.
@@ -589,9 +616,16 @@ impl KeyOps {
             let i = self.rng.random_range(0..self.stored.len());
             let record = self.stored[i].clone();
             self.stats.stored.operations += 1;
-            let found = view
-                .as_ref()
-                .and_then(|v| v.version(record.kid.as_str()).cloned());
+            let by_id = |consumer: &WindowCache, kid: &VersionId| {
+                consumer
+                    .view()
+                    .ok()
+                    .and_then(|v| v.version(kid.as_str()).cloned())
+            };
+            let mut found = by_id(consumer, &record.kid);
+            if found.is_none() && heal.miss(c, consumer, &record.kid, false) {
+                found = by_id(consumer, &record.kid);
+            }
             let out = self.open(found.as_deref(), &record, |s| &mut s.stored);
             at_rest = self.conclude(out, record.producer, c, record.kid, true, |s| &mut s.stored);
         }

@@ -60,21 +60,22 @@ pub mod fleet;
 pub mod keys;
 pub mod ports;
 pub mod report;
+pub mod requests;
 pub mod scenario;
 pub mod world;
 
 pub use report::Summary;
 pub use scenario::{
-    BehaviourPins, CopyAbandons, EngineBehaviours, FaultClass, OperatorAction, RetryReattach, Scenario,
-    SecretKind, Selection, Strategy, Switch,
+    BehaviourPins, CopyAbandons, EngineBehaviours, FaultClass, OperatorAction, RequestKind, RequestPhase,
+    RequestPin, RequestPlan, RetryReattach, Scenario, SecretKind, Selection, Strategy, Switch,
 };
 pub use world::{Hits, RunResult, run_seed, run_world};
 
 /// One unit of work: a single-secret seed, or a many-secrets world.
 #[derive(Debug, Clone)]
 pub enum Job {
-    /// One secret.
-    Single(Scenario),
+    /// One secret (boxed: a scenario is far larger than a world's vector).
+    Single(Box<Scenario>),
     /// Many secrets through one executor.
     World(Vec<Scenario>),
 }
@@ -93,7 +94,7 @@ pub fn run_jobs(jobs: Vec<Job>, threads: usize) -> (Summary, Vec<RunResult>) {
                     mine.into_iter()
                         .map(|(i, job)| {
                             let out = match job {
-                                Job::Single(sc) => vec![run_seed(sc, false)],
+                                Job::Single(sc) => vec![run_seed(*sc, false)],
                                 Job::World(scs) => run_world(scs, false),
                             };
                             (i, out)
@@ -126,7 +127,7 @@ pub fn run_jobs(jobs: Vec<Job>, threads: usize) -> (Summary, Vec<RunResult>) {
 /// [`scenario`]) unless `sel` pins them.
 pub fn seed_jobs(first: u64, count: u64, sel: &Selection) -> Vec<Job> {
     (first..first + count)
-        .map(|s| Job::Single(Scenario::from_seed(s, sel)))
+        .map(|s| Job::Single(Box::new(Scenario::from_seed(s, sel))))
         .collect()
 }
 
@@ -140,7 +141,7 @@ pub fn matrix_jobs(first: u64, count: u64, sel: &Selection) -> Vec<Job> {
                 pins: BehaviourPins::all(b),
                 ..*sel
             };
-            (first..first + count).map(move |s| Job::Single(Scenario::from_seed(s, &pinned)))
+            (first..first + count).map(move |s| Job::Single(Box::new(Scenario::from_seed(s, &pinned))))
         })
         .collect()
 }
@@ -182,5 +183,17 @@ pub fn replay_command(r: &RunResult, world_flags: &str) -> String {
         cmd.push_str(" --replicas");
     }
     cmd.push_str(&format!(" --kind {}", sc.kind.name()));
+    match &sc.request {
+        Some(plan) => cmd.push_str(&format!(
+            " --request {} --request-phase {}",
+            plan.kind.name(),
+            plan.phase.name()
+        )),
+        None if sc.strategy == Strategy::Keyshift => cmd.push_str(" --request none"),
+        None => {}
+    }
+    if !sc.refresh_on_miss && sc.strategy == Strategy::Keyshift {
+        cmd.push_str(" --refresh-on-miss off");
+    }
     cmd
 }

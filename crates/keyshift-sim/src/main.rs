@@ -16,6 +16,11 @@
 //!       --past-schedule-refused off|on     --operator off|on
 //!       --operator-action write|strip-pending|add-label|remove-label
 //!       --combination N (all six at once; 0 is the baseline)
+//! REQUESTS (issue 13; default: drawn per seed, half the seeds):
+//!       --request none|emergency|cancel|redrive
+//!       --request-phase engine|after-finish|first-gap|second-gap
+//!       --refresh-on-miss on|off (default on; off is a fleet that waits for its
+//!                         scheduled refresh, which the failure-window check fails)
 //! ```
 //! Exits 1 when a run fails (it prints the failing combinations and how to replay a
 //! seed), or when the control fails to fail (overall, and on each kind of key secret it
@@ -24,9 +29,9 @@
 use std::process::ExitCode;
 
 use keyshift_sim::{
-    BehaviourPins, EngineBehaviours, FaultClass, Job, OperatorAction, RunResult, Scenario, SecretKind,
-    Selection, Strategy, Switch, matrix_jobs, replay_command, run_jobs, run_seed, run_world, seed_jobs,
-    world_jobs,
+    BehaviourPins, EngineBehaviours, FaultClass, Job, OperatorAction, RequestKind, RequestPhase, RequestPin,
+    RunResult, Scenario, SecretKind, Selection, Strategy, Switch, matrix_jobs, replay_command, run_jobs,
+    run_seed, run_world, seed_jobs, world_jobs,
 };
 
 struct Args {
@@ -112,6 +117,29 @@ fn parse() -> Result<Args, String> {
                     format!("unknown kind {v}; one of {}", names.join(", "))
                 })?);
             }
+            "--request" => {
+                let v = value("--request")?;
+                a.sel.request = match v.as_str() {
+                    "none" => RequestPin::Off,
+                    name => RequestPin::Kind(RequestKind::from_name(name).ok_or_else(|| {
+                        format!("--request: unknown request {v}; one of none, emergency, cancel, redrive")
+                    })?),
+                };
+            }
+            "--request-phase" => {
+                let v = value("--request-phase")?;
+                a.sel.request_phase = Some(RequestPhase::from_name(&v).ok_or_else(|| {
+                    format!("--request-phase: unknown phase {v}; one of engine, after-finish, first-gap, second-gap")
+                })?);
+            }
+            "--refresh-on-miss" => {
+                let v = value("--refresh-on-miss")?;
+                a.sel.refresh_on_miss = Some(match v.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(format!("--refresh-on-miss: on or off, not {v}")),
+                });
+            }
             "--matrix" => a.matrix = true,
             "--list-failures" => a.list = true,
             "--control" => a.sel.strategy = Strategy::OneStep,
@@ -129,7 +157,9 @@ const HELP: &str =
 | --seed S [--secrets N] [PINS] | --control
 PINS: --copy-abandons off|token|holder --strip-after-finish off|on --validate-rotation-token off|on
       --retry-reattach off|step-error|not-current --past-schedule-refused off|on --operator off|on
-      --operator-action write|strip-pending|add-label|remove-label --combination N";
+      --operator-action write|strip-pending|add-label|remove-label --combination N
+REQUESTS: --request none|emergency|cancel|redrive --request-phase engine|after-finish|first-gap|second-gap
+      --refresh-on-miss on|off";
 
 fn print_run(r: &RunResult) {
     let sc = &r.scenario;
@@ -182,6 +212,49 @@ fn print_run(r: &RunResult) {
                 used.producers,
                 used.consumers
             );
+        }
+    }
+    if let Some(plan) = &sc.request {
+        println!(
+            "  operator request: {}{}",
+            plan.describe(),
+            if r.request_unsent {
+                "; never sent (its phase was not reached)"
+            } else {
+                ""
+            }
+        );
+        for (i, q) in r.requests.iter().enumerate() {
+            println!(
+                "  request #{i} ({}{}): sent during {}, {} attempt(s), {}",
+                q.kind.name(),
+                if q.copy > 0 { ", the same again" } else { "" },
+                q.phase.name(),
+                q.attempts,
+                q.outcome.as_deref().unwrap_or("no outcome")
+            );
+        }
+        for (k, em) in r.emergencies.iter().enumerate() {
+            match (em.cut, &em.compromised, &em.new) {
+                (Some(cut), Some((k1, _)), Some((e, _))) => {
+                    let windows = em.instance_windows();
+                    let widest = windows.iter().max().copied().unwrap_or_default();
+                    println!(
+                        "  emergency {k}: cut at {cut}, {k1} -> {e}; by-design failed operations {} (compromised {}, stale view {}, early release {}), healed by refresh-on-miss {}; window from the cut to the last failure {:?}; {} instance(s) failed, widest window {:?} (round trip {:?}, R {:?})",
+                        em.failures(),
+                        em.by_design[0],
+                        em.by_design[1],
+                        em.by_design[2],
+                        em.healed,
+                        em.window().unwrap_or_default(),
+                        windows.len(),
+                        widest,
+                        em.round_trip,
+                        em.refresh
+                    );
+                }
+                _ => println!("  emergency {k}: no cut"),
+            }
         }
     }
     for v in &r.violations {

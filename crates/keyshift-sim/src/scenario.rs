@@ -432,6 +432,215 @@ impl OperatorAction {
     }
 }
 
+/// An operator's request through `Executor::operate` (issue 13): what keyshift's
+/// `emergencyRotate`, `cancel` and `redrive` do when an operator sends them in the middle
+/// of a rotation, overlapping with the engine's retries and the scheduler's duplicate and
+/// late deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RequestKind {
+    /// `emergencyRotate`: the current value is compromised; cut over now (or after
+    /// `GapSeconds`), the compromised version revoked at once or kept accepted for
+    /// `KeepAcceptingSeconds`.
+    Emergency,
+    /// `cancel`: end the rotation in flight before its swap.
+    Cancel,
+    /// `redrive`: run the due follow-up of the rotation in flight now.
+    Redrive,
+}
+
+impl RequestKind {
+    /// Every kind, in report order.
+    pub const EVERY: [RequestKind; 3] = [RequestKind::Emergency, RequestKind::Cancel, RequestKind::Redrive];
+
+    /// The report and command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestKind::Emergency => "emergency",
+            RequestKind::Cancel => "cancel",
+            RequestKind::Redrive => "redrive",
+        }
+    }
+
+    /// Parses a name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::EVERY.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// A moment of a rotation: where an operator's request is aimed, and where it landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RequestPhase {
+    /// The engine's steps are running (RotateSecret to the return of finishSecret).
+    Engine,
+    /// finishSecret returned; the first follow-up has not written keyshift's copy yet.
+    AfterFinish,
+    /// The first gap: the new value is accepted (AWSPENDING), not yet current.
+    FirstGap,
+    /// The second gap: the new value is current, the old one still accepted (ROTATING).
+    SecondGap,
+    /// No rotation in flight (where a request lands when its rotation ended first, or a
+    /// duplicate arrives late). Never a target.
+    Idle,
+}
+
+impl RequestPhase {
+    /// The phases a request is aimed at.
+    pub const TARGETS: [RequestPhase; 4] = [
+        RequestPhase::Engine,
+        RequestPhase::AfterFinish,
+        RequestPhase::FirstGap,
+        RequestPhase::SecondGap,
+    ];
+
+    /// Every phase, in report order.
+    pub const EVERY: [RequestPhase; 5] = [
+        RequestPhase::Engine,
+        RequestPhase::AfterFinish,
+        RequestPhase::FirstGap,
+        RequestPhase::SecondGap,
+        RequestPhase::Idle,
+    ];
+
+    /// The report and command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestPhase::Engine => "engine",
+            RequestPhase::AfterFinish => "after-finish",
+            RequestPhase::FirstGap => "first-gap",
+            RequestPhase::SecondGap => "second-gap",
+            RequestPhase::Idle => "idle",
+        }
+    }
+
+    /// Parses the name of a target phase.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::TARGETS.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// The operator's request of one secret's run: which, aimed where in its first rotation,
+/// with which fields, and whether the operator sends it twice.
+///
+/// Drawn from a hash of the seed (and the secret's index), a stream of its own: a seed
+/// keeps its fault class, engine behaviours, kind and timing, and a seed drawn without a
+/// request runs exactly as it did before requests existed. Half the seeds carry one: an
+/// emergency in half of those, a cancel or a re-drive in a quarter each, aimed at each
+/// of the four phases a quarter of the time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestPlan {
+    /// Which request.
+    pub kind: RequestKind,
+    /// The phase of the first rotation it is aimed at.
+    pub phase: RequestPhase,
+    /// For [`RequestPhase::Engine`]: the engine step (0 to 3, createSecret to
+    /// finishSecret) whose start it follows, by up to 150 ms, while the step's calls are
+    /// in flight.
+    pub engine_step: usize,
+    /// When in its phase, as a fraction of the phase's length (the first and second
+    /// gaps: T; after finishSecret: the scheduler's minute).
+    pub at: f64,
+    /// An emergency's `GapSeconds`: 0 for half of them, a few seconds, or longer than R
+    /// plus the read lag (every consumer accepts the new value before the cut).
+    pub gap: Duration,
+    /// An emergency's `KeepAcceptingSeconds` (a third of them), at most T.
+    pub keep: Option<Duration>,
+    /// Whether the request names its version: an emergency's compromised `VersionId`
+    /// (the current version when the operator looked), a cancel's `ClientRequestToken`
+    /// (the rotation's token).
+    pub named: bool,
+    /// The very same request again this long after the first: overlapping it (under
+    /// 300 ms, while the first runs) or later (1 s to 2T). A third of the plans.
+    pub twice: Option<Duration>,
+}
+
+impl RequestPlan {
+    /// The plan of secret `secret_index` of seed `seed` (`None`: no request), for a run
+    /// with `policy` and longest refresh interval `refresh`. Every field is drawn in a
+    /// fixed order whatever the outcome, so a pinned kind or phase changes nothing else.
+    pub fn drawn(seed: u64, secret_index: usize, policy: &Policy, refresh: Duration) -> (bool, Self) {
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(seed
+            ^ 0x6f70_7265_7175_6573
+            ^ (secret_index as u64).wrapping_mul(0x0100_0000_01b3)));
+        let present = rng.random_bool(0.5);
+        let kind = [
+            RequestKind::Emergency,
+            RequestKind::Emergency,
+            RequestKind::Cancel,
+            RequestKind::Redrive,
+        ][rng.random_range(0..4)];
+        let phase = RequestPhase::TARGETS[rng.random_range(0..4)];
+        let engine_step = rng.random_range(0..4);
+        let at = rng.random::<f64>();
+        let gap_draw = rng.random::<f64>();
+        let small = rng.random_range(1..=5u64);
+        let long_lo = (refresh + Duration::from_secs(3)).as_secs_f64();
+        let long_hi = (policy.inline_budget.as_secs_f64() * 0.8).max(long_lo + 1.0);
+        let long = rng.random_range(long_lo..long_hi);
+        let gap = if gap_draw < 0.5 {
+            Duration::ZERO
+        } else if gap_draw < 0.7 {
+            Duration::from_secs(small)
+        } else {
+            Duration::from_secs(long.ceil() as u64)
+        };
+        let keep_on = rng.random_bool(1.0 / 3.0);
+        let keep_secs = rng.random_range(1..=policy.gap.as_secs().max(1));
+        let named = rng.random_bool(0.5);
+        let twice_on = rng.random_bool(1.0 / 3.0);
+        let overlapping = rng.random_bool(0.5);
+        let soon = rng.random_range(0..300u64);
+        let later = rng.random_range(1.0..(2.0 * policy.gap.as_secs_f64()).max(2.0));
+        let plan = RequestPlan {
+            kind,
+            phase,
+            engine_step,
+            at,
+            gap,
+            keep: keep_on.then(|| Duration::from_secs(keep_secs)),
+            named,
+            twice: twice_on.then(|| {
+                if overlapping {
+                    Duration::from_millis(soon)
+                } else {
+                    Duration::from_secs_f64(later)
+                }
+            }),
+        };
+        (present, plan)
+    }
+
+    /// A short description for traces and replay lines (no secret values: there are
+    /// none in a request).
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!("{} aimed at {}", self.kind.name(), self.phase.name())];
+        if self.kind == RequestKind::Emergency {
+            parts.push(format!("GapSeconds {}", self.gap.as_secs()));
+            if let Some(k) = self.keep {
+                parts.push(format!("KeepAcceptingSeconds {}", k.as_secs()));
+            }
+        }
+        if self.named && self.kind != RequestKind::Redrive {
+            parts.push("names its version".into());
+        }
+        if let Some(t) = self.twice {
+            parts.push(format!("sent twice ({t:?} apart)"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// What the command line pins of the operator's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequestPin {
+    /// Drawn per seed (see [`RequestPlan`]).
+    #[default]
+    Drawn,
+    /// No request in any run.
+    Off,
+    /// This kind in every run.
+    Kind(RequestKind),
+}
+
 /// What a secret holds, and so what a fleet operation on it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum SecretKind {
@@ -530,6 +739,13 @@ pub struct Selection {
     pub replicas: bool,
     /// Every secret's kind (`None`: drawn, see [`SecretKind::drawn`]).
     pub kind: Option<SecretKind>,
+    /// The operator's requests (issue 13): drawn per seed, none, or one kind.
+    pub request: RequestPin,
+    /// The phase every request is aimed at (`None`: drawn).
+    pub request_phase: Option<RequestPhase>,
+    /// Whether the fleet refreshes on a miss (`None`: on for keyshift, off for the
+    /// control; see [`Scenario::refresh_on_miss`]).
+    pub refresh_on_miss: Option<bool>,
 }
 
 impl Selection {
@@ -615,6 +831,17 @@ impl Selection {
         if let Some(k) = self.kind {
             parts.push(format!("--kind {}", k.name()));
         }
+        match self.request {
+            RequestPin::Drawn => {}
+            RequestPin::Off => parts.push("--request none".into()),
+            RequestPin::Kind(k) => parts.push(format!("--request {}", k.name())),
+        }
+        if let Some(p) = self.request_phase {
+            parts.push(format!("--request-phase {}", p.name()));
+        }
+        if let Some(on) = self.refresh_on_miss {
+            parts.push(format!("--refresh-on-miss {}", if on { "on" } else { "off" }));
+        }
         parts.join(" ")
     }
 }
@@ -660,6 +887,16 @@ pub struct Scenario {
     pub replica_lag: Option<Duration>,
     /// What the secret holds.
     pub kind: SecretKind,
+    /// The operator's request, if any (issue 13).
+    pub request: Option<RequestPlan>,
+    /// Whether the fleet heals a miss the way keyshift-client offers: a consumer that
+    /// does not find a key id looks it up again through `fetch_accepted` /
+    /// `fetch_version` (one refresh, rate limited by the client's miss interval), and an
+    /// instance whose operation was refused refreshes its cache (`WindowCache::refresh`,
+    /// at most once per miss interval). A miss that is not an emergency's by-design one
+    /// still counts as a failed operation: routine rotations are held to the contract
+    /// without healing.
+    pub refresh_on_miss: bool,
 }
 
 impl Scenario {
@@ -745,6 +982,22 @@ impl Scenario {
         let replica_lag = sel
             .replicas
             .then(|| Duration::from_secs_f64(rng.random_range(0.0..=policy.gap.as_secs_f64())));
+        // Drawn from a stream of its own: nothing above depends on it.
+        let (present, mut plan) = RequestPlan::drawn(seed, secret_index, &policy, refresh);
+        if let Some(p) = sel.request_phase {
+            plan.phase = p;
+        }
+        let request = match (sel.strategy, sel.request) {
+            (Strategy::OneStep, _) | (_, RequestPin::Off) => None,
+            (_, RequestPin::Kind(k)) => Some(RequestPlan { kind: k, ..plan }),
+            (_, RequestPin::Drawn) => present.then_some(plan),
+        };
+        // After an emergency or a cancel, a later planned rotation must still run and
+        // complete: such runs plan two.
+        let rotations = match request.map(|r| r.kind) {
+            Some(RequestKind::Emergency | RequestKind::Cancel) => rotations.max(2),
+            _ => rotations,
+        };
         Scenario {
             seed,
             secret_index,
@@ -768,6 +1021,8 @@ impl Scenario {
             kind: sel
                 .kind
                 .unwrap_or_else(|| SecretKind::drawn(seed, secret_index, world_secrets)),
+            request,
+            refresh_on_miss: sel.refresh_on_miss.unwrap_or(sel.strategy == Strategy::Keyshift),
         }
     }
 
@@ -781,6 +1036,16 @@ impl Scenario {
             .replica_lag
             .map_or(Duration::ZERO, |lag| (lag + Duration::from_secs(60)) * 10);
         self.policy.gap * 2 + Duration::from_secs(3600) + replication
+    }
+
+    /// One refresh round trip of a consumer: the most a read may lag the store, the
+    /// client's refresh-on-miss interval (a refresh that read too early is repeated once
+    /// the client allows another) and the latency of one store call. After an
+    /// emergency's cut, each instance's failure window must fit in it (not in R).
+    pub fn round_trip(&self) -> Duration {
+        self.read_lag
+            + keyshift_client::Config::DEFAULT_MISS_INTERVAL
+            + Duration::from_millis(self.latency_ms.1)
     }
 
     /// How long after a value stopped being carried by an accepted version service B may

@@ -55,13 +55,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use keyshift::event::OperatorRequest;
+use keyshift::executor::Report;
 use keyshift::memory::MemorySecretsManager;
 use keyshift::ports::{Clock, Job};
 use keyshift::secret::{ACCEPTED_STAGES, AWSCURRENT, AWSPENDING, ROTATING};
-use keyshift::{Executor, Invocation, SecretId, SecretState, SecretValue, Timestamp, VersionId};
+use keyshift::{ExecError, Executor, Invocation, SecretId, SecretState, SecretValue, Timestamp, VersionId};
 use keyshift_client::{Config, Health, WindowCache};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -72,6 +74,7 @@ use crate::control::one_step;
 use crate::fleet::{Failure, Fleet, Instance, SimSource, run_now};
 use crate::keys::{KeyStats, KidUse};
 use crate::ports::{EngineWatch, KIND_TAG, SharedRng, SimHub, SimScheduler, SimStore, SimTarget};
+use crate::requests::{EmergencyRecord, RequestRecord, SimHeal};
 use crate::scenario::{FaultClass, OperatorAction, Scenario, Strategy};
 
 /// How often each engine behaviour actually acted in a run (a switch that is on but
@@ -143,6 +146,19 @@ pub struct RunResult {
     pub keys: KeyStats,
     /// Who used each kid for real (a key secret's producers and consumers by version id).
     pub kids: BTreeMap<VersionId, KidUse>,
+    /// The operator's requests, as sent and as they ended (issue 13).
+    pub requests: Vec<RequestRecord>,
+    /// Whether the run planned a request whose phase its first rotation never reached
+    /// (so it was never sent).
+    pub request_unsent: bool,
+    /// Each emergency: its cut, and the consumer failures it caused by design.
+    pub emergencies: Vec<EmergencyRecord>,
+    /// Failed consumer operations an emergency caused by design, by cause (not counted
+    /// in `failed_operations`), in [`Cause::EVERY`] order.
+    pub by_design: [u64; 3],
+    /// Consumer lookups that missed an emergency's new key id (by design) and found it
+    /// through keyshift-client's refresh-on-miss within the operation.
+    pub healed: u64,
     /// The event trace (only when asked for; in a many-secrets world, on the first
     /// secret's result).
     pub trace: Vec<String>,
@@ -172,29 +188,79 @@ pub(crate) type TaskId = u64;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Owner {
-    Engine { rotation: usize, step: usize },
-    Delivery { job: Job, attempt: u32 },
+    Engine {
+        rotation: usize,
+        step: usize,
+    },
+    Delivery {
+        job: Job,
+        attempt: u32,
+    },
+    /// An operator's request (its index in the secret's records).
+    Operator {
+        req: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
 pub(crate) enum Ev {
-    StartRotation { s: usize, r: usize },
-    EngineAttempt { s: usize, r: usize },
-    EngineGiveUp { s: usize, r: usize, task: TaskId },
+    StartRotation {
+        s: usize,
+        r: usize,
+    },
+    EngineAttempt {
+        s: usize,
+        r: usize,
+    },
+    EngineGiveUp {
+        s: usize,
+        r: usize,
+        task: TaskId,
+    },
     Wake(TaskId),
     Fire(Job),
-    Deliver { job: Job, attempt: u32 },
-    Strip { s: usize, after_finish: bool },
-    Operator { s: usize, r: usize },
-    Refresh { s: usize, i: usize },
+    Deliver {
+        job: Job,
+        attempt: u32,
+    },
+    Strip {
+        s: usize,
+        after_finish: bool,
+    },
+    Operator {
+        s: usize,
+        r: usize,
+    },
+    Refresh {
+        s: usize,
+        i: usize,
+    },
     Operate(usize),
     Fault(usize),
+    /// The operator sends its request: a new one (`req` none; `copy` 1 is the
+    /// duplicate), or record `req` again after an error.
+    Request {
+        s: usize,
+        req: Option<usize>,
+        copy: u8,
+    },
+    /// Instance `i`, still failing after emergency `em`'s cut, retries (see
+    /// [`crate::requests`]).
+    Heal {
+        s: usize,
+        i: usize,
+        em: usize,
+        kid: Option<VersionId>,
+    },
 }
 
 impl Ev {
     /// Periodic events keep happening forever; the run may end with them queued.
     fn is_periodic(&self) -> bool {
-        matches!(self, Ev::Refresh { .. } | Ev::Operate(_) | Ev::Fault(_))
+        matches!(
+            self,
+            Ev::Refresh { .. } | Ev::Operate(_) | Ev::Fault(_) | Ev::Heal { .. }
+        )
     }
 }
 
@@ -220,6 +286,10 @@ pub(crate) struct Rotation {
     /// An operator wrote or stripped AWSPENDING during it.
     pub operator_hit: bool,
     pub follow_on_created: bool,
+    /// finishSecret returned successfully at least once.
+    pub finished: bool,
+    /// When an operator's cancel of this rotation was seen to have taken effect.
+    pub cancelled_at: Option<Timestamp>,
 }
 
 /// One secret of a world: its scenario, store, engine state, fleet and checks.
@@ -251,11 +321,37 @@ pub(crate) struct SecretWorld {
     pub hits: Hits,
     pub operator_acted: bool,
     pub operator_notes: u32,
+    /// The operator's requests so far, and the request they send (resolved when first
+    /// sent; the duplicate and the retries send the very same).
+    pub requests: Vec<RequestRecord>,
+    pub request_payload: Option<OperatorRequest>,
+    /// The current version when the request was first sent (an emergency's compromised
+    /// version when it names none).
+    pub request_compromised: Option<VersionId>,
+    pub request_triggered: bool,
+    /// Requests in flight or waiting for the operator's retry.
+    pub requests_open: u32,
+    pub emergencies: Vec<EmergencyRecord>,
+    /// When each version first became AWSCURRENT.
+    pub current_since: BTreeMap<VersionId, Timestamp>,
+    /// The current version as last checked, with when its value was first stored.
+    pub last_current: Option<(VersionId, Timestamp)>,
+    /// How much of the audit log the request checks have read.
+    pub history_seen: usize,
+    /// When each instance last refreshed because an operation failed.
+    pub healed_at: Vec<Option<Timestamp>>,
+    pub by_design: [u64; 3],
+    pub healed: u64,
+    /// Violations already reported once (by key).
+    pub flagged: BTreeSet<String>,
 }
 
 pub(crate) const MAX_FOLLOW_ONS: usize = 3;
 
-type SimExecutor = Executor<SimStore, SimScheduler, SimClock, SimTarget>;
+pub(crate) type SimExecutor = Executor<SimStore, SimScheduler, SimClock, SimTarget>;
+
+/// What an operator's request returned.
+pub(crate) type OperatorOut = Result<(Report, Option<Invocation>), ExecError>;
 
 pub(crate) struct TaskEntry {
     task: Task<TaskOut>,
@@ -274,7 +370,9 @@ pub struct World {
     pub(crate) hub: SimHub,
     pub(crate) scheduler: SimScheduler,
     pub(crate) target: SimTarget,
-    executor: Arc<SimExecutor>,
+    pub(crate) executor: Arc<SimExecutor>,
+    /// Operator tasks put their structured result here (by task id) before they return.
+    pub(crate) operator_out: Arc<Mutex<BTreeMap<TaskId, OperatorOut>>>,
     queue: BTreeMap<(Timestamp, u64), Ev>,
     seq: u64,
     important: usize,
@@ -400,6 +498,19 @@ impl World {
                 hits: Hits::default(),
                 operator_acted: false,
                 operator_notes: 0,
+                requests: Vec::new(),
+                request_payload: None,
+                request_compromised: None,
+                request_triggered: false,
+                requests_open: 0,
+                emergencies: Vec::new(),
+                current_since: BTreeMap::new(),
+                last_current: None,
+                history_seen: 0,
+                healed_at: Vec::new(),
+                by_design: [0; 3],
+                healed: 0,
+                flagged: BTreeSet::new(),
                 id,
                 inner,
                 sc,
@@ -430,6 +541,7 @@ impl World {
             scheduler,
             target,
             executor,
+            operator_out: Arc::default(),
             queue: BTreeMap::new(),
             seq: 0,
             important: 0,
@@ -465,6 +577,12 @@ impl World {
         let start = self.start;
         let sw = &mut self.secrets[s];
         sw.views.push((start, state.clone()));
+        sw.healed_at = vec![None; sw.sc.fleet_size];
+        if let Some(current) = state.current() {
+            sw.current_since.insert(current.clone(), start);
+            let born = state.version(current).and_then(|v| v.created).unwrap_or(start);
+            sw.last_current = Some((current.clone(), born));
+        }
         let mut wakes = Vec::new();
         for i in 0..sw.sc.fleet_size {
             // Each instance's own longest refresh interval is at most R (drift included),
@@ -590,6 +708,14 @@ impl World {
                 self.inject_fault(s);
                 Some(s)
             }
+            Ev::Request { s, req, copy } => {
+                self.send_request(s, req, copy);
+                Some(s)
+            }
+            Ev::Heal { s, i, em, kid } => {
+                self.heal_retry(s, i, em, kid);
+                Some(s)
+            }
         }
     }
 
@@ -696,6 +822,7 @@ impl World {
         }
         match owner {
             Owner::Engine { rotation, step } => self.engine_step_done(s, rotation, step, id, out),
+            Owner::Operator { req } => self.request_done(s, req, id),
             Owner::Delivery { job, attempt } => {
                 if out.is_err() {
                     if attempt < 2 {
@@ -813,14 +940,7 @@ impl World {
             };
             let read_at = now.minus(lag + replication);
             // The newest state at or before `read_at` (eventually consistent reads).
-            let labels = sw
-                .views
-                .iter()
-                .rev()
-                .find(|(t, _)| *t <= read_at)
-                .unwrap_or(&sw.views[0])
-                .1
-                .clone();
+            let labels = crate::requests::read_view(&sw.views, read_at).clone();
             // Brief outages of the fleet's own reads: at most two failures in a row,
             // so that the view stays younger than T (R + two retries + the read lag).
             let failures = match cache.view().map(|v| v.health()) {
@@ -846,12 +966,18 @@ impl World {
             cache.next_wake().max(now.plus(Duration::from_millis(1))),
             Ev::Refresh { s, i },
         );
+        self.update_windows(s, i);
         if self.strategy == Strategy::Keyshift {
             let sw = &self.secrets[s];
             let downstream = self.target.valid(&sw.id);
-            if let Some(f) = sw.fleet.broken_pairs(&downstream).first() {
-                let msg = format!("{now}: consumer contract broken after instance {i} refreshed: {f:?}");
-                self.secrets[s].checker.violations.push(msg);
+            // A pair an emergency breaks by design (until its instances refresh) is not
+            // a broken contract.
+            for f in sw.fleet.broken_pairs(&downstream) {
+                if self.by_design(s, &f, now).is_none() {
+                    let msg = format!("{now}: consumer contract broken after instance {i} refreshed: {f:?}");
+                    self.secrets[s].checker.violations.push(msg);
+                    break;
+                }
             }
         }
     }
@@ -861,22 +987,99 @@ impl World {
         let (p, c) = (self.rng.random_range(0..n), self.rng.random_range(0..n));
         let downstream = self.target.valid(&self.secrets[s].id);
         let now = self.now();
-        let sw = &mut self.secrets[s];
-        sw.operations += 1;
-        if let Err(f) = sw.fleet.operate(p, c, &downstream) {
+        let (out, misses) = self.operate_pair(s, p, c, &downstream, false);
+        self.secrets[s].operations += 1;
+        let healed_badly = self.account_misses(s, p, &misses, now);
+        if let Err(f) = out {
+            self.operation_failed(s, p, c, f, false);
+        } else if healed_badly > 0 {
+            let sw = &mut self.secrets[s];
             sw.failed += 1;
             sw.failed_by_region[region_pair(sw.regions[p], sw.regions[c])] += 1;
-            let first = sw.failed <= 3;
-            if let Failure::NothingToUse { .. } | Failure::UnusableKey { .. } = f {
-                sw.checker.violations.push(format!("{now}: {f:?}"));
-            }
-            if first {
-                self.note(Some(s), format!("FAILED consumer operation: {f:?}"));
-            }
         }
         let mean = (self.secrets[s].sc.refresh.as_secs_f64() / 20.0).max(0.5);
         let next = self.rand_secs(mean * 0.5, mean * 1.5);
         self.push_in(next, Ev::Operate(s));
+    }
+
+    /// One operation (or one pair of the sweep), with the secret's refresh-on-miss.
+    fn operate_pair(
+        &mut self,
+        s: usize,
+        p: usize,
+        c: usize,
+        downstream: &BTreeSet<String>,
+        sweep: bool,
+    ) -> (Result<(), Failure>, Vec<crate::requests::Miss>) {
+        let now = self.now();
+        let SecretWorld {
+            fleet,
+            views,
+            inner,
+            id,
+            fleet_rng,
+            regions,
+            sc,
+            ..
+        } = &mut self.secrets[s];
+        let mut heal = SimHeal {
+            now,
+            views,
+            store: inner,
+            secret: id,
+            rng: fleet_rng,
+            read_lag: sc.read_lag,
+            regions,
+            replica_lag: sc.replica_lag,
+            on: sc.refresh_on_miss,
+            misses: Vec::new(),
+        };
+        let out = if sweep {
+            fleet.sweep_pair(p, c, downstream, &mut heal)
+        } else {
+            fleet.operate(p, c, downstream, &mut heal)
+        };
+        (out, heal.misses)
+    }
+
+    /// A failed operation: by design (an emergency's), or a failure of the run. The
+    /// producer of a refused operation refreshes, in a fleet that refreshes on a miss.
+    fn operation_failed(&mut self, s: usize, p: usize, c: usize, f: Failure, sweep: bool) {
+        let now = self.now();
+        let what = if sweep { " (end-of-run sweep)" } else { "" };
+        match self.by_design(s, &f, now) {
+            Some(design) => {
+                let kid = match &f {
+                    Failure::UnknownKid { kid, .. } => Some(kid.clone()),
+                    Failure::NotAccepted { version, .. } => Some(version.clone()),
+                    _ => None,
+                };
+                if self.secrets[s].by_design.iter().sum::<u64>() < 3 {
+                    let line = format!(
+                        "BY-DESIGN failed operation{what} ({}, emergency {}): {f:?}",
+                        design.1.name(),
+                        design.0
+                    );
+                    self.note(Some(s), line);
+                }
+                self.record_by_design(s, design, kid, now);
+            }
+            None => {
+                let sw = &mut self.secrets[s];
+                sw.failed += 1;
+                sw.failed_by_region[region_pair(sw.regions[p], sw.regions[c])] += 1;
+                let first = sw.failed <= 3;
+                if let Failure::NothingToUse { .. } | Failure::UnusableKey { .. } = f {
+                    sw.checker.violations.push(format!("{now}: {f:?}"));
+                }
+                if first {
+                    self.note(Some(s), format!("FAILED consumer operation{what}: {f:?}"));
+                }
+            }
+        }
+        if !sweep {
+            self.heal_refresh(s, p, false);
+        }
     }
 
     fn after_event(&mut self, concerned: Option<usize>) {
@@ -904,6 +1107,9 @@ impl World {
                 sw.views.drain(..128);
             }
         }
+        // Emergencies first: their cuts change which bound the checker holds a gap to.
+        self.observe_requests(s, &state, &history);
+        let sw = &mut self.secrets[s];
         let before = sw.checker.violations.len();
         sw.checker.observe(&history, &state, now);
         let late = if self.strategy == Strategy::Keyshift {
@@ -923,6 +1129,7 @@ impl World {
             self.note(Some(s), format!("VIOLATION {v}"));
         }
         self.track_rotations(s, &state);
+        self.aim_by_state(s, &state);
     }
 
     /// The values of the versions that carry an accepted label.
@@ -965,6 +1172,13 @@ impl World {
             if rot.became_current.is_none() && rot.value.is_some() && rot.value == current_value {
                 self.secrets[s].rotations[r].became_current = Some(now);
                 self.note(Some(s), format!("rotation {r}: its value is AWSCURRENT"));
+                if let Some(at) = self.secrets[s].rotations[r].cancelled_at {
+                    self.violation(
+                        s,
+                        format!("resumed-{r}"),
+                        format!("{now}: rotation {r} was cancelled at {at} and resumed: its value became AWSCURRENT"),
+                    );
+                }
                 let latest = r + 1 == self.secrets[s].rotations.len();
                 if latest && self.secrets[s].planned < self.secrets[s].sc.rotations {
                     let after = self.rand_secs(0.0, 2.0 * self.policy.gap.as_secs_f64());
@@ -992,23 +1206,23 @@ impl World {
     /// operation.
     fn sweep(&mut self, s: usize) {
         let downstream = self.target.valid(&self.secrets[s].id);
-        let sw = &mut self.secrets[s];
-        let n = sw.fleet.instances.len() as u64;
-        let failures = sw.fleet.sweep(&downstream);
-        sw.operations += n * n;
-        sw.failed += failures.len() as u64;
-        let mut notes = Vec::new();
-        for (p, c, f) in failures {
-            sw.failed_by_region[region_pair(sw.regions[p], sw.regions[c])] += 1;
-            if let Failure::UnusableKey { .. } | Failure::NothingToUse { .. } = f {
-                sw.checker.violations.push(format!("{}: {f:?}", self.clock.now()));
+        let n = self.secrets[s].fleet.instances.len();
+        let now = self.now();
+        self.secrets[s].operations += (n * n) as u64;
+        for p in 0..n {
+            for c in 0..n {
+                let (out, misses) = self.operate_pair(s, p, c, &downstream, true);
+                let healed_badly = self.account_misses(s, p, &misses, now);
+                match out {
+                    Err(f) => self.operation_failed(s, p, c, f, true),
+                    Ok(()) if healed_badly > 0 => {
+                        let sw = &mut self.secrets[s];
+                        sw.failed += 1;
+                        sw.failed_by_region[region_pair(sw.regions[p], sw.regions[c])] += 1;
+                    }
+                    Ok(()) => {}
+                }
             }
-            if notes.len() < 3 {
-                notes.push(format!("FAILED consumer operation (end-of-run sweep): {f:?}"));
-            }
-        }
-        for line in notes {
-            self.note(Some(s), line);
         }
     }
 
@@ -1019,6 +1233,7 @@ impl World {
         for s in 0..self.secrets.len() {
             self.sweep(s);
             self.check_secret(s);
+            self.finish_requests(s);
             let state = self.snapshot(s);
             for (id, v) in &state.versions {
                 let line = format!(
@@ -1031,6 +1246,16 @@ impl World {
             let clean = is_clean(&state);
             let sw = &mut self.secrets[s];
             let mut violations = Vec::new();
+            if quiet && self.strategy == Strategy::Keyshift && sw.sc.request.is_some() {
+                // At rest: AWSPENDING and ROTATING on no version.
+                for stage in [AWSPENDING, ROTATING] {
+                    if let Some(v) = state.holder(stage) {
+                        violations.push(format!(
+                            "the run is over and {stage} is still on version {v}: not at rest"
+                        ));
+                    }
+                }
+            }
             if quiet && self.strategy == Strategy::Keyshift {
                 // Nothing is left that could revoke these.
                 for (value, since) in sw.revocation.pending() {
@@ -1125,6 +1350,11 @@ impl World {
                 dead_letters: sw.dead_letters,
                 hits: sw.hits,
                 operator_acted: sw.operator_acted,
+                requests: std::mem::take(&mut sw.requests),
+                request_unsent: sw.sc.request.is_some() && !sw.request_triggered,
+                emergencies: std::mem::take(&mut sw.emergencies),
+                by_design: sw.by_design,
+                healed: sw.healed,
                 keys: sw.fleet.keys.stats,
                 kids: std::mem::take(&mut sw.fleet.keys.kids),
                 trace: Vec::new(),
@@ -1203,6 +1433,27 @@ impl World {
 
     pub(crate) fn poll_task(&mut self, id: TaskId) {
         self.poll(id);
+    }
+
+    /// Inserts a prepared task (an operator's request) and polls it once.
+    pub(crate) fn spawn_task(&mut self, task: Task<TaskOut>, owner: Owner, s: usize) -> TaskId {
+        let id = self.next_task;
+        self.next_task += 1;
+        self.tasks.insert(
+            id,
+            TaskEntry {
+                task,
+                owner,
+                secret: s,
+            },
+        );
+        self.poll(id);
+        id
+    }
+
+    /// The id the next task will get.
+    pub(crate) fn next_task_id(&self) -> TaskId {
+        self.next_task
     }
 }
 

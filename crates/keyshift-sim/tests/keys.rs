@@ -4,17 +4,21 @@
 //! verifications and decryptions; a key seed replays exactly.
 
 use keyshift_sim::{
-    EngineBehaviours, FaultClass, RunResult, Scenario, SecretKind, Selection, Strategy, run_jobs, run_many,
-    run_seed, world_jobs,
+    EngineBehaviours, FaultClass, RequestPin, RunResult, Scenario, SecretKind, Selection, Strategy, run_jobs,
+    run_many, run_seed, world_jobs,
 };
 
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Routine rotations only: an operator's emergency cuts over to a kid that is neither
+/// the initial version nor a copy, and fails operations by design
+/// (tests/operator_requests.rs covers those).
 fn pinned(kind: SecretKind) -> Selection {
     Selection {
         kind: Some(kind),
+        request: RequestPin::Off,
         ..Selection::behaviours(EngineBehaviours::BASELINE).with_class(FaultClass::None)
     }
 }
@@ -91,6 +95,7 @@ fn key_secrets_under_every_fault_class_and_behaviour_break_nothing() {
     for kind in [SecretKind::Ed25519, SecretKind::Symmetric] {
         let sel = Selection {
             kind: Some(kind),
+            request: RequestPin::Off,
             ..Selection::seeded()
         };
         let (summary, failed) = run_many(1, 288, &sel, threads());
