@@ -161,7 +161,8 @@ control:
 
 ## The simulation tests CI runs in release mode: 504 baseline seeds, a few seeds of every
 ## engine-behaviour combination, each switch alone, fifty secrets through one executor,
-## the control. Tests that today's core fails are #[ignore]d with the hardening they need
+## the control, and 280 seeds of operator requests (emergency, cancel, redrive at every
+## phase; the emergency failure window, with and without refresh-on-miss). Tests that today's core fails are #[ignore]d with the hardening they need
 ## (run them with: cargo test --release -p keyshift-sim -- --ignored).
 sim-test:
 	$(CARGO) test --release -p keyshift-sim

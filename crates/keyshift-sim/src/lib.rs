@@ -47,10 +47,13 @@
 //! downstream services), [`fleet`] (consumers, each running the real `keyshift-client`
 //! window cache on the virtual clock), [`keys`] (the real operations of the key
 //! secrets), [`checker`] (invariants, gaps, revocation),
-//! [`scenario`] (what a seed means: fault class, engine behaviours, timing), [`world`]
-//! (the event loop, delivery model, convergence), [`engine`] (the engine, operator and
-//! fault models), [`control`] (the one-step rotation that must fail), [`report`]
-//! (tallies). A failing seed replays exactly: same seed, same flags, same run.
+//! [`scenario`] (what a seed means: fault class, engine behaviours, timing, the operator's
+//! request), [`world`] (the event loop, delivery model, convergence), [`engine`] (the
+//! engine, operator and fault models), [`requests`] (the operator's emergencyRotate,
+//! cancel and redrive through the real `Executor::operate`, and what an emergency may
+//! cost the consumers: by-design failures only, healed within one round trip),
+//! [`control`] (the one-step rotation that must fail), [`report`] (tallies). A failing
+//! seed replays exactly: same seed, same flags, same run.
 
 pub mod checker;
 pub mod clock;

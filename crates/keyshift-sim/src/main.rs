@@ -353,6 +353,10 @@ fn main() -> ExitCode {
         println!("\n== by switch ==");
         print!("{}", summary.render_switches());
     }
+    if !control {
+        println!("\n== operator requests ==");
+        print!("{}", summary.render_requests());
+    }
     println!("\n== by mode ==");
     print!("{}", summary.render_modes());
     println!("\n== by secret kind ==");

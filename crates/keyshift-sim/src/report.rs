@@ -8,7 +8,10 @@ use std::fmt::Write as _;
 
 use crate::checker::Kind;
 use crate::keys::{CryptoCounts, KeyStats};
-use crate::scenario::{EngineBehaviours, FaultClass, OperatorAction, SecretKind, Switch};
+use crate::requests::Cause;
+use crate::scenario::{
+    EngineBehaviours, FaultClass, OperatorAction, RequestKind, RequestPhase, SecretKind, Switch,
+};
 use crate::world::{Hits, RunResult};
 
 /// The overshoot target per gap, for fault classes that inject no delay.
@@ -156,8 +159,117 @@ pub struct Summary {
     pub by_mode: BTreeMap<usize, Tally>,
     /// By what the secret holds.
     pub by_kind: BTreeMap<SecretKind, Tally>,
+    /// Runs with an operator's request, by the request planned.
+    pub by_request: BTreeMap<RequestKind, Tally>,
+    /// The operator's requests and the emergencies' consumer failures.
+    pub requests: RequestStats,
     /// All runs.
     pub total: Tally,
+}
+
+/// The operator's requests of many runs: what was sent when, how it ended, and what the
+/// emergencies cost the consumers.
+#[derive(Debug, Clone, Default)]
+pub struct RequestStats {
+    /// Runs whose plan carried a request.
+    pub planned: u64,
+    /// Of those, runs whose first rotation never reached the phase aimed at.
+    pub unsent: u64,
+    /// Requests sent (a duplicate and an operator's give-up cancel count once each), by
+    /// kind and by the phase the secret's latest rotation was in.
+    pub sent: BTreeMap<(RequestKind, RequestPhase), u64>,
+    /// Of those, the same request sent again.
+    pub duplicates: u64,
+    /// Of those, cancels of an emergency the operator gave up on.
+    pub give_ups: u64,
+    /// Sends in all (retries after errors included).
+    pub attempts: u64,
+    /// How requests ended, by kind and outcome.
+    pub outcomes: BTreeMap<(RequestKind, String), u64>,
+    /// Emergencies that cut over, by GapSeconds (0, 1 to 5 s, longer) and with
+    /// KeepAcceptingSeconds.
+    pub cuts: [u64; 3],
+    /// Of those, with KeepAcceptingSeconds.
+    pub kept: u64,
+    /// Cuts after the first one in a run (a duplicate without VersionId after the cut
+    /// rotates the emergency's own value away).
+    pub second_cuts: u64,
+    /// By-design failed operations, by cause ([`Cause::EVERY`] order).
+    pub by_design: [u64; 3],
+    /// By-design misses healed within the operation by refresh-on-miss.
+    pub healed: u64,
+    /// Per emergency with a by-design failure: from the cut to the last one, ms.
+    pub emergency_windows_ms: Vec<u64>,
+    /// Per emergency with a by-design failure: R of its run, ms.
+    pub emergency_r_ms: Vec<u64>,
+    /// Per emergency with a by-design failure: its window over R.
+    pub window_over_r: Vec<f64>,
+    /// Per failing instance and spell: from its first failure to its recovery, ms.
+    pub instance_windows_ms: Vec<u64>,
+    /// Per failing instance and spell: the bound it is held to (one round trip), ms.
+    pub round_trips_ms: Vec<u64>,
+    /// Spells longer than their bound.
+    pub over_bound: u64,
+}
+
+impl RequestStats {
+    /// Adds one run.
+    pub fn add(&mut self, r: &RunResult) {
+        if r.scenario.request.is_some() {
+            self.planned += 1;
+            self.unsent += u64::from(r.request_unsent);
+        }
+        for q in &r.requests {
+            *self.sent.entry((q.kind, q.phase)).or_default() += 1;
+            self.duplicates += u64::from(q.copy == 1);
+            self.give_ups += u64::from(q.copy == 2);
+            self.attempts += u64::from(q.attempts);
+            let outcome = q.outcome.clone().unwrap_or_else(|| "no outcome".into());
+            *self.outcomes.entry((q.kind, outcome)).or_default() += 1;
+        }
+        for (k, em) in r.emergencies.iter().enumerate() {
+            let Some(window) = em.window() else { continue };
+            let bucket = match em.gap.as_secs() {
+                0 => 0,
+                1..=5 => 1,
+                _ => 2,
+            };
+            self.cuts[bucket] += 1;
+            self.kept += u64::from(em.keep.is_some());
+            self.second_cuts += u64::from(k > 0 && r.emergencies[..k].iter().any(|e| e.cut.is_some()));
+            for (t, n) in self.by_design.iter_mut().zip(em.by_design) {
+                *t += n;
+            }
+            self.healed += em.healed;
+            if em.failures() > 0 {
+                self.emergency_windows_ms.push(window.as_millis() as u64);
+                self.emergency_r_ms.push(em.refresh.as_millis() as u64);
+                self.window_over_r
+                    .push(window.as_secs_f64() / em.refresh.as_secs_f64().max(1e-3));
+            }
+            for w in em.instance_windows() {
+                self.instance_windows_ms.push(w.as_millis() as u64);
+                self.round_trips_ms.push(em.round_trip.as_millis() as u64);
+                self.over_bound += u64::from(w > em.round_trip);
+            }
+        }
+    }
+
+    /// Emergencies that cut over.
+    pub fn emergencies(&self) -> u64 {
+        self.cuts.iter().sum()
+    }
+}
+
+/// The `q` quantile (0 to 1) of `values` (nearest rank), 0 when empty.
+pub fn quantile<T: Copy + Ord + Default>(values: &[T], q: f64) -> T {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    if v.is_empty() {
+        return T::default();
+    }
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
 }
 
 impl Summary {
@@ -180,6 +292,10 @@ impl Summary {
         }
         self.by_mode.entry(sc.world_secrets).or_default().add(r);
         self.by_kind.entry(sc.kind).or_default().add(r);
+        if let Some(plan) = &sc.request {
+            self.by_request.entry(plan.kind).or_default().add(r);
+        }
+        self.requests.add(r);
         self.total.add(r);
     }
 
@@ -446,6 +562,117 @@ impl Summary {
         s
     }
 
+    /// The operator's requests: what was sent in which phase, how it ended, the runs that
+    /// carried one, and what the emergencies cost the consumers, with the failure windows
+    /// next to R and to the round-trip bound.
+    pub fn render_requests(&self) -> String {
+        let q = &self.requests;
+        let mut s = String::new();
+        let sent: u64 = q.sent.values().sum();
+        let _ = writeln!(
+            s,
+            "runs with a request: {} ({} never sent: the first rotation did not reach the phase aimed at); requests sent: {sent} ({} the same request again, {} cancels of an emergency the operator gave up on), {} sends with the operator's retries",
+            q.planned, q.unsent, q.duplicates, q.give_ups, q.attempts
+        );
+        let _ = write!(s, "{:<12}", "sent during");
+        for p in RequestPhase::EVERY {
+            let _ = write!(s, " {:>12}", p.name());
+        }
+        let _ = writeln!(s, " {:>8}", "total");
+        for k in RequestKind::EVERY {
+            let _ = write!(s, "{:<12}", k.name());
+            let mut total = 0;
+            for p in RequestPhase::EVERY {
+                let n = q.sent.get(&(k, p)).copied().unwrap_or(0);
+                total += n;
+                let _ = write!(s, " {n:>12}");
+            }
+            let _ = writeln!(s, " {total:>8}");
+        }
+        let _ = writeln!(s, "outcomes:");
+        for k in RequestKind::EVERY {
+            let mut parts: Vec<(u64, &str)> = q
+                .outcomes
+                .iter()
+                .filter(|((kind, _), _)| *kind == k)
+                .map(|((_, o), n)| (*n, o.as_str()))
+                .collect();
+            parts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+            let text: Vec<String> = parts.iter().map(|(n, o)| format!("{o} {n}")).collect();
+            let _ = writeln!(s, "  {:<10} {}", k.name(), text.join(", "));
+        }
+        let _ = writeln!(s, "runs by the request planned:");
+        for (k, t) in &self.by_request {
+            let _ = writeln!(
+                s,
+                "  {:<10} runs {:>6}, rotations {:>6}, failed seeds {:>4}, failed operations {:>4}, violations {:>4}, converged {:.2}% (abandoned cleanly {}){}",
+                k.name(),
+                t.runs,
+                t.rotations,
+                t.failed_seeds.len(),
+                t.failed_operations,
+                t.violations,
+                t.convergence_pct(),
+                t.abandoned,
+                if t.passed() {
+                    String::new()
+                } else {
+                    format!(" {}; replay: {}", t.kinds_text(), t.replay_seeds(3))
+                }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "emergencies that cut over: {} (GapSeconds 0: {}, 1 to 5 s: {}, longer than R: {}; KeepAcceptingSeconds: {}; a second cut by the same request sent again without VersionId: {})",
+            q.emergencies(),
+            q.cuts[0],
+            q.cuts[1],
+            q.cuts[2],
+            q.kept,
+            q.second_cuts
+        );
+        let _ = writeln!(
+            s,
+            "consumer operations failed by design: {} ({} {}, {} {}, {} {}); misses healed within the operation by refresh-on-miss: {}; every other failure is counted as failed above",
+            q.by_design.iter().sum::<u64>(),
+            Cause::EVERY[0].name(),
+            q.by_design[0],
+            Cause::EVERY[1].name(),
+            q.by_design[1],
+            Cause::EVERY[2].name(),
+            q.by_design[2],
+            q.healed
+        );
+        let secs = |ms: u64| ms as f64 / 1000.0;
+        let w = &q.emergency_windows_ms;
+        let _ = writeln!(
+            s,
+            "failure window per emergency, from the cut to its last by-design failure ({} of {} emergencies had one): p50 {:.3} s, p99 {:.3} s, max {:.3} s; R of those runs: p50 {:.0} s, max {:.0} s; window / R: p50 {:.3}, p99 {:.3}, max {:.3}",
+            w.len(),
+            q.emergencies(),
+            secs(quantile(w, 0.5)),
+            secs(quantile(w, 0.99)),
+            secs(quantile(w, 1.0)),
+            secs(quantile(&q.emergency_r_ms, 0.5)),
+            secs(quantile(&q.emergency_r_ms, 1.0)),
+            ratio_quantile(&q.window_over_r, 0.5),
+            ratio_quantile(&q.window_over_r, 0.99),
+            ratio_quantile(&q.window_over_r, 1.0),
+        );
+        let iw = &q.instance_windows_ms;
+        let _ = writeln!(
+            s,
+            "failure window per instance, from its first failure to its view showing the cut ({} spells): p50 {:.3} s, p99 {:.3} s, max {:.3} s; bound (one refresh round trip): {:.3} s; over the bound: {}",
+            iw.len(),
+            secs(quantile(iw, 0.5)),
+            secs(quantile(iw, 0.99)),
+            secs(quantile(iw, 1.0)),
+            secs(quantile(&q.round_trips_ms, 1.0)),
+            q.over_bound
+        );
+        s
+    }
+
     /// Totals per mode: single-secret runs, and many-secrets worlds.
     pub fn render_modes(&self) -> String {
         let mut s = String::new();
@@ -474,4 +701,15 @@ impl Summary {
         }
         s
     }
+}
+
+/// The `q` quantile of ratios (nearest rank), 0 when empty.
+fn ratio_quantile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
 }

@@ -611,7 +611,7 @@ impl World {
                 (format!("refused: {}", rejection_name(r)), true, again)
             }
             Some(Err(ExecError::Rejected(r))) => (format!("refused: {}", rejection_name(r)), true, false),
-            Some(Err(e)) => (format!("failed: {e}"), false, again),
+            Some(Err(e)) => (format!("failed: {}", error_kind(e)), false, again),
             None => ("failed: no result".into(), false, false),
         };
         if !retry {
@@ -1206,6 +1206,19 @@ impl World {
             }
         }
         sw.checker.violations.extend(late);
+    }
+}
+
+/// An error's short kind for reports.
+fn error_kind(e: &ExecError) -> String {
+    match e {
+        ExecError::Rejected(r) => rejection_name(r),
+        ExecError::Store(e) => format!("store {:?}", e.kind),
+        ExecError::Scheduler(_) => "scheduler".into(),
+        ExecError::Target(_) => "target".into(),
+        ExecError::ValueMissing { .. } => "value missing".into(),
+        ExecError::Configuration(_) => "configuration".into(),
+        ExecError::TooManyRounds(_) => "too many rounds".into(),
     }
 }
 

@@ -16,6 +16,15 @@
 //! world `w` of `k` secrets, secret `i` draws `m = w * k + i`: class `m mod 12`,
 //! combination `61 m mod 144`, so a world's secrets run many different combinations.
 //!
+//! # Which seeds carry an operator's request
+//!
+//! Half the seeds (a hash of the seed and the secret's index, a stream of its own, so
+//! the class, the combination, the kind and a request-less seed's whole run do not
+//! change) carry one [`RequestPlan`]: an emergency in half of those, a cancel or a
+//! re-drive in a quarter each, aimed at one of four phases of the first rotation. 10 000
+//! seeds send about 2 500 emergencies, 1 250 cancels and 1 250 re-drives.
+//! `--request` and `--request-phase` pin them, `--request none` turns them off.
+//!
 //! # Which secrets hold keys
 //!
 //! Every secret is of a [`SecretKind`]: opaque (a credential the fleet presents; the
