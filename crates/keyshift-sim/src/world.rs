@@ -154,7 +154,7 @@ pub struct RunResult {
     /// Each emergency: its cut, and the consumer failures it caused by design.
     pub emergencies: Vec<EmergencyRecord>,
     /// Failed consumer operations an emergency caused by design, by cause (not counted
-    /// in `failed_operations`), in [`Cause::EVERY`] order.
+    /// in `failed_operations`), in [`crate::requests::Cause::EVERY`] order.
     pub by_design: [u64; 3],
     /// Consumer lookups that missed an emergency's new key id (by design) and found it
     /// through keyshift-client's refresh-on-miss within the operation.
