@@ -519,7 +519,7 @@ impl Summary {
         if k.any() {
             let _ = writeln!(
                 s,
-                "real cryptography (a failed operation is counted once, above and here):"
+                "real cryptography (a failed operation is counted once, above and here; here also an emergency's by-design failures, which are not counted as failed above):"
             );
             let line = |s: &mut String, name: &str, made: &str, checked: &str, c: &CryptoCounts| {
                 if c.operations == 0 {
