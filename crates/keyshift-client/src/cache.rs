@@ -207,10 +207,11 @@ impl WindowCache {
     }
 
     /// The accepted version `id` (a verifier's `kid`). An id the cache has never seen
-    /// requests a rate-limited refresh and fails with [`LookupError::UnknownVersion`];
-    /// [`WindowCache::fetch_accepted`] (or [`crate::Client::fetch_accepted`]) waits for
-    /// that refresh instead. A version that left the window fails with
-    /// [`LookupError::NotAccepted`].
+    /// accepted requests a rate-limited refresh and fails with
+    /// [`LookupError::UnknownVersion`]; [`WindowCache::fetch_accepted`] (or
+    /// [`crate::Client::fetch_accepted`]) waits for that refresh instead. A version that
+    /// left the window after being AWSCURRENT or ROTATING fails with
+    /// [`LookupError::NotAccepted`], with no refresh: keyshift never accepts it again.
     pub fn accepted_version(&self, id: &str) -> Result<Arc<Version>, LookupError> {
         self.lookup(id, true, true)
     }
@@ -240,7 +241,7 @@ impl WindowCache {
         if let Some(v) = found {
             return Ok(Arc::clone(v));
         }
-        if accepted_only && view.is_past(id) {
+        if accepted_only && view.is_retired(id) {
             return Err(LookupError::NotAccepted(VersionId::new(id)));
         }
         drop(view);
@@ -303,8 +304,7 @@ impl WindowCache {
 
     /// [`WindowCache::version`], but a miss refreshes through `source` (at most once per
     /// miss interval, joining a refresh already running) and looks again: an emergency
-    /// rotation's new key is found in one round trip. A version the view knows but does
-    /// not accept counts as a miss for [`WindowCache::fetch_accepted`].
+    /// rotation's new key is found in one round trip.
     pub async fn fetch_version<S: Source + ?Sized>(
         &self,
         source: &S,
@@ -350,22 +350,15 @@ impl WindowCache {
         now: Timestamp,
         accepted_only: bool,
     ) -> Result<Arc<Version>, LookupError> {
-        // A version this view does not accept is looked for again too: it may have come
-        // back into the window (an emergency's new version, stripped of AWSPENDING and
-        // then made current), or been fetched by id by a refresh whose DescribeSecret
-        // lagged it. The same rate limit as for an unknown id bounds the cost.
-        let missed = |r: &Result<Arc<Version>, LookupError>| {
-            matches!(r, Err(LookupError::UnknownVersion | LookupError::NotAccepted(_)))
-        };
-        let first = self.lookup(id, accepted_only, false);
-        if !missed(&first) {
-            return first;
+        match self.lookup(id, accepted_only, false) {
+            Err(LookupError::UnknownVersion) => {}
+            other => return other,
         }
         let _flight = self.shared.flight.lock().await;
         // A refresh that ran while this waited may have brought it.
-        let again = self.lookup(id, accepted_only, false);
-        if !missed(&again) {
-            return again;
+        match self.lookup(id, accepted_only, false) {
+            Err(LookupError::UnknownVersion) => {}
+            other => return other,
         }
         let allowed = {
             let mut core = self.core();
@@ -374,7 +367,7 @@ impl WindowCache {
         };
         if !allowed {
             // Rate limited; the request stays queued for the next refresh.
-            return again;
+            return Err(LookupError::UnknownVersion);
         }
         // A failure keeps the last view; the lookup below says what is known.
         let _ = self.refresh_locked(source, now).await;

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use keyshift::secret::{ACCEPTED_STAGES, AWSCURRENT};
+use keyshift::secret::{ACCEPTED_STAGES, AWSCURRENT, ROTATING};
 use keyshift::{SecretValue, Timestamp, VersionId};
 
 use crate::config::Config;
@@ -213,32 +213,37 @@ impl Core {
         let generation = self.generation + 1;
         let bound = self.config.past_versions().get();
         let past = Arc::make_mut(&mut self.past);
-        let mut leaving: Vec<Arc<Version>> = Vec::new();
+        // Each with whether it is retired: it leaves the window after being AWSCURRENT or
+        // ROTATING (a version fetched by id, or leaving while only AWSPENDING, may come
+        // back: an emergency's new version is stripped, then made current).
+        let mut leaving: Vec<(Arc<Version>, bool)> = Vec::new();
         for old in &self.window {
             if !window.iter().any(|v| v.id() == old.id()) {
                 let stages = labels.stages(old.id()).into_iter().flatten().cloned();
-                leaving.push(Arc::new(Version::new(
-                    old.id().clone(),
-                    stages,
-                    old.value().clone(),
-                )));
+                let retired = old.has(AWSCURRENT) || old.has(ROTATING);
+                leaving.push((
+                    Arc::new(Version::new(old.id().clone(), stages, old.value().clone())),
+                    retired,
+                ));
             }
         }
         for (id, value) in fetched.drain() {
             let Some(value) = value else { continue };
             if !window.iter().any(|v| *v.id() == id) {
                 let stages = labels.stages(&id).into_iter().flatten().cloned();
-                leaving.push(Arc::new(Version::new(id, stages, value)));
+                leaving.push((Arc::new(Version::new(id, stages, value)), false));
             }
         }
-        for version in leaving {
+        for (version, retired) in leaving {
             self.inserted += 1;
+            let retired = retired || past.get(version.id().as_str()).is_some_and(|e| e.retired);
             past.insert(
                 version.id().as_str().to_owned(),
                 Arc::new(PastEntry {
                     version,
                     used: AtomicU64::new(generation),
                     inserted: self.inserted,
+                    retired,
                 }),
             );
         }

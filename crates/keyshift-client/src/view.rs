@@ -86,6 +86,11 @@ pub(crate) struct PastEntry {
     pub(crate) version: Arc<Version>,
     pub(crate) used: AtomicU64,
     pub(crate) inserted: u64,
+    /// It left this cache's window after being AWSCURRENT or ROTATING: retired, never
+    /// accepted again. (A version only fetched by id, which a read lagging a new version
+    /// also leads to, or one that left while only AWSPENDING, which an emergency's new
+    /// version stripped and then made current does, may come back.)
+    pub(crate) retired: bool,
 }
 
 /// The published view of the secret.
@@ -135,9 +140,15 @@ impl View {
     }
 
     /// Whether version `id` is a past version this view knows (it left the window, or it
-    /// was fetched by id): a definite "not accepted", no refresh needed.
+    /// was fetched by id).
     pub fn is_past(&self, id: &str) -> bool {
         self.past.contains_key(id)
+    }
+
+    /// Whether version `id` left this cache's window after being AWSCURRENT or ROTATING:
+    /// a definite "not accepted", no refresh needed.
+    pub(crate) fn is_retired(&self, id: &str) -> bool {
+        self.past.get(id).is_some_and(|e| e.retired)
     }
 
     /// The JWKS of the accepted versions, whose values must be private JWKs (see
