@@ -206,6 +206,8 @@ fn print_run(r: &RunResult) {
                 "  kid {kid}{}: producers {:?}, consumers {:?}",
                 if kid.is_keyshift_copy() {
                     " (keyshift's copy)"
+                } else if kid.is_keyshift_emergency() {
+                    " (an emergency's new version)"
                 } else {
                     ""
                 },

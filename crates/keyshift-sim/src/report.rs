@@ -210,6 +210,10 @@ pub struct RequestStats {
     pub round_trips_ms: Vec<u64>,
     /// Spells longer than their bound.
     pub over_bound: u64,
+    /// The longest emergency window and its seed.
+    pub widest_emergency: (u64, u64),
+    /// The longest instance window and its seed.
+    pub widest_instance: (u64, u64),
 }
 
 impl RequestStats {
@@ -242,13 +246,21 @@ impl RequestStats {
             }
             self.healed += em.healed;
             if em.failures() > 0 {
-                self.emergency_windows_ms.push(window.as_millis() as u64);
+                let ms = window.as_millis() as u64;
+                if ms >= self.widest_emergency.0 {
+                    self.widest_emergency = (ms, r.scenario.seed);
+                }
+                self.emergency_windows_ms.push(ms);
                 self.emergency_r_ms.push(em.refresh.as_millis() as u64);
                 self.window_over_r
                     .push(window.as_secs_f64() / em.refresh.as_secs_f64().max(1e-3));
             }
             for w in em.instance_windows() {
-                self.instance_windows_ms.push(w.as_millis() as u64);
+                let ms = w.as_millis() as u64;
+                if ms >= self.widest_instance.0 {
+                    self.widest_instance = (ms, r.scenario.seed);
+                }
+                self.instance_windows_ms.push(ms);
                 self.round_trips_ms.push(em.round_trip.as_millis() as u64);
                 self.over_bound += u64::from(w > em.round_trip);
             }
@@ -647,12 +659,13 @@ impl Summary {
         let w = &q.emergency_windows_ms;
         let _ = writeln!(
             s,
-            "failure window per emergency, from the cut to its last by-design failure ({} of {} emergencies had one): p50 {:.3} s, p99 {:.3} s, max {:.3} s; R of those runs: p50 {:.0} s, max {:.0} s; window / R: p50 {:.3}, p99 {:.3}, max {:.3}",
+            "failure window per emergency, from the cut to its last by-design failure ({} of {} emergencies had one): p50 {:.3} s, p99 {:.3} s, max {:.3} s (seed {}); R of those runs: p50 {:.0} s, max {:.0} s; window / R: p50 {:.3}, p99 {:.3}, max {:.3}",
             w.len(),
             q.emergencies(),
             secs(quantile(w, 0.5)),
             secs(quantile(w, 0.99)),
             secs(quantile(w, 1.0)),
+            q.widest_emergency.1,
             secs(quantile(&q.emergency_r_ms, 0.5)),
             secs(quantile(&q.emergency_r_ms, 1.0)),
             ratio_quantile(&q.window_over_r, 0.5),
@@ -662,11 +675,12 @@ impl Summary {
         let iw = &q.instance_windows_ms;
         let _ = writeln!(
             s,
-            "failure window per instance, from its first failure to its view showing the cut ({} spells): p50 {:.3} s, p99 {:.3} s, max {:.3} s; bound (one refresh round trip): {:.3} s; over the bound: {}",
+            "failure window per instance, from its first failure to its view showing the cut ({} spells): p50 {:.3} s, p99 {:.3} s, max {:.3} s (seed {}); bound (one refresh round trip): {:.3} s; over the bound: {}",
             iw.len(),
             secs(quantile(iw, 0.5)),
             secs(quantile(iw, 0.99)),
             secs(quantile(iw, 1.0)),
+            q.widest_instance.1,
             secs(quantile(&q.round_trips_ms, 1.0)),
             q.over_bound
         );
