@@ -703,8 +703,19 @@ fn an_emergency_cancelled_before_its_cut_is_refused_on_rerun() {
     w.sm.put_secret_value(&w.id, &e, SecretValue::new("credential-e"), &[AWSPENDING])
         .unwrap();
     w.target.registered.lock().unwrap().push("credential-e".into());
+    let policy = w.exec.policy;
+    let report = crate::status::status(&w.state(), &policy, w.clock.now());
+    assert!(
+        report.notes.iter().any(|n| n.contains("emergency rotation that has not cut over")),
+        "{report}"
+    );
     let (report, inv) = w.operate(Operation::Cancel { token: None }).unwrap();
     assert_eq!(inv.unwrap().token, e);
+    let after = crate::status::status(&w.state(), &policy, w.clock.now());
+    assert!(
+        after.notes.iter().any(|n| n.contains("cancelled by an operator")),
+        "{after}"
+    );
     assert!(matches!(report.last(), Outcome::Cancelled { .. }), "{report:?}");
     assert!(w.target.revoked().contains(&"credential-e".to_owned()));
     let err = w.operate(emergency(0, None, Some(k1.clone()))).unwrap_err();
