@@ -706,7 +706,10 @@ fn an_emergency_cancelled_before_its_cut_is_refused_on_rerun() {
     let policy = w.exec.policy;
     let report = crate::status::status(&w.state(), &policy, w.clock.now());
     assert!(
-        report.notes.iter().any(|n| n.contains("emergency rotation that has not cut over")),
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("emergency rotation that has not cut over")),
         "{report}"
     );
     let (report, inv) = w.operate(Operation::Cancel { token: None }).unwrap();
