@@ -62,7 +62,7 @@ use std::time::Duration;
 use crate::event::{Invocation, Step};
 use crate::policy::Policy;
 use crate::ports::{Detail, LabelMove};
-use crate::secret::{AWSCURRENT, AWSPENDING, ROTATING, SecretState, VersionId};
+use crate::secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, CANCEL_SETTLE, ROTATING, SecretState, VersionId};
 use crate::time::Timestamp;
 
 /// Everything a decision depends on.
@@ -138,6 +138,21 @@ pub enum Action {
         /// The version AWSCURRENT left.
         version: VersionId,
     },
+    /// Put a swap marker on `version` (the compromised version of an emergency that keeps
+    /// accepting it) stamped `keep - T` after the time this action is applied, so that its
+    /// release, due at marker + T like every release, comes `keep` after the cut.
+    MarkKeep {
+        /// The compromised version, which keeps ROTATING.
+        version: VersionId,
+        /// How long it stays accepted after the cut.
+        keep: Duration,
+    },
+    /// Put a cancel marker stamped with the time this action is applied on the cancelled
+    /// rotation's token version ([`crate::secret::cancel_marker`]).
+    MarkCancelled {
+        /// The rotation's token.
+        version: VersionId,
+    },
     /// Put an accepted marker stamped with the time this action is applied on keyshift's
     /// copy (replicated secrets: every replica showed the copy with AWSPENDING).
     MarkAccepted {
@@ -196,6 +211,9 @@ pub enum FollowUpKind {
         /// The old version.
         release: VersionId,
     },
+    /// The watchdog ([`Policy::watchdog`]): a `swapPending` for `token` long after its
+    /// rotation should have ended, under a schedule name of its own (`watch`).
+    Watchdog,
 }
 
 /// How an invocation ended, or a step along the way.
@@ -263,6 +281,81 @@ pub enum Outcome {
     /// The secret is deleted or scheduled for deletion: the follow-up ends, changing
     /// nothing.
     SecretGone,
+    /// An emergency rotation stored the new value as AWSPENDING, registered it with the
+    /// target and tested it; the cut comes once it has been accepted for the emergency's
+    /// gap.
+    EmergencyWritten {
+        /// The new value's version.
+        new_version: VersionId,
+    },
+    /// An emergency rotation moved AWSCURRENT to the new value.
+    EmergencyCut {
+        /// The new AWSCURRENT.
+        new_version: VersionId,
+        /// The compromised version.
+        compromised: VersionId,
+    },
+    /// An emergency rotation is complete: the new value is AWSCURRENT and the compromised
+    /// version is no longer accepted and revoked, or (when the operator kept accepting
+    /// it) stays accepted until `accepted_until`, when its release revokes it.
+    EmergencyDone {
+        /// The new AWSCURRENT.
+        new_version: VersionId,
+        /// The compromised version.
+        compromised: VersionId,
+        /// When it stops being accepted, if it still is.
+        accepted_until: Option<Timestamp>,
+    },
+    /// An operator's cancel marked the rotation of `token` and took its AWSPENDING off;
+    /// its value is revoked once the mark has settled.
+    CancelMarked {
+        /// The cancelled rotation's token.
+        token: VersionId,
+    },
+    /// The rotation of `token` was cancelled by an operator before its swap: no version
+    /// of it is accepted and its value is revoked. Its later steps stand down.
+    Cancelled {
+        /// The cancelled rotation's token.
+        token: VersionId,
+    },
+    /// A cancel found no rotation in flight.
+    NothingToCancel,
+    /// A re-drive found no rotation in flight.
+    NothingToRedrive,
+}
+
+impl Outcome {
+    /// A short, stable, machine-readable name (metrics, lifecycle events, scripts).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::KeptExisting => "kept-existing",
+            Outcome::TargetSet => "target-set",
+            Outcome::Tested => "tested",
+            Outcome::AlreadyCurrent => "already-current",
+            Outcome::Swapped => "swapped",
+            Outcome::SwapScheduled { .. } => "swap-scheduled",
+            Outcome::Rescheduled { .. } => "rescheduled",
+            Outcome::Copied { .. } => "copied",
+            Outcome::Marked => "marked",
+            Outcome::Tidied => "tidied",
+            Outcome::AcceptedEverywhere => "accepted-everywhere",
+            Outcome::Moved => "moved",
+            Outcome::Released => "released",
+            Outcome::AlreadyReleased => "already-released",
+            Outcome::Superseded { .. } => "superseded",
+            Outcome::Vanished { .. } => "vanished",
+            Outcome::Abandoned => "abandoned",
+            Outcome::SecretGone => "secret-gone",
+            Outcome::EmergencyWritten { .. } => "emergency-written",
+            Outcome::EmergencyCut { .. } => "emergency-cut",
+            Outcome::EmergencyDone { .. } => "emergency-done",
+            Outcome::CancelMarked { .. } => "cancel-marked",
+            Outcome::Cancelled { .. } => "cancelled",
+            Outcome::NothingToCancel => "nothing-to-cancel",
+            Outcome::NothingToRedrive => "nothing-to-redrive",
+        }
+    }
 }
 
 impl fmt::Display for Outcome {
@@ -298,6 +391,43 @@ impl fmt::Display for Outcome {
                 "rotation is disabled for this secret: the pending version lost AWSPENDING and its value was revoked; nothing was swapped",
             ),
             Outcome::SecretGone => f.write_str("the secret is deleted or scheduled for deletion; nothing to do"),
+            Outcome::EmergencyWritten { new_version } => write!(
+                f,
+                "emergency: stored, registered and tested the new value as version {new_version} (AWSPENDING)"
+            ),
+            Outcome::EmergencyCut {
+                new_version,
+                compromised,
+            } => write!(
+                f,
+                "emergency: AWSCURRENT moved from the compromised version {compromised} to {new_version}"
+            ),
+            Outcome::EmergencyDone {
+                new_version,
+                compromised,
+                accepted_until: None,
+            } => write!(
+                f,
+                "emergency rotation complete: {new_version} is AWSCURRENT; the compromised version {compromised} is no longer accepted (no AWSCURRENT, ROTATING or AWSPREVIOUS) and was revoked at the target"
+            ),
+            Outcome::EmergencyDone {
+                new_version,
+                compromised,
+                accepted_until: Some(until),
+            } => write!(
+                f,
+                "emergency rotation complete: {new_version} is AWSCURRENT; the compromised version {compromised} stays accepted (ROTATING) until {until}, when its release revokes it"
+            ),
+            Outcome::CancelMarked { token } => write!(
+                f,
+                "cancel: marked the rotation of {token} cancelled and took its AWSPENDING off"
+            ),
+            Outcome::Cancelled { token } => write!(
+                f,
+                "the rotation of {token} is cancelled: AWSCURRENT never moved, its value is not accepted and was revoked at the target"
+            ),
+            Outcome::NothingToCancel => f.write_str("no rotation is in flight; nothing to cancel"),
+            Outcome::NothingToRedrive => f.write_str("no rotation is in flight; nothing to re-drive"),
         }
     }
 }
@@ -329,6 +459,77 @@ pub enum Rejection {
     /// The secret has no AWSCURRENT version to rotate from.
     #[error("secret has no AWSCURRENT version")]
     NoCurrentVersion,
+    /// An emergency names a compromised version that is no longer AWSCURRENT (and the
+    /// current one is not its emergency successor).
+    #[error(
+        "version {version} is not AWSCURRENT (version {current} is): nothing to cut over from; to rotate away from the current version in an emergency, ask again without VersionId"
+    )]
+    NotCurrent {
+        /// The version named as compromised.
+        version: VersionId,
+        /// The AWSCURRENT version.
+        current: VersionId,
+    },
+    /// `KeepAcceptingSeconds` longer than T: a routine rotation would keep the version
+    /// accepted no longer.
+    #[error("KeepAcceptingSeconds ({keep_secs}) must not exceed T ({gap_secs} s)")]
+    KeepTooLong {
+        /// Asked for.
+        keep_secs: u64,
+        /// T.
+        gap_secs: u64,
+    },
+    /// The emergency gap does not fit in what this invocation may still wait.
+    #[error(
+        "GapSeconds ({gap_secs}) is longer than this invocation may wait ({budget_secs} s): use a shorter gap, or a routine rotation"
+    )]
+    EmergencyGapTooLong {
+        /// Asked for (or left to wait).
+        gap_secs: u64,
+        /// The wait budget left.
+        budget_secs: u64,
+    },
+    /// The emergency's new version was cancelled by an operator before the cut.
+    #[error(
+        "the emergency version {version} was cancelled before its cut; the compromised version is still AWSCURRENT"
+    )]
+    EmergencyCancelled {
+        /// The emergency version.
+        version: VersionId,
+    },
+    /// A cancel after the swap: the new version is in use, and taking it back would fail
+    /// every producer that switched.
+    #[error(
+        "the rotation has swapped: the new version is AWSCURRENT and in use, so it cannot be cancelled; let it finish (the old version is released {}) or, if a value is compromised, use emergencyRotate",
+        match release_due { Some(t) => format!("at {t}"), None => "at its due time".to_owned() }
+    )]
+    CancelAfterSwap {
+        /// When the old version's release is due, if known.
+        release_due: Option<Timestamp>,
+    },
+    /// A cancel names a rotation other than the one in flight.
+    #[error("no rotation with token {token} is in flight (another one is); nothing was cancelled")]
+    NotInFlight {
+        /// The token named.
+        token: VersionId,
+    },
+    /// A re-drive while an emergency rotation is between its write and its cut.
+    #[error(
+        "emergency version {version} is waiting for its cut: run the same emergencyRotate again (with the compromised VersionId) to finish it, or cancel it"
+    )]
+    RedriveEmergency {
+        /// The emergency version.
+        version: VersionId,
+    },
+    /// A re-drive of a rotation whose pending value does not work at the target: the
+    /// engine's steps did not finish.
+    #[error(
+        "the pending version {version} did not pass testSecret, so the engine's rotation did not finish: cancel it, then rotate again"
+    )]
+    RedriveUntested {
+        /// The pending version.
+        version: VersionId,
+    },
     /// The pending version has no value yet (createSecret has not run, or a read right
     /// after the write does not show it yet).
     #[error("version {version} has no value yet; createSecret must run first")]
@@ -343,6 +544,7 @@ pub enum Rejection {
 pub fn detail(step: &Step, swapped: bool) -> Detail {
     match step {
         Step::SwapPending { .. } if !swapped => Detail::Full,
+        Step::EmergencyRotate { .. } | Step::Cancel => Detail::Full,
         _ => Detail::Labels,
     }
 }
@@ -365,6 +567,8 @@ pub fn decide(input: &Input<'_>) -> Decision {
         Step::CreateSecret | Step::SetSecret | Step::TestSecret | Step::FinishSecret => engine_step(input),
         Step::SwapPending { due } => swap_pending(input, *due),
         Step::RemovePending { due, release } => remove_pending(input, *due, release),
+        Step::EmergencyRotate { gap, keep_accepting } => emergency(input, *gap, *keep_accepting),
+        Step::Cancel => cancel(input),
     };
     replica_gate(input, decision)
 }
@@ -382,7 +586,12 @@ fn replica_gate(i: &Input<'_>, decision: Decision) -> Decision {
     let moves = |a: &Action| {
         matches!(
             a,
-            Action::Label(_) | Action::MarkSwap { .. } | Action::MarkAccepted { .. } | Action::Copy { .. }
+            Action::Label(_)
+                | Action::MarkSwap { .. }
+                | Action::MarkKeep { .. }
+                | Action::MarkCancelled { .. }
+                | Action::MarkAccepted { .. }
+                | Action::Copy { .. }
         )
     };
     if s.replicas.is_empty() || !plan.actions.iter().any(moves) {
@@ -485,6 +694,16 @@ fn engine_step(i: &Input<'_>) -> Decision {
         };
         return done(actions, Outcome::AlreadyCurrent);
     }
+    if s.cancel_markers(token).next().is_some() {
+        // An operator cancelled this rotation: succeed without doing anything, so the
+        // engine ends it, and (outside set/test) take off an AWSPENDING a retry put back.
+        let actions = if side_effects {
+            drop_stray_pending(s, token).into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        return done(actions, Outcome::Cancelled { token: token.clone() });
+    }
     // The version carrying this attempt's AWSPENDING: the engine's own (a fresh attempt,
     // or a retry that re-attached it), or keyshift's copy of it.
     let Some(pending) = s.holder(AWSPENDING).filter(|p| SecretState::in_chain(p, token)) else {
@@ -526,14 +745,19 @@ fn engine_step(i: &Input<'_>) -> Decision {
             // outside the engine's rotation. Due now: it fires at the scheduler's
             // earliest, and times the swap from the copy it writes.
             let due = i.now;
-            done(
-                vec![Action::Schedule(FollowUp {
-                    kind: FollowUpKind::Swap,
+            let mut actions = vec![Action::Schedule(FollowUp {
+                kind: FollowUpKind::Swap,
+                token: token.clone(),
+                due: Due::At(due),
+            })];
+            if let Some(margin) = i.policy.watchdog {
+                actions.push(Action::Schedule(FollowUp {
+                    kind: FollowUpKind::Watchdog,
                     token: token.clone(),
-                    due: Due::At(due),
-                })],
-                Outcome::SwapScheduled { due },
-            )
+                    due: Due::At(i.now.plus(i.policy.gap * 2 + margin)),
+                }));
+            }
+            done(actions, Outcome::SwapScheduled { due })
         }
     }
 }
@@ -556,6 +780,14 @@ fn swap_pending(i: &Input<'_>, event_due: Timestamp) -> Decision {
         // The swap happened (maybe by a duplicate, maybe this invocation before a crash):
         // finish the rotation, i.e. the release.
         return after_swap(i, event_due);
+    }
+    if s.cancel_markers(token).next().is_some() {
+        // Cancelled by an operator before its swap: never write a new copy. Take off an
+        // AWSPENDING an engine retry put back; the cancel itself revokes the value.
+        return done(
+            drop_stray_pending(s, token).into_iter().collect(),
+            Outcome::Cancelled { token: token.clone() },
+        );
     }
     // The rotation's value, on the newest version of its chain that has one.
     let valued = [&head, token]
@@ -786,7 +1018,9 @@ fn release_of(i: &Input<'_>, old: &VersionId, event_due: Timestamp) -> Decision 
     };
     let due = end.max(event_due);
     if i.now >= due {
-        return done(release_actions(s, old), Outcome::Released);
+        let mut actions = release_actions(s, old);
+        actions.extend(old_cancel_markers(s, end.minus(i.policy.gap)));
+        return done(actions, Outcome::Released);
     }
     let follow_up = FollowUp {
         kind: FollowUpKind::Release { release: old.clone() },
@@ -834,6 +1068,291 @@ fn remove_pending(i: &Input<'_>, event_due: Timestamp, release: &VersionId) -> D
     // ROTATING earlier would fail producers still using it, and never dropping it would
     // keep a retired credential valid for ever.
     release_of(i, release, event_due)
+}
+
+/// Cancel markers stamped before `swapped`, the swap whose release this is: a rotation
+/// cancelled before a later one swapped is older than the value now in use, so its late
+/// steps find themselves stale anyway, and the marker (the only label keeping the
+/// cancelled version from being deprecated) can go. A marker stamped after the swap
+/// stays: that cancelled rotation began during this one's second gap.
+fn old_cancel_markers(s: &SecretState, swapped: Timestamp) -> Vec<Action> {
+    s.versions
+        .keys()
+        .flat_map(|id| {
+            s.cancel_markers(id)
+                .filter(|(_, at)| *at < swapped)
+                .map(|(label, _)| Action::Label(remove(label, id)))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// An operator's emergency rotation away from the token's version `k1`, which is
+/// compromised (see the crate's operator documentation).
+///
+/// 1. Before the cut, everything in flight stands down: a pending version of another
+///    rotation loses AWSPENDING and is revoked, an older version still in its second gap
+///    is released (revoked, ROTATING off). The new value `E` ([`VersionId::emergency`] of
+///    `k1`, so a rerun finds it) is stored as AWSPENDING, registered and tested.
+/// 2. Once `E` has been accepted for `gap` (usually 0), the cut: AWSCURRENT moves to `E`,
+///    with ROTATING on `k1` first when the operator keeps accepting it.
+/// 3. After the cut ([`after_emergency`]): `k1` loses AWSPREVIOUS and is revoked, or keeps
+///    ROTATING until its release `keep` after the cut.
+///
+/// Every round decides from the labels as they are, so a rerun (or a duplicate) of the
+/// same request continues where the last one stopped, and a rerun after the cut only
+/// checks that the compromised version is gone.
+fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
+    let s = i.secret;
+    let k1 = &i.invocation.token;
+    if s.deleted {
+        return Decision::Reject(Rejection::SecretDeleted);
+    }
+    if s.version(k1).is_none() {
+        return Decision::Reject(Rejection::UnknownVersion { version: k1.clone() });
+    }
+    if let Some(keep) = keep.filter(|k| *k > i.policy.gap) {
+        return Decision::Reject(Rejection::KeepTooLong {
+            keep_secs: keep.as_secs(),
+            gap_secs: i.policy.gap.as_secs(),
+        });
+    }
+    let Some(current) = s.current() else {
+        return Decision::Reject(Rejection::NoCurrentVersion);
+    };
+    let e = k1.emergency();
+    if *current == e {
+        return after_emergency(i, k1, &e, keep);
+    }
+    if current != k1 {
+        return Decision::Reject(Rejection::NotCurrent {
+            version: k1.clone(),
+            current: current.clone(),
+        });
+    }
+    if s.cancel_markers(&e).next().is_some() {
+        return Decision::Reject(Rejection::EmergencyCancelled { version: e });
+    }
+    // Whatever is in flight stands down first.
+    let mut actions = Vec::new();
+    if let Some(p) = s.holder(AWSPENDING).filter(|p| **p != e) {
+        // Revoked unless its value is the one in use (an engine retry put AWSPENDING back
+        // on the token of the current copy): that one is revoked after the cut.
+        let token = s.token_of(p).unwrap_or(p);
+        let in_use = s
+            .versions
+            .iter()
+            .any(|(id, v)| SecretState::in_chain(id, token) && (v.has(AWSCURRENT) || v.has(ROTATING)));
+        if !in_use && s.version(p).is_some_and(|v| v.created.is_some()) {
+            actions.push(Action::RevokeTarget { version: p.clone() });
+        }
+        actions.push(Action::Label(remove(AWSPENDING, p)));
+    }
+    if let Some(old) = s.holder(ROTATING).filter(|r| *r != current) {
+        actions.extend(release_actions(s, old));
+    }
+    let Some(created) = s.version(&e).and_then(|v| v.created) else {
+        if gap > i.wait_budget_left {
+            return Decision::Reject(Rejection::EmergencyGapTooLong {
+                gap_secs: gap.as_secs(),
+                budget_secs: i.wait_budget_left.as_secs(),
+            });
+        }
+        actions.extend([
+            Action::PutPending { version: e.clone() },
+            Action::SetTarget { version: e.clone() },
+            Action::TestTarget { version: e.clone() },
+        ]);
+        return decide_again(actions, Outcome::EmergencyWritten { new_version: e });
+    };
+    if !s.has(&e, AWSPENDING) {
+        // Written, then its label was taken off (by hand): accepted again from now.
+        actions.push(Action::Label(LabelMove {
+            stage: AWSPENDING.into(),
+            move_to: Some(e.clone()),
+            remove_from: None,
+        }));
+        actions.push(Action::MarkAccepted { version: e.clone() });
+        return decide_again(actions, Outcome::EmergencyWritten { new_version: e });
+    }
+    if !actions.is_empty() {
+        return decide_again(actions, Outcome::Tidied);
+    }
+    // Accepted since its creation, or since the latest accepted marker (a label put back;
+    // for a replicated secret, every replica Region showing it).
+    let marked = s.accepted_markers(&e).map(|(_, t)| t).max();
+    if !s.replicas.is_empty() && marked.is_none() {
+        return decide_again(
+            vec![Action::MarkAccepted { version: e }],
+            Outcome::AcceptedEverywhere,
+        );
+    }
+    let due = marked.map_or(created, |m| m.max(created)).plus(gap);
+    if i.now < due {
+        let left = due.since(i.now);
+        if left > i.wait_budget_left {
+            return Decision::Reject(Rejection::EmergencyGapTooLong {
+                gap_secs: left.as_secs(),
+                budget_secs: i.wait_budget_left.as_secs(),
+            });
+        }
+        return Decision::WaitUntil(due);
+    }
+    let mut cut = Vec::new();
+    if keep.is_some() && !s.has(k1, ROTATING) {
+        cut.push(Action::Label(LabelMove {
+            stage: ROTATING.into(),
+            move_to: Some(k1.clone()),
+            remove_from: None,
+        }));
+    }
+    cut.push(Action::Label(LabelMove {
+        stage: AWSCURRENT.into(),
+        move_to: Some(e.clone()),
+        remove_from: Some(k1.clone()),
+    }));
+    decide_again(
+        cut,
+        Outcome::EmergencyCut {
+            new_version: e,
+            compromised: k1.clone(),
+        },
+    )
+}
+
+/// After an emergency's cut (AWSCURRENT is on `e`): the new version's own labels tidied,
+/// and the compromised `k1` either out of every label consumers read and revoked, or,
+/// when the operator keeps accepting it, with ROTATING and a swap marker timed so that
+/// its ordinary release comes `keep` after the cut.
+fn after_emergency(i: &Input<'_>, k1: &VersionId, e: &VersionId, keep: Option<Duration>) -> Decision {
+    let s = i.secret;
+    let mut actions = Vec::new();
+    if s.has(e, AWSPENDING) {
+        actions.push(Action::Label(remove(AWSPENDING, e)));
+    }
+    actions.extend(
+        s.accepted_markers(e)
+            .map(|(label, _)| Action::Label(remove(label, e))),
+    );
+    let mut accepted_until = None;
+    match keep {
+        Some(keep) if s.has(k1, ROTATING) => match second_gap_end(s, k1, i.policy) {
+            None => actions.push(Action::MarkKeep {
+                version: k1.clone(),
+                keep,
+            }),
+            Some(end) if i.now >= end => actions.extend(release_actions(s, k1)),
+            Some(end) => {
+                accepted_until = Some(end);
+                actions.push(Action::Schedule(FollowUp {
+                    kind: FollowUpKind::Release { release: k1.clone() },
+                    token: k1.clone(),
+                    due: Due::At(end),
+                }));
+            }
+        },
+        // Released already (the release revoked it), or never kept.
+        Some(_) => {}
+        None => {
+            // Revoke first: a failed label call is retried by a rerun, which revokes
+            // again (revoking is idempotent) before it looks at the labels.
+            actions.push(Action::RevokeTarget { version: k1.clone() });
+            if s.has(k1, ROTATING) {
+                actions.push(Action::Label(remove(ROTATING, k1)));
+                actions.extend(s.markers(k1).map(|(label, _)| Action::Label(remove(label, k1))));
+            }
+            if s.has(k1, AWSPREVIOUS) {
+                actions.push(Action::Label(remove(AWSPREVIOUS, k1)));
+            }
+        }
+    }
+    let outcome = Outcome::EmergencyDone {
+        new_version: e.clone(),
+        compromised: k1.clone(),
+        accepted_until,
+    };
+    if matches!(actions.last(), Some(Action::MarkKeep { .. })) {
+        return decide_again(actions, outcome);
+    }
+    done(actions, outcome)
+}
+
+/// An operator's cancel of the rotation of the token, before its swap.
+///
+/// The first round stamps a cancel marker on the token's version and takes AWSPENDING
+/// off every version of the rotation: from then on every step of it stands down (an
+/// engine retry succeeds doing nothing, a follow-up writes no new copy). Once the marker
+/// is [`CANCEL_SETTLE`] old, a step that decided to swap before it has either swapped,
+/// and the cancel refuses, or never will, and the cancel revokes the value (setSecret
+/// may have registered it). A rerun of a finished cancel revokes again (idempotent).
+fn cancel(i: &Input<'_>) -> Decision {
+    let s = i.secret;
+    let token = &i.invocation.token;
+    if s.deleted {
+        return Decision::Reject(Rejection::SecretDeleted);
+    }
+    if s.version(token).is_none() && s.newest_copy(token).is_none() {
+        return Decision::Reject(Rejection::UnknownVersion {
+            version: token.clone(),
+        });
+    }
+    let Some(current) = s.current() else {
+        return Decision::Reject(Rejection::NoCurrentVersion);
+    };
+    let chain: Vec<&VersionId> = s
+        .versions
+        .keys()
+        .filter(|v| SecretState::in_chain(v, token))
+        .collect();
+    let in_use = chain.iter().any(|v| s.has(v, AWSCURRENT) || s.has(v, ROTATING));
+    if in_use {
+        let release_due = s
+            .holder(ROTATING)
+            .filter(|r| *r != current)
+            .and_then(|old| second_gap_end(s, old, i.policy));
+        return Decision::Reject(Rejection::CancelAfterSwap { release_due });
+    }
+    let mut actions: Vec<Action> = chain
+        .iter()
+        .filter(|v| s.has(v, AWSPENDING))
+        .map(|v| Action::Label(remove(AWSPENDING, v)))
+        .collect();
+    for v in &chain {
+        actions.extend(
+            s.accepted_markers(v)
+                .map(|(label, _)| Action::Label(remove(label, v))),
+        );
+    }
+    let Some(marked) = s.cancel_markers(token).map(|(_, t)| t).max() else {
+        // The marker first: a follow-up that reads the labels between the two calls
+        // must not find AWSPENDING gone and no marker (it would write a new copy).
+        let mut plan = vec![Action::MarkCancelled {
+            version: token.clone(),
+        }];
+        plan.append(&mut actions);
+        return decide_again(plan, Outcome::CancelMarked { token: token.clone() });
+    };
+    if !actions.is_empty() {
+        return decide_again(actions, Outcome::Tidied);
+    }
+    let settled = marked.plus(CANCEL_SETTLE);
+    if i.now < settled {
+        return Decision::WaitUntil(settled);
+    }
+    // The rotation's value, on the newest version of its chain that has one.
+    let valued = chain
+        .iter()
+        .filter(|v| s.version(v).is_some_and(|x| x.created.is_some()))
+        .max_by_key(|v| s.version(v).and_then(|x| x.created));
+    done(
+        valued
+            .map(|v| Action::RevokeTarget {
+                version: (*v).clone(),
+            })
+            .into_iter()
+            .collect(),
+        Outcome::Cancelled { token: token.clone() },
+    )
 }
 
 /// Takes AWSPENDING off the engine's version or a copy of it when it is not on the
@@ -899,11 +1418,15 @@ fn unknown_in_follow_up(i: &Input<'_>, version: &VersionId) -> Decision {
 
 /// The current version, if the rotation's value is older than it: promoting it would
 /// move AWSCURRENT back in time.
+///
+/// An emergency version as AWSCURRENT supersedes every rotation whose value is not
+/// newer than it, a tie included: the emergency stood down whatever was in flight when
+/// it wrote its value, possibly within the same second as that rotation's value.
 fn stale<'a>(s: &'a SecretState, valued: Option<&VersionId>) -> Option<&'a VersionId> {
     let current = s.current()?;
     let mine = s.version(valued?)?.created?;
     let theirs = s.version(current)?.created?;
-    (mine < theirs).then_some(current)
+    (mine < theirs || (mine == theirs && current.is_keyshift_emergency())).then_some(current)
 }
 
 /// Who took over from this rotation, if anyone: AWSPENDING on a version outside its

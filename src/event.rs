@@ -11,6 +11,7 @@
 //! 2025 and may add more; a function that refused them would break every rotation.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -43,6 +44,20 @@ pub enum Step {
         /// The old version that carries ROTATING.
         release: VersionId,
     },
+    /// Operator: the token's version (AWSCURRENT when asked) is compromised. A new value
+    /// ([`VersionId::emergency`] of the token) becomes AWSCURRENT now, after `gap` as
+    /// AWSPENDING; any rotation in flight stands down; the compromised version stops
+    /// being accepted and is revoked, at once or after `keep_accepting`. Built from an
+    /// [`OperatorRequest`], never parsed from a payload directly.
+    EmergencyRotate {
+        /// How long the new value is accepted (AWSPENDING) before it is used.
+        gap: Duration,
+        /// How long the compromised version stays accepted (ROTATING) after the cut.
+        keep_accepting: Option<Duration>,
+    },
+    /// Operator: end the rotation of the token before its swap. Built from an
+    /// [`OperatorRequest`].
+    Cancel,
 }
 
 impl Step {
@@ -55,7 +70,14 @@ impl Step {
             Step::FinishSecret => "finishSecret",
             Step::SwapPending { .. } => "swapPending",
             Step::RemovePending { .. } => "removePending",
+            Step::EmergencyRotate { .. } => "emergencyRotate",
+            Step::Cancel => "cancel",
         }
+    }
+
+    /// Whether an operator asked for this step (by hand, or through the `keyshift` CLI).
+    pub fn is_operator_step(&self) -> bool {
+        matches!(self, Step::EmergencyRotate { .. } | Step::Cancel)
     }
 
     /// Whether the Secrets Manager rotation engine sends this step (as opposed to a
@@ -273,7 +295,13 @@ impl Invocation {
                 m.insert("DueAt".into(), due.to_rfc3339().into());
                 m.insert("ReleaseVersionId".into(), release.as_str().into());
             }
-            _ => {}
+            Step::EmergencyRotate { gap, keep_accepting } => {
+                m.insert("GapSeconds".into(), gap.as_secs().into());
+                if let Some(keep) = keep_accepting {
+                    m.insert("KeepAcceptingSeconds".into(), keep.as_secs().into());
+                }
+            }
+            Step::CreateSecret | Step::SetSecret | Step::TestSecret | Step::FinishSecret | Step::Cancel => {}
         }
         if let Some(s) = &self.schedule {
             m.insert("Schedule".into(), s.as_str().into());
@@ -308,6 +336,175 @@ pub fn status_request(value: &Value) -> Result<Option<SecretId>, EventError> {
         });
     }
     parse_secret_id(required_str(obj, "SecretId")?).map(Some)
+}
+
+/// What an operator asks for by hand (or through the `keyshift` CLI), beyond a status
+/// report. Each is resolved against the secret as it is ([`crate::operate::resolve`])
+/// into an [`Invocation`] the core decides like any other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorRequest {
+    /// The secret (`SecretId`).
+    pub secret_id: SecretId,
+    /// What to do.
+    pub operation: Operation,
+}
+
+/// The operations an operator may ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// `{"Step": "emergencyRotate", "SecretId", "Reason", "VersionId"?, "GapSeconds"?,
+    /// "KeepAcceptingSeconds"?}`: the current value is compromised; cut over now.
+    EmergencyRotate {
+        /// Why (required; logged, returned, never a secret).
+        reason: String,
+        /// The compromised version (`VersionId`); AWSCURRENT when absent. Pass it to make
+        /// a rerun of the same emergency a no-op (the CLI does).
+        compromised: Option<VersionId>,
+        /// `GapSeconds`: accept the new value this long before using it (default 0).
+        gap: Duration,
+        /// `KeepAcceptingSeconds`: keep accepting the compromised version this long after
+        /// the cut (a suspected, not a known, compromise). At most T.
+        keep_accepting: Option<Duration>,
+    },
+    /// `{"Step": "cancel", "SecretId", "ClientRequestToken"?}`: end the rotation in flight
+    /// (the one with that token, when given) before its swap.
+    Cancel {
+        /// The rotation's token, if the operator names it.
+        token: Option<VersionId>,
+    },
+    /// `{"Step": "redrive", "SecretId"}`: run the due follow-up of the rotation in flight
+    /// now, with every check it makes when its schedule delivers it.
+    Redrive,
+}
+
+impl Operation {
+    /// The wire name (`Step` field).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::EmergencyRotate { .. } => "emergencyRotate",
+            Operation::Cancel { .. } => "cancel",
+            Operation::Redrive => "redrive",
+        }
+    }
+}
+
+/// Longest `Reason` an emergency takes.
+pub const MAX_REASON_CHARS: usize = 256;
+/// Longest emergency `GapSeconds` (the function waits it out inline).
+pub const MAX_EMERGENCY_GAP_SECS: u64 = 600;
+/// Longest `KeepAcceptingSeconds` the parser takes (the core also caps it at T).
+pub const MAX_KEEP_ACCEPTING_SECS: u64 = 7 * 24 * 3600;
+
+/// An operator's request: `Ok(Some(..))` when `Step` is `emergencyRotate`, `cancel` or
+/// `redrive`, `Ok(None)` for any other step, and an error for a malformed one (every
+/// field is checked; a field the operation does not take is refused, because a typo in
+/// an emergency must not be silently ignored).
+pub fn operator_request(value: &Value) -> Result<Option<OperatorRequest>, EventError> {
+    let Some(obj) = value.as_object() else {
+        return Ok(None);
+    };
+    let step = obj.get("Step").and_then(Value::as_str);
+    let allowed: &[&str] = match step {
+        Some("emergencyRotate") => &[
+            "Step",
+            "SecretId",
+            "Reason",
+            "VersionId",
+            "GapSeconds",
+            "KeepAcceptingSeconds",
+        ],
+        Some("cancel") => &["Step", "SecretId", "ClientRequestToken"],
+        Some("redrive") => &["Step", "SecretId"],
+        _ => return Ok(None),
+    };
+    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge {
+            size,
+            limit: MAX_EVENT_BYTES,
+        });
+    }
+    if obj.keys().any(|k| !allowed.contains(&k.as_str())) {
+        return Err(EventError::Invalid {
+            field: "Step",
+            reason: match step {
+                Some("emergencyRotate") => {
+                    "emergencyRotate takes only `SecretId`, `Reason`, `VersionId`, `GapSeconds` and `KeepAcceptingSeconds`"
+                }
+                Some("cancel") => "cancel takes only `SecretId` and `ClientRequestToken`",
+                _ => "redrive takes only `SecretId`",
+            },
+        });
+    }
+    let secret_id = parse_secret_id(required_str(obj, "SecretId")?)?;
+    let operation = match step {
+        Some("emergencyRotate") => {
+            let reason = required_str(obj, "Reason")?.trim();
+            if reason.is_empty() {
+                return Err(EventError::Invalid {
+                    field: "Reason",
+                    reason: "must say why (it is logged and returned)",
+                });
+            }
+            if reason.chars().count() > MAX_REASON_CHARS {
+                return Err(EventError::Invalid {
+                    field: "Reason",
+                    reason: "must be at most 256 characters",
+                });
+            }
+            if reason.chars().any(char::is_control) {
+                return Err(EventError::Invalid {
+                    field: "Reason",
+                    reason: "must not contain control characters",
+                });
+            }
+            let compromised = optional_str(obj, "VersionId")?
+                .map(|v| parse_version_id("VersionId", v))
+                .transpose()?;
+            let gap = optional_secs(obj, "GapSeconds", 0, MAX_EMERGENCY_GAP_SECS)?.unwrap_or(0);
+            let keep = optional_secs(obj, "KeepAcceptingSeconds", 1, MAX_KEEP_ACCEPTING_SECS)?;
+            Operation::EmergencyRotate {
+                reason: reason.to_owned(),
+                compromised,
+                gap: Duration::from_secs(gap),
+                keep_accepting: keep.map(Duration::from_secs),
+            }
+        }
+        Some("cancel") => Operation::Cancel {
+            token: optional_str(obj, "ClientRequestToken")?
+                .map(|v| parse_version_id("ClientRequestToken", v))
+                .transpose()?,
+        },
+        _ => Operation::Redrive,
+    };
+    Ok(Some(OperatorRequest { secret_id, operation }))
+}
+
+/// An optional whole number of seconds in `min..=max`.
+fn optional_secs(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, EventError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
+            _ => Err(EventError::Invalid {
+                field,
+                reason: if field == "GapSeconds" {
+                    "must be a whole number of seconds from 0 to 600"
+                } else {
+                    "must be a whole number of seconds from 1 to 604800"
+                },
+            }),
+        },
+        Some(_) => Err(EventError::WrongType {
+            field,
+            expected: "a whole number of seconds",
+        }),
+    }
 }
 
 fn required_str<'a>(obj: &'a Map<String, Value>, field: &'static str) -> Result<&'a str, EventError> {

@@ -21,13 +21,14 @@ use std::time::Duration;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::decide::{self, Action, Decision, Due, FollowUp, FollowUpKind, Input, Next, Outcome, Rejection};
-use crate::event::{Invocation, ScheduleName, Step};
+use crate::event::{Invocation, Operation, OperatorRequest, ScheduleName, Step};
+use crate::operate::{self, Resolved};
 use crate::policy::Policy;
 use crate::ports::{
     Clock, Detail, Job, Retry, Scheduled, Scheduler, SchedulerError, SecretStore, StoreError, StoreErrorKind,
     Target, TargetContext, TargetError, schedule_name,
 };
-use crate::secret::{SecretId, SecretState, VersionId, accepted_marker, swap_marker};
+use crate::secret::{SecretId, SecretState, VersionId, accepted_marker, cancel_marker, swap_marker};
 use crate::time::Timestamp;
 
 /// Why an invocation failed. The Lambda maps this to its error response.
@@ -117,6 +118,8 @@ pub struct Report {
     pub attempts: u32,
     /// T as applied to this secret (its gap tag, if it has one).
     pub gap: Duration,
+    /// The gaps (and the rotation) that ended in this invocation, measured.
+    pub measured: Vec<Measured>,
 }
 
 impl Report {
@@ -124,6 +127,27 @@ impl Report {
     pub fn last(&self) -> &Outcome {
         self.continued.last().unwrap_or(&self.outcome)
     }
+}
+
+/// The kind word in a watchdog's schedule name (`ks-<secret>-watch-...`).
+pub const WATCHDOG_KIND: &str = "watch";
+
+/// Whether `schedule` (the schedule that delivered a follow-up) is a watchdog's.
+pub fn is_watchdog(schedule: Option<&ScheduleName>) -> bool {
+    schedule.is_some_and(|n| n.as_str().contains(&format!("-{WATCHDOG_KIND}-")))
+}
+
+/// A gap or a rotation measured when it ended, from the dates the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measured {
+    /// A first gap, from keyshift's copy becoming accepted (its creation, or its latest
+    /// accepted marker) to the AWSCURRENT move.
+    FirstGap(Duration),
+    /// A second gap, from the swap marker to ROTATING coming off.
+    SecondGap(Duration),
+    /// A whole rotation, from keyshift's copy (its creation second, in its id) to the
+    /// release; the engine's steps before it take seconds.
+    Rotation(Duration),
 }
 
 /// Most plans (and failures) one invocation goes through before it gives up; a rotation
@@ -163,6 +187,71 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
         }
     }
 
+    /// Handles an operator's request to its end: reads the secret (every version with its
+    /// date), resolves which rotation the request acts on ([`operate::resolve`]), and runs
+    /// the invocation that comes to like any other. Returns that invocation with the
+    /// report (none when there was nothing to do).
+    pub async fn operate(
+        &self,
+        request: &OperatorRequest,
+    ) -> Result<(Report, Option<Invocation>), ExecError> {
+        let span = info_span!("operator", secret = %request.secret_id, step = request.operation.name());
+        async {
+            if let Operation::EmergencyRotate { reason, .. } = &request.operation {
+                // The reason is the operator's own words: logged, so the record says why.
+                warn!(reason = %reason, "emergency rotation requested");
+            }
+            let state = match self.store.describe(&request.secret_id, Detail::Full).await {
+                Ok(s) => s,
+                Err(e) if e.kind == StoreErrorKind::NotFound => {
+                    return Err(ExecError::Rejected(Rejection::SecretNotFound));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let resolved = operate::resolve(request, &state, self.clock.now()).map_err(|r| {
+                warn!(error = %r, "refused");
+                ExecError::Rejected(r)
+            })?;
+            let (invocation, test_first) = match resolved {
+                Resolved::Nothing(outcome) => {
+                    info!(outcome = %outcome, "done");
+                    let report = Report {
+                        outcome,
+                        continued: Vec::new(),
+                        applied: Vec::new(),
+                        scheduled: Vec::new(),
+                        attempts: 1,
+                        gap: self.policy_for(&state)?.gap,
+                        measured: Vec::new(),
+                    };
+                    return Ok((report, None));
+                }
+                Resolved::Run {
+                    invocation,
+                    test_first,
+                } => (invocation, test_first),
+            };
+            info!(step = invocation.step.name(), token = %invocation.token, "resolved");
+            if let Some(version) = &test_first {
+                let ctx = TargetContext {
+                    secret: &request.secret_id,
+                    tags: &state.tags,
+                };
+                let value = self.value_of(&request.secret_id, version, "test").await?;
+                if let Err(e) = self.target.test(&ctx, version, &value).await {
+                    warn!(error = %e, version = %version, "the pending value does not pass testSecret");
+                    return Err(ExecError::Rejected(Rejection::RedriveUntested {
+                        version: version.clone(),
+                    }));
+                }
+            }
+            let report = self.run(&invocation).await?;
+            Ok((report, Some(invocation)))
+        }
+        .instrument(span)
+        .await
+    }
+
     /// Handles one invocation to its end.
     pub async fn handle(&self, inv: &Invocation) -> Result<Report, ExecError> {
         let span =
@@ -179,6 +268,7 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             scheduled: Vec::new(),
             attempts: 1,
             gap: self.policy.gap,
+            measured: Vec::new(),
         };
         if let Some(name) = &inv.schedule {
             // Best effort, and first: a leftover rule or schedule fires again into a step
@@ -318,6 +408,14 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
                     }
                     report.applied.push(action.clone());
                 }
+                report.measured.extend(measure(
+                    inv,
+                    &secret,
+                    &policy,
+                    &outcome,
+                    &plan.actions,
+                    self.clock.now(),
+                ));
                 Ok(Round::Done(outcome, plan.next, policy.gap))
             }
         }
@@ -378,13 +476,23 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
             }
             // Both stamped now: after every earlier action (the AWSCURRENT move) returned,
             // and after the describe that saw every replica caught up.
-            Action::MarkSwap { version } | Action::MarkAccepted { version } => {
-                let stamp = match action {
-                    Action::MarkSwap { .. } => swap_marker,
-                    _ => accepted_marker,
+            Action::MarkSwap { version }
+            | Action::MarkAccepted { version }
+            | Action::MarkCancelled { version }
+            | Action::MarkKeep { version, .. } => {
+                let now = self.clock.now();
+                let stage = match action {
+                    Action::MarkSwap { .. } => swap_marker(now),
+                    Action::MarkCancelled { .. } => cancel_marker(now),
+                    // Release due at marker + T = now + keep.
+                    Action::MarkKeep { keep, .. } if *keep >= policy.gap => {
+                        swap_marker(now.plus(*keep - policy.gap))
+                    }
+                    Action::MarkKeep { keep, .. } => swap_marker(now.minus(policy.gap - *keep)),
+                    _ => accepted_marker(now),
                 };
                 let change = crate::ports::LabelMove {
-                    stage: stamp(self.clock.now()),
+                    stage,
                     move_to: Some(version.clone()),
                     remove_from: None,
                 };
@@ -471,6 +579,7 @@ impl<S: SecretStore, Q: Scheduler, C: Clock, T: Target> Executor<S, Q, C, T> {
         let mut fire_at = policy.fire_time(due, now);
         let (kind, step, named_version) = match &follow_up.kind {
             FollowUpKind::Swap => ("swap", Step::SwapPending { due }, &follow_up.token),
+            FollowUpKind::Watchdog => (WATCHDOG_KIND, Step::SwapPending { due }, &follow_up.token),
             FollowUpKind::Release { release } => (
                 "release",
                 Step::RemovePending {
@@ -505,6 +614,49 @@ enum Round {
     Waited,
     /// A plan was applied: its outcome, what comes next, and T for this secret.
     Done(Outcome, Next, Duration),
+}
+
+/// What a plan that just ended a gap measured: the swap ends the first gap (from the
+/// copy's acceptance, read in the state the plan was decided on), the release the second
+/// (from the swap marker) and the rotation (from the copy's creation second).
+fn measure(
+    inv: &Invocation,
+    state: &SecretState,
+    policy: &Policy,
+    outcome: &Outcome,
+    actions: &[Action],
+    now: Timestamp,
+) -> Vec<Measured> {
+    let moved = |stage: &str| {
+        actions.iter().find_map(|a| match a {
+            Action::Label(m) if m.stage == stage && m.move_to.is_some() => m.move_to.clone(),
+            Action::Label(m) if m.stage == stage => m.remove_from.clone(),
+            _ => None,
+        })
+    };
+    let mut out = Vec::new();
+    match outcome {
+        Outcome::Swapped => {
+            if let Some(start) = moved(crate::secret::AWSCURRENT)
+                .and_then(|copy| decide::first_gap_end(state, &copy, policy).ok())
+                .map(|end| end.minus(policy.gap))
+            {
+                out.push(Measured::FirstGap(now.since(start)));
+            }
+        }
+        Outcome::Released => {
+            if let Some(marked) = moved(crate::secret::ROTATING).and_then(|old| state.swap_marker(&old)) {
+                out.push(Measured::SecondGap(now.since(marked)));
+            }
+            if let Some(generation) = state.current().and_then(|c| c.copy_generation_of(&inv.token)) {
+                out.push(Measured::Rotation(
+                    now.since(Timestamp::from_secs(i64::from(generation))),
+                ));
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 fn jitter_seed(inv: &Invocation) -> u64 {

@@ -16,6 +16,8 @@
 //!   every wait or failure. The Lambda and the simulation drive this same executor.
 //! * [`memory`]: a faithful in-memory Secrets Manager that enforces AWS's label rules,
 //!   with typed fault verbs, for the simulation and the tests.
+//! * [`operate`]: an operator's emergency rotation, cancel or re-drive, resolved against
+//!   the labels into an invocation the core decides like any other.
 //! * [`status`]: a pure report on where a secret's rotation stands, what comes next and
 //!   when (by the core's own due-time rules), and what to do by hand when it is stuck.
 //! * [`policy`] and [`time`]: T, the inline budget, the scheduler's precision, and UTC
@@ -29,6 +31,7 @@ pub mod decide;
 pub mod event;
 pub mod executor;
 pub mod memory;
+pub mod operate;
 pub mod policy;
 pub mod ports;
 pub mod secret;

@@ -26,6 +26,12 @@ pub struct Policy {
     /// The scheduler's precision: a follow-up set for minute m fires somewhere inside
     /// [m, m + precision). EventBridge's is one minute.
     pub precision: Duration,
+    /// When set, finishSecret also schedules a watchdog: one more `swapPending` for the
+    /// rotation, due this long after the rotation should have ended (2T after it
+    /// started). A rotation that ended finds nothing to do; one that is stuck (a lost or
+    /// failing follow-up) is re-driven, and the function reports it (metric
+    /// `RotationsStuck`). `None` (the default): no watchdog.
+    pub watchdog: Option<Duration>,
 }
 
 /// Why a policy is refused.
@@ -83,7 +89,15 @@ impl Policy {
             gap,
             inline_budget,
             precision,
+            watchdog: None,
         })
+    }
+
+    /// This policy with a watchdog `margin` after a rotation's expected end (see
+    /// [`Policy::watchdog`]).
+    pub fn with_watchdog(mut self, margin: Option<Duration>) -> Self {
+        self.watchdog = margin;
+        self
     }
 
     /// When to ask the scheduler to fire a follow-up that is due at `due`.

@@ -118,6 +118,32 @@ impl VersionId {
 /// Bytes 8 and 9 of every copy id: the RFC 4122 variant bits (`10`) and a fixed tag.
 const COPY_TAG: [u8; 2] = [0xab, 0x73];
 
+/// Bytes 8 and 9 of every emergency version id: the variant bits and another fixed tag.
+const EMERGENCY_TAG: [u8; 2] = [0xab, 0xe9];
+
+impl VersionId {
+    /// Version id of the value an emergency rotation away from `self` (the compromised
+    /// version) writes: a UUID (version 8, RFC 4122 variant) with a fixed tag `abe9` and
+    /// 112 bits of SHA-256 of `self`. Derived, not random, so that the same emergency
+    /// asked twice (a retry after a timeout, a second operator) writes one version, and
+    /// a rerun recognises the cut as done: `current == compromised.emergency()`.
+    pub fn emergency(&self) -> VersionId {
+        use sha2::{Digest, Sha256};
+        let h: [u8; 32] = Sha256::digest(format!("keyshift-emergency:{}", self.0).as_bytes()).into();
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&h[..16]);
+        b[6] = 0x80 | (h[6] & 0x0f);
+        b[8] = EMERGENCY_TAG[0];
+        b[9] = EMERGENCY_TAG[1];
+        VersionId(uuid_text(&b))
+    }
+
+    /// Whether `self` has the shape of an emergency version ([`VersionId::emergency`]).
+    pub fn is_keyshift_emergency(&self) -> bool {
+        parse_uuid(&self.0).is_some_and(|b| b[6] >> 4 == 0x8 && b[8..10] == EMERGENCY_TAG)
+    }
+}
+
 fn copy_hash(token: &VersionId) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     Sha256::digest(format!("keyshift-copy:{}", token.0).as_bytes()).into()
@@ -192,6 +218,27 @@ pub fn accepted_marker(at: Timestamp) -> String {
 /// The time an accepted marker label carries, if `label` is one.
 pub fn parse_accepted_marker(label: &str) -> Option<Timestamp> {
     parse_marker(ACCEPTED_MARKER_PREFIX, label)
+}
+
+/// The label an operator's cancel puts on the cancelled rotation's token version, stamped
+/// with the time of the cancel: every later step of that rotation (an engine retry, a
+/// follow-up already scheduled) sees it and stands down instead of writing a new copy,
+/// and the cancel revokes the value only once the stamp is [`CANCEL_SETTLE`] old, so a
+/// follow-up that decided to swap just before the stamp has either swapped (and the
+/// cancel refuses) or never will. The next rotation's release takes the marker off.
+pub const CANCEL_MARKER_PREFIX: &str = "KEYSHIFT_CANCELLED_";
+
+/// How old a cancel marker must be before the cancel revokes the cancelled value.
+pub const CANCEL_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The cancel marker label for `at`.
+pub fn cancel_marker(at: Timestamp) -> String {
+    marker(CANCEL_MARKER_PREFIX, at)
+}
+
+/// The time a cancel marker label carries, if `label` is one.
+pub fn parse_cancel_marker(label: &str) -> Option<Timestamp> {
+    parse_marker(CANCEL_MARKER_PREFIX, label)
 }
 
 fn marker(prefix: &str, at: Timestamp) -> String {
@@ -406,6 +453,26 @@ impl SecretState {
             .into_iter()
             .flat_map(|v| v.stages.iter())
             .filter_map(|l| parse_swap_marker(l).map(|t| (l.as_str(), t)))
+    }
+
+    /// Every cancel-marker label on `version`, with its time.
+    pub fn cancel_markers(&self, version: &VersionId) -> impl Iterator<Item = (&str, Timestamp)> {
+        self.versions
+            .get(version)
+            .into_iter()
+            .flat_map(|v| v.stages.iter())
+            .filter_map(|l| parse_cancel_marker(l).map(|t| (l.as_str(), t)))
+    }
+
+    /// The engine's token of `version`: itself unless it is one of keyshift's copies,
+    /// then the version it is a copy of (found among the versions the state shows).
+    pub fn token_of<'a>(&'a self, version: &'a VersionId) -> Option<&'a VersionId> {
+        if !version.is_keyshift_copy() {
+            return Some(version);
+        }
+        self.versions
+            .keys()
+            .find(|t| *t != version && version.copy_generation_of(t).is_some())
     }
 
     /// Every accepted-marker label on `version`, with its time.

@@ -34,6 +34,10 @@ pub const PASSWORD_LENGTH: &str = "KEYSHIFT_PASSWORD_LENGTH";
 /// `KEYSHIFT_DEFAULT_KIND`: the kind of value of secrets without a `keyshift:kind` tag
 /// (default `password`; see [`crate::kinds`]).
 pub const DEFAULT_KIND: &str = "KEYSHIFT_DEFAULT_KIND";
+/// `KEYSHIFT_WATCHDOG_SECONDS`: the watchdog's margin after a rotation's expected end
+/// (2T): finishSecret schedules one more follow-up that long after, which re-drives a
+/// stuck rotation and reports it (metric `RotationsStuck`). 0 or unset: no watchdog.
+pub const WATCHDOG: &str = "KEYSHIFT_WATCHDOG_SECONDS";
 /// `KEYSHIFT_CREATED_DATES`: `list-versions` (default, AWS) or `get-value` (emulators
 /// whose ListSecretVersionIds misreports CreatedDate, such as moto).
 pub const CREATED_DATES: &str = "KEYSHIFT_CREATED_DATES";
@@ -82,6 +86,9 @@ pub struct Config {
     pub postgres: PgOptions,
     /// Where creation dates come from.
     pub created_dates: CreatedDates,
+    /// The CloudWatch namespace of the metric lines; `None`: no metric lines
+    /// ([`crate::metrics`]).
+    pub metrics_namespace: Option<String>,
 }
 
 /// A configuration error: names the variable, never echoes anything secret (none of
@@ -197,7 +204,35 @@ impl Config {
             Some("get-value") => CreatedDates::GetValue,
             Some(_) => return Err(err(CREATED_DATES, "must be `list-versions` or `get-value`")),
         };
+        let watchdog = match get(WATCHDOG) {
+            None => None,
+            Some(v) => match seconds(WATCHDOG, &v)? {
+                0 => None,
+                s if s > 7 * 24 * 3600 => return Err(err(WATCHDOG, "must be at most 604800 (7 days)")),
+                s => Some(Duration::from_secs(s)),
+            },
+        };
+        let policy = policy.with_watchdog(watchdog);
+        let metrics_namespace = match get(crate::metrics::NAMESPACE_ENV).as_deref().map(str::trim) {
+            None => Some(crate::metrics::DEFAULT_NAMESPACE.to_owned()),
+            Some("off") => None,
+            Some(ns)
+                if ns.len() <= 255
+                    && ns
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-/#:".contains(&b)) =>
+            {
+                Some(ns.to_owned())
+            }
+            Some(_) => {
+                return Err(err(
+                    crate::metrics::NAMESPACE_ENV,
+                    "must be `off` or a CloudWatch namespace (letters, digits and . _ - / # :)",
+                ));
+            }
+        };
         Ok(Config {
+            metrics_namespace,
             policy,
             backend,
             group,

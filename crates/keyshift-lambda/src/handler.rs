@@ -5,8 +5,10 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use keyshift::Executor;
 use keyshift::SecretId;
+use keyshift::decide::Outcome;
 use keyshift::decide::Rejection;
-use keyshift::executor::ExecError;
+use keyshift::event::{Operation, OperatorRequest};
+use keyshift::executor::{ExecError, Report, is_watchdog};
 use keyshift::ports::Clock;
 use keyshift::ports::{Detail, SecretStore, StoreErrorKind};
 use keyshift::{Invocation, Policy};
@@ -16,6 +18,7 @@ use tracing::{info, warn};
 use crate::clock::SystemClock;
 use crate::config::{BackendKind, Config, GAP_TAG};
 use crate::lifecycle::Lifecycle;
+use crate::metrics;
 use crate::scheduler::{Backend, Delivery, EventBridgeRules, EventBridgeScheduler};
 use crate::secrets::SdkSecretStore;
 use crate::target::StockTarget;
@@ -152,55 +155,178 @@ impl<T: Target> Function<T> {
         json["expected_schedule"] = report
             .schedule_name(secret)
             .map_or(Value::Null, |n| Value::from(n.as_str()));
+        // The expected follow-up, read by name: at its expected fire minute, or one
+        // precision either side (the fire time depends on when it was scheduled).
+        if let Some(expected) = report.next.as_ref().and_then(|n| n.schedule.as_ref()) {
+            let mut names = vec![expected.name(secret)];
+            for fire_at in [
+                expected.fire_at.minus(policy.precision),
+                expected.fire_at.plus(policy.precision),
+                expected.fire_at.plus(Duration::from_secs(1)),
+            ] {
+                let mut other = expected.clone();
+                other.fire_at = fire_at;
+                names.push(other.name(secret));
+            }
+            json["schedule"] = match self.backend(String::new()).lookup(&names).await {
+                Ok(Some(found)) => json!({
+                    "name": found.name,
+                    "expression": found.expression,
+                    "state": found.state,
+                }),
+                Ok(None) => {
+                    if let Some(notes) = json["notes"].as_array_mut() {
+                        notes.push(Value::from(
+                            "the expected follow-up schedule was not found (delivered already, lost, or not created yet): `redrive` runs the next move now",
+                        ));
+                    }
+                    Value::Null
+                }
+                Err(e) => json!({ "error": e.to_string() }),
+            };
+        }
         Ok(json)
     }
 
     /// Handles one payload. `context_arn` is the ARN the invocation context reports (the
     /// follow-ups' target unless configured); `time_left` is how long the runtime will
     /// let this invocation run, which caps the inline budget.
+    ///
+    /// Every invocation ends with its metric lines on standard output ([`metrics`]).
     pub async fn handle(
         &self,
         payload: &Value,
         context_arn: &str,
         time_left: Option<Duration>,
     ) -> Result<Value, HandlerError> {
+        let started = std::time::Instant::now();
+        let mut seen = Seen {
+            step: "invalid",
+            ..Seen::default()
+        };
+        let result = self.dispatch(payload, context_arn, time_left, &mut seen).await;
+        if let Some(namespace) = &self.config.metrics_namespace {
+            let observed = metrics::Observed {
+                step: seen.step,
+                secret: &seen.secret,
+                report: seen.report.as_ref(),
+                error_type: result.as_ref().err().map(|e| e.error_type),
+                duration: started.elapsed(),
+                watchdog: seen.watchdog,
+            };
+            for line in metrics::lines(namespace, SystemClock.now(), &observed) {
+                println!("{line}");
+            }
+        }
+        result
+    }
+
+    async fn dispatch(
+        &self,
+        payload: &Value,
+        context_arn: &str,
+        time_left: Option<Duration>,
+        seen: &mut Seen,
+    ) -> Result<Value, HandlerError> {
         let invalid = |e: keyshift::event::EventError| HandlerError {
             error_type: "keyshift.InvalidEvent",
             message: e.to_string(),
         };
         if let Some(secret) = keyshift::event::status_request(payload).map_err(invalid)? {
+            seen.step = "status";
+            seen.secret = secret.as_str().to_owned();
             return self.status(&secret).await;
         }
-        let invocation = Invocation::from_value(payload).map_err(invalid)?;
-        // T may be overridden per secret by a tag, read with the labels (no extra call).
-        let mut policy: Policy = self.config.policy;
-        if let Some(left) = time_left {
-            policy.inline_budget = policy.inline_budget.min(left.saturating_sub(DEADLINE_HEADROOM));
+        if let Some(request) = keyshift::event::operator_request(payload).map_err(invalid)? {
+            seen.step = request.operation.name();
+            seen.secret = request.secret_id.as_str().to_owned();
+            return self.operate(&request, context_arn, time_left, seen).await;
         }
-        let function_arn = self
-            .config
-            .function_arn
-            .clone()
-            .unwrap_or_else(|| context_arn.to_owned());
-        let backend = match self.config.backend {
-            BackendKind::Scheduler => Backend::Scheduler(EventBridgeScheduler::new(
-                self.scheduler.clone(),
-                &self.config.group,
-                Delivery {
-                    function_arn,
-                    role_arn: self.config.role_arn.clone().unwrap_or_default(),
-                    dead_letter_arn: self.config.dead_letter_arn.clone(),
-                },
-            )),
-            BackendKind::Rules => Backend::Rules(EventBridgeRules::new(self.rules.clone(), function_arn)),
-        };
-        let mut executor = Executor::new(self.store.clone(), backend, SystemClock, &self.target, policy);
-        executor.gap_tag = Some(GAP_TAG.to_owned());
+        let invocation = Invocation::from_value(payload).map_err(invalid)?;
+        seen.step = invocation.step.name();
+        seen.secret = invocation.secret_id.as_str().to_owned();
+        seen.watchdog = is_watchdog(invocation.schedule.as_ref());
+        let executor = self.executor(context_arn, time_left);
         let started = SystemClock.now();
         let report = executor
             .handle(&invocation)
             .await
             .map_err(|e| HandlerError::from(&e))?;
+        if seen.watchdog && metrics::watchdog_found_work(&report) {
+            warn!(
+                outcome = %report.last(),
+                "watchdog: the rotation had not finished 2T plus the watchdog margin after it began; re-driven"
+            );
+        }
+        self.publish(&invocation, &report).await;
+        let out = answer(&invocation, &report, started);
+        seen.report = Some(report);
+        Ok(out)
+    }
+
+    /// An operator's `emergencyRotate`, `cancel` or `redrive` ([`keyshift::operate`]):
+    /// resolved against the labels, run like any invocation, answered with what it did
+    /// and the status report after it.
+    async fn operate(
+        &self,
+        request: &OperatorRequest,
+        context_arn: &str,
+        time_left: Option<Duration>,
+        seen: &mut Seen,
+    ) -> Result<Value, HandlerError> {
+        let executor = self.executor(context_arn, time_left);
+        let started = SystemClock.now();
+        let (report, invocation) = executor
+            .operate(request)
+            .await
+            .map_err(|e| HandlerError::from(&e))?;
+        let mut out = match &invocation {
+            Some(inv) => {
+                self.publish(inv, &report).await;
+                let mut out = answer(inv, &report, started);
+                out["token"] = Value::from(inv.token.as_str());
+                out
+            }
+            None => json!({
+                "outcome": report.outcome.to_string(),
+                "continued": [],
+                "scheduled": [],
+                "attempts": report.attempts,
+                "startedAt": started.to_rfc3339(),
+                "gapSeconds": report.gap.as_secs(),
+                "final": report.last().to_string(),
+            }),
+        };
+        out["step"] = Value::from(request.operation.name());
+        if let Operation::EmergencyRotate { reason, .. } = &request.operation {
+            out["reason"] = Value::from(reason.as_str());
+        }
+        let outcomes = std::iter::once(&report.outcome).chain(report.continued.iter());
+        for outcome in outcomes {
+            if let Outcome::EmergencyDone {
+                new_version,
+                compromised,
+                accepted_until,
+            } = outcome
+            {
+                out["newVersion"] = Value::from(new_version.as_str());
+                out["compromisedVersion"] = Value::from(compromised.as_str());
+                out["acceptedUntil"] = accepted_until.map_or(Value::Null, |t| Value::from(t.to_rfc3339()));
+            }
+        }
+        // Where the rotation stands now, for the operator (a read; a failure to read it
+        // does not fail what was done).
+        out["status"] = match self.status(&request.secret_id).await {
+            Ok(status) => status,
+            Err(e) => json!({ "error": e.message }),
+        };
+        seen.report = Some(report);
+        Ok(out)
+    }
+
+    /// Lifecycle events for what an invocation did, when a bus is configured; a failure
+    /// is logged, never fails the invocation.
+    async fn publish(&self, invocation: &Invocation, report: &Report) {
         if let Some(lifecycle) = &self.lifecycle {
             let mut outcomes = vec![report.outcome.clone()];
             outcomes.extend(report.continued.iter().cloned());
@@ -212,19 +338,71 @@ impl<T: Target> Function<T> {
                 Err(e) => warn!(error = %e, "lifecycle events not published"),
             }
         }
-        Ok(json!({
-            "step": invocation.step.name(),
-            "outcome": report.outcome.to_string(),
-            "continued": report.continued.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "scheduled": report.scheduled.iter().map(|j| json!({
-                "name": j.name.as_str(),
-                "step": j.invocation.step.name(),
-                "fireAt": j.fire_at.to_rfc3339(),
-            })).collect::<Vec<_>>(),
-            "attempts": report.attempts,
-            "startedAt": started.to_rfc3339(),
-            "gapSeconds": report.gap.as_secs(),
-            "final": report.last().to_string(),
-        }))
     }
+
+    /// The executor for one invocation: the configured backend, and an inline budget
+    /// capped by the time the runtime leaves this invocation.
+    fn executor(
+        &self,
+        context_arn: &str,
+        time_left: Option<Duration>,
+    ) -> Executor<SdkSecretStore, Backend, SystemClock, &T> {
+        // T may be overridden per secret by a tag, read with the labels (no extra call).
+        let mut policy: Policy = self.config.policy;
+        if let Some(left) = time_left {
+            policy.inline_budget = policy.inline_budget.min(left.saturating_sub(DEADLINE_HEADROOM));
+        }
+        let function_arn = self
+            .config
+            .function_arn
+            .clone()
+            .unwrap_or_else(|| context_arn.to_owned());
+        let backend = self.backend(function_arn);
+        let mut executor = Executor::new(self.store.clone(), backend, SystemClock, &self.target, policy);
+        executor.gap_tag = Some(GAP_TAG.to_owned());
+        executor
+    }
+
+    /// The configured scheduler backend, delivering to `function_arn`.
+    fn backend(&self, function_arn: String) -> Backend {
+        match self.config.backend {
+            BackendKind::Scheduler => Backend::Scheduler(EventBridgeScheduler::new(
+                self.scheduler.clone(),
+                &self.config.group,
+                Delivery {
+                    function_arn,
+                    role_arn: self.config.role_arn.clone().unwrap_or_default(),
+                    dead_letter_arn: self.config.dead_letter_arn.clone(),
+                },
+            )),
+            BackendKind::Rules => Backend::Rules(EventBridgeRules::new(self.rules.clone(), function_arn)),
+        }
+    }
+}
+
+/// What one invocation was, for its metric lines.
+#[derive(Debug, Default)]
+struct Seen {
+    step: &'static str,
+    secret: String,
+    report: Option<Report>,
+    watchdog: bool,
+}
+
+/// The answer to an invocation: what it did, in words, and what it scheduled.
+fn answer(invocation: &Invocation, report: &Report, started: keyshift::Timestamp) -> Value {
+    json!({
+        "step": invocation.step.name(),
+        "outcome": report.outcome.to_string(),
+        "continued": report.continued.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "scheduled": report.scheduled.iter().map(|j| json!({
+            "name": j.name.as_str(),
+            "step": j.invocation.step.name(),
+            "fireAt": j.fire_at.to_rfc3339(),
+        })).collect::<Vec<_>>(),
+        "attempts": report.attempts,
+        "startedAt": started.to_rfc3339(),
+        "gapSeconds": report.gap.as_secs(),
+        "final": report.last().to_string(),
+    })
 }

@@ -11,6 +11,7 @@
 //! | [`config`] | environment variables, validated at cold start, and per-secret tags |
 //! | [`handler`] | one invocation: parse, execute, report, map errors |
 //! | [`run`](mod@run) | the runtime loop: `run(MyTarget)` for your own system, `run_stock()` for the stock kinds |
+//! | [`metrics`] | CloudWatch Embedded Metric Format lines: invocations, gaps, rotations, emergencies, stuck rotations |
 //! | [`logging`] | JSON logs through `tracing`; every crate but keyshift's own capped at `warn` |
 //!
 //! Key material comes from [`keyshift_keys`] (aws-lc-rs).
@@ -23,6 +24,7 @@ pub mod handler;
 pub mod kinds;
 pub mod lifecycle;
 pub mod logging;
+pub mod metrics;
 pub mod run;
 pub mod scheduler;
 pub mod secrets;

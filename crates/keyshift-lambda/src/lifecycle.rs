@@ -21,7 +21,8 @@ pub fn phase(outcome: &Outcome) -> Option<&'static str> {
         Outcome::Superseded { .. } => Some("rotation-superseded"),
         Outcome::Swapped => Some("swapped"),
         Outcome::Released => Some("released"),
-        Outcome::Abandoned => Some("rotation-cancelled"),
+        Outcome::Abandoned | Outcome::Cancelled { .. } => Some("rotation-cancelled"),
+        Outcome::EmergencyCut { .. } => Some("emergency-cut"),
         _ => None,
     }
 }

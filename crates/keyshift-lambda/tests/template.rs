@@ -379,6 +379,8 @@ fn review(t: &Value, code: &BTreeSet<String>) -> Vec<String> {
         keyshift_lambda::config::PG_VARIABLES[1],
         keyshift_lambda::config::PG_VARIABLES[2],
         keyshift_lambda::config::CREATED_DATES,
+        keyshift_lambda::config::WATCHDOG,
+        keyshift_lambda::metrics::NAMESPACE_ENV,
         "RUST_LOG",
     ];
     let vars = props["Environment"]["Variables"]

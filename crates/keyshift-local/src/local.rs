@@ -583,6 +583,15 @@ async fn refusals(
         json!([1, 2, 3]),
         json!({"Step": "status"}),
         json!({"Step": "status", "SecretId": "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf"}),
+        // Operator payloads: malformed, aimed at the wrong version, or out of bounds.
+        json!({"Step": "emergencyRotate", "SecretId": arn}),
+        json!({"Step": "emergencyRotate", "SecretId": arn, "Reason": "test", "Force": true}),
+        json!({"Step": "emergencyRotate", "SecretId": arn, "Reason": "test", "GapSeconds": "10"}),
+        json!({"Step": "emergencyRotate", "SecretId": arn, "Reason": "test", "VersionId": uuid_v4()}),
+        json!({"Step": "emergencyRotate", "SecretId": arn, "Reason": "test", "KeepAcceptingSeconds": 604800}),
+        json!({"Step": "emergencyRotate", "SecretId": "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope-AbCdEf", "Reason": "test"}),
+        json!({"Step": "cancel", "SecretId": arn, "ClientRequestToken": uuid_v4()}),
+        json!({"Step": "redrive", "SecretId": arn, "ClientRequestToken": token}),
     ];
     let mut refused = Vec::new();
     for event in bad {

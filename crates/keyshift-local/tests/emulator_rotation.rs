@@ -77,7 +77,7 @@ async fn two_rotations_on_the_emulator_fail_no_consumer_operation() {
         );
     }
     // Bad invocations through the Invoke API: a clear error, and no label moved.
-    assert_eq!(summary.refused.len(), 8);
+    assert_eq!(summary.refused.len(), 16);
     // The status payload through the same function, at three moments of rotation 0.
     let phases: Vec<(&str, &str)> = summary
         .statuses
