@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use keyshift::VersionId;
+use keyshift::event::{MAX_EMERGENCY_GAP_SECS, MAX_KEEP_ACCEPTING_SECS, MAX_REASON_CHARS};
 
 /// The exit codes, as `--help` shows them (the crate documentation has the same table).
 pub const EXIT_CODES: &str = "\
@@ -63,7 +64,7 @@ pub struct AwsArgs {
 pub enum Command {
     /// Show where a secret's rotation stands, read from Secrets Manager directly.
     #[command(
-        long_about = "Show where a secret's rotation stands: the phase, every labelled version with its labels and creation time (oldest first), what consumers accept and use, the next move with its due time, and advice when the rotation looks stuck. Reads Secrets Manager directly (DescribeSecret, ListSecretVersionIds); does not invoke the function and changes nothing.\n\nT is the secret's keyshift:gap-seconds tag when it has one, else --gap-seconds, else KEYSHIFT_GAP_SECONDS, else 3900 (the template's default).",
+        long_about = "Show where a secret's rotation stands: the phase, every labelled version with its labels and creation time (oldest first), what consumers accept and use, the next move with its due time, and advice when the rotation looks stuck. Reads Secrets Manager directly (DescribeSecret, ListSecretVersionIds) and, when a follow-up schedule is expected, reads it by name (GetSchedule in KEYSHIFT_SCHEDULE_GROUP, default keyshift; DescribeRule when KEYSHIFT_SCHEDULER=rules) to say whether it exists; does not invoke the function and changes nothing.\n\nT is the secret's keyshift:gap-seconds tag when it has one, else --gap-seconds, else KEYSHIFT_GAP_SECONDS, else 3900 (the template's default).",
         after_help = "Exit codes: 0 reported, nothing stuck; 2 usage; 3 the secret does not exist or its gap tag is invalid; 4 an AWS call failed; 5 reported, and the rotation looks stuck."
     )]
     Status(StatusArgs),
@@ -146,14 +147,17 @@ pub struct EmergencyArgs {
     /// The secret's name or ARN.
     #[arg(value_name = "SECRET", value_parser = secret_id)]
     pub secret: String,
-    /// Why (1 to 256 printable characters; kept in the function's log).
+    /// Why (1 to 256 printable characters; logged by the function and returned).
     #[arg(long, value_name = "TEXT", value_parser = reason)]
     pub reason: String,
-    /// T for this emergency rotation, in seconds (0 swaps at once).
-    #[arg(long, value_name = "N")]
+    /// Accept the new value this long before using it, 0 to 600 seconds (default 0: cut
+    /// over at once); the function waits it out inline.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=MAX_EMERGENCY_GAP_SECS))]
     pub gap_seconds: Option<u64>,
-    /// How long the compromised version stays accepted after the swap, in seconds.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Keep accepting the compromised version this long after the cut, in seconds (a
+    /// suspected, not a known, compromise; the function caps it at T). Default: revoked
+    /// at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_KEEP_ACCEPTING_SECS))]
     pub keep_accepting_seconds: Option<u64>,
     /// The compromised version (default: the one AWSCURRENT now, read before invoking).
     #[arg(long, value_name = "V", value_parser = version_id)]
@@ -249,11 +253,15 @@ fn version_id(s: &str) -> Result<String, String> {
         })
 }
 
-/// The emergency's reason: 1 to 256 printable characters.
+/// The emergency's reason: 1 to 256 printable characters once trimmed, as the function
+/// takes it.
 fn reason(s: &str) -> Result<String, String> {
+    let s = s.trim();
     let n = s.chars().count();
-    if n == 0 || n > 256 {
-        return Err(format!("must be 1 to 256 characters (got {n})"));
+    if n == 0 || n > MAX_REASON_CHARS {
+        return Err(format!(
+            "must say why in 1 to {MAX_REASON_CHARS} characters (got {n})"
+        ));
     }
     if s.chars().any(char::is_control) {
         return Err("must be printable (no control characters or line breaks)".into());
@@ -381,6 +389,16 @@ mod tests {
         assert!(parse(&with(&["--reason", &long[..256]])).is_ok());
         assert_eq!(
             kind(&with(&["--reason", "two\nlines"])),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(kind(&with(&["--reason", "   "])), ErrorKind::ValueValidation);
+        assert_eq!(
+            kind(&with(&["--reason", "r", "--gap-seconds", "601"])),
+            ErrorKind::ValueValidation
+        );
+        assert!(parse(&with(&["--reason", "r", "--gap-seconds", "600"])).is_ok());
+        assert_eq!(
+            kind(&with(&["--reason", "r", "--keep-accepting-seconds", "604801"])),
             ErrorKind::ValueValidation
         );
         assert_eq!(

@@ -3,13 +3,13 @@
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
-use std::pin::pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 use aws_config::SdkConfig;
-use keyshift::SecretId;
 use keyshift::ports::{Clock, Detail, SecretStore};
 use keyshift::status::{Phase, Status, status};
+use keyshift::{Policy, SecretId};
 use keyshift_lambda::clock::SystemClock;
 use keyshift_lambda::secrets::{CreatedDates, SdkSecretStore, classify};
 use serde_json::{Value, json};
@@ -22,6 +22,7 @@ use crate::exit::{CliError, Exit, sdk_error};
 use crate::invoke::{Answer, cancel_payload, emergency_payload, invoke, redrive_payload};
 use crate::policy::{GapSource, policy_for};
 use crate::render;
+use crate::schedule;
 
 /// How long one ReceiveMessage waits for a message (SQS long polling): bounded, so an
 /// empty queue ends the redrive within seconds.
@@ -81,24 +82,29 @@ fn store(sdk: &SdkConfig) -> SdkSecretStore {
     SdkSecretStore::new(aws::secrets(sdk), CreatedDates::ListVersions).with_replica_reads(sdk.clone())
 }
 
-/// Reads the secret (labels and every version's date) and reports on it at now.
+/// Reads the secret (labels and every version's date) and reports on it at now, with
+/// the policy the report applied and where its T came from.
 pub async fn read_status(
     store: &SdkSecretStore,
     secret: &SecretId,
     gap_flag: Option<u64>,
-) -> Result<(Status, GapSource), CliError> {
+) -> Result<(Status, Policy, GapSource), CliError> {
     let state = store.describe(secret, Detail::Full).await?;
     let (policy, source) = policy_for(&state.tags, gap_flag, |k| std::env::var(k).ok())?;
-    Ok((status(&state, &policy, SystemClock.now()), source))
+    Ok((status(&state, &policy, SystemClock.now()), policy, source))
 }
 
 async fn status_command(sdk: &SdkConfig, a: StatusArgs) -> Result<Exit, CliError> {
     let secret = SecretId::new(a.secret);
-    let (report, source) = read_status(&store(sdk), &secret, a.gap_seconds).await?;
+    let backend = schedule::backend(sdk, |k| std::env::var(k).ok())?;
+    let (report, policy, source) = read_status(&store(sdk), &secret, a.gap_seconds).await?;
+    let found = schedule::lookup(&backend, &report, &secret, policy.precision).await;
     if a.output.json {
-        emit_json(&render::status_json(&report, &secret));
+        let mut json = render::status_json(&report, &secret);
+        found.add_to(&mut json);
+        emit_json(&json);
     } else {
-        emit(&render::status_text(&report, &secret, source));
+        emit(&render::status_text(&report, &secret, source, &found));
     }
     Ok(if report.stuck.is_some() {
         Exit::Stuck
@@ -378,7 +384,16 @@ async fn watch_command(sdk: &SdkConfig, a: WatchArgs) -> Result<Exit, CliError> 
     let started = Instant::now();
     let deadline = a.timeout.map(|t| started + t);
     let tty = std::io::stdout().is_terminal();
-    let mut ctrl_c = pin!(tokio::signal::ctrl_c());
+    // Listening from the start: a Ctrl-C during a read is not lost (the permit waits).
+    let interrupted = Arc::new(tokio::sync::Notify::new());
+    {
+        let interrupted = interrupted.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.notify_one();
+            }
+        });
+    }
     let mut last_key: Option<String> = None;
     let mut last: Option<Status> = None;
     let mut failures = 0;
@@ -389,7 +404,7 @@ async fn watch_command(sdk: &SdkConfig, a: WatchArgs) -> Result<Exit, CliError> 
     };
     loop {
         match read_status(&store, &secret, a.gap_seconds).await {
-            Ok((report, _)) => {
+            Ok((report, _, _)) => {
                 failures = 0;
                 let key = render::watch_key(&report);
                 if last_key.as_ref() != Some(&key) {
@@ -453,7 +468,7 @@ async fn watch_command(sdk: &SdkConfig, a: WatchArgs) -> Result<Exit, CliError> 
             }
             tokio::select! {
                 () = tokio::time::sleep(step) => {}
-                _ = &mut ctrl_c => {
+                () = interrupted.notified() => {
                     clear(tty);
                     return Err(CliError::new(Exit::Interrupted, "interrupted"));
                 }

@@ -5,7 +5,7 @@
 //!
 //! | command | what it does | how |
 //! |---|---|---|
-//! | `keyshift status SECRET [--json] [--gap-seconds N]` | where the rotation stands: phase, a label timeline (each version, its labels and creation time, oldest first), accepted and in use, the next move with its due time ("in 4m12s", "overdue by 1m03s"), the expected follow-up schedule, stuck advice | Secrets Manager directly (DescribeSecret, ListSecretVersionIds), then [`keyshift::status::status`]; no function |
+//! | `keyshift status SECRET [--json] [--gap-seconds N]` | where the rotation stands: phase, a label timeline (each version, its labels and creation time, oldest first), accepted and in use, the next move with its due time ("in 4m12s", "overdue by 1m03s"), the expected follow-up schedule and whether it exists, stuck advice | Secrets Manager directly (DescribeSecret, ListSecretVersionIds), then [`keyshift::status::status`]; the expected schedule read by name (GetSchedule, or DescribeRule); no function |
 //! | `keyshift rotate SECRET` | starts a rotation now; prints the new version id | RotateSecret with RotateImmediately |
 //! | `keyshift emergency SECRET --reason TEXT [--gap-seconds N] [--keep-accepting-seconds N] [--version-id V]` | rotates at once because a version is compromised | DescribeSecret (to pin the AWSCURRENT version unless `--version-id`), then the function's `emergencyRotate` |
 //! | `keyshift cancel SECRET [--token V]` | cancels a rotation in progress | the function's `cancel` |
@@ -17,7 +17,12 @@
 //! `keyshift:gap-seconds` tag when it has one, else `--gap-seconds`, else
 //! `KEYSHIFT_GAP_SECONDS`, else 3900 s (the template's default; the function itself
 //! requires the variable). The inline budget, which decides whether a follow-up schedule
-//! is expected, is `KEYSHIFT_INLINE_BUDGET_SECONDS`, else 600 s, as in the function.
+//! is expected, is `KEYSHIFT_INLINE_BUDGET_SECONDS`, else 600 s, as in the function; the
+//! schedule is looked for in `KEYSHIFT_SCHEDULE_GROUP` (default `keyshift`), or among the
+//! EventBridge rules when `KEYSHIFT_SCHEDULER=rules`. `status --json` answers with the
+//! function's own status payload: [`keyshift::status::Status::to_json`] plus `secret`,
+//! `expected_schedule` and, when one is expected, `schedule` (the schedule found, null
+//! with a note when it is missing, or `{"error"}` when it could not be read).
 //!
 //! # The function
 //!
@@ -66,6 +71,7 @@ pub mod exit;
 pub mod invoke;
 pub mod policy;
 pub mod render;
+pub mod schedule;
 
 pub use exit::{CliError, Exit};
 

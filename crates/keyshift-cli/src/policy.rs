@@ -37,7 +37,7 @@ impl GapSource {
             GapSource::Flag => "from --gap-seconds; the secret has no keyshift:gap-seconds tag",
             GapSource::Environment => "from KEYSHIFT_GAP_SECONDS; the secret has no keyshift:gap-seconds tag",
             GapSource::Default => {
-                "the template's default; the secret has no keyshift:gap-seconds tag (pass --gap-seconds with the function's T)"
+                "the template's default: the secret has no keyshift:gap-seconds tag; pass --gap-seconds with the function's T"
             }
         }
     }

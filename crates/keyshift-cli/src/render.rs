@@ -8,6 +8,7 @@ use keyshift::{SecretId, VersionId};
 use serde_json::Value;
 
 use crate::policy::GapSource;
+use crate::schedule::Lookup;
 
 /// `ms` as `4m12s`, `1h02m03s` or `7s` (the sign dropped: say "in" or "overdue by").
 pub fn duration(ms: i64) -> String {
@@ -89,7 +90,7 @@ fn due_words(next: &Next) -> String {
 /// and creation time, oldest first), what is accepted and used, the next move with its
 /// due time ("in 4m12s" or "overdue by ..."), the expected schedule, stuck advice and
 /// notes.
-pub fn status_text(report: &Status, secret: &SecretId, gap: GapSource) -> String {
+pub fn status_text(report: &Status, secret: &SecretId, gap: GapSource, schedule: &Lookup) -> String {
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(w, "secret:   {secret}");
@@ -154,6 +155,27 @@ pub fn status_text(report: &Status, secret: &SecretId, gap: GapSource) -> String
                         j.fire_at,
                         relative(j.fire_at.millis_since(report.now))
                     );
+                    match schedule {
+                        Lookup::NotExpected => {}
+                        Lookup::Found(f) => {
+                            let _ = writeln!(
+                                w,
+                                "          found: {} {} {}",
+                                f.name,
+                                f.expression.as_deref().unwrap_or("(no expression)"),
+                                f.state.as_deref().unwrap_or("")
+                            );
+                        }
+                        Lookup::Missing => {
+                            let _ = writeln!(
+                                w,
+                                "          NOT FOUND (delivered already, lost, or not created yet): `keyshift redrive {secret}` runs the next move now"
+                            );
+                        }
+                        Lookup::Error(e) => {
+                            let _ = writeln!(w, "          could not be read: {e}");
+                        }
+                    }
                 }
             }
         }
@@ -273,11 +295,46 @@ pub fn answer_text(answer: &Value) -> String {
     if let Some(v) = obj.get("final") {
         let _ = writeln!(w, "{:<10} {}", "final:", text(v));
     }
-    let known = ["step", "outcome", "continued", "scheduled", "final"];
+    let known = ["step", "outcome", "continued", "scheduled", "final", "status"];
     for (key, v) in obj.iter().filter(|(k, _)| !known.contains(&k.as_str())) {
         let _ = writeln!(w, "{:<10} {}", format!("{key}:"), text(v));
     }
+    if let Some(status) = obj.get("status") {
+        let _ = writeln!(w, "{:<10} {}", "status:", status_summary(status));
+    }
     out
+}
+
+/// One line of the status report an operator step answers with (`status`): phase, what
+/// is in use, the next move and when, and whether it looks stuck.
+fn status_summary(status: &Value) -> String {
+    if let Some(e) = status.get("error").and_then(Value::as_str) {
+        return format!("not read: {e}");
+    }
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let mut line = format!(
+        "{}; in use {}",
+        text(&status["phase"]).unwrap_or_else(|| "?".into()),
+        text(&status["in_use"]).unwrap_or_else(|| "none".into())
+    );
+    let next = &status["next"];
+    if let Some(m) = text(&next["move"]) {
+        let _ = write!(
+            line,
+            "; next {m} of {}",
+            text(&next["version"]).unwrap_or_default()
+        );
+        match next["due_in_ms"].as_i64() {
+            Some(ms) => {
+                let _ = write!(line, " {}", relative(ms));
+            }
+            None => line.push_str(" (due time not known)"),
+        }
+    }
+    if let Some(advice) = text(&status["stuck"]) {
+        let _ = write!(line, "; STUCK: {advice}");
+    }
+    line
 }
 
 #[cfg(test)]

@@ -8,10 +8,6 @@
 //!
 //! Every test checks that no output of the CLI (stdout or stderr) holds a value the
 //! secret ever had or a RotationToken the engine driver sent.
-//!
-//! The tests under "Operator steps" need the function's `emergencyRotate`, `cancel` and
-//! `redrive` steps; they are ignored until those land (run them with
-//! `cargo test -p keyshift-cli --test emulator -- --ignored`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -19,7 +15,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::types::{RotationRulesType, Tag};
-use keyshift::secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, ROTATING};
+use keyshift::secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, ROTATING, swap_marker};
 use keyshift::{Timestamp, VersionId};
 use keyshift_local::local::{FUNCTION_ARN, GROUP, SCHEDULER_ROLE_ARN, uuid_v4};
 use keyshift_local::moto::{Moto, emulator_env};
@@ -211,6 +207,9 @@ impl Rig {
     /// keyshift-local), then the four engine steps. Returns the token and finishSecret's
     /// answer (which schedules the `swapPending` follow-up).
     async fn engine_rotation(&mut self, arn: &str) -> (String, Value) {
+        // moto keeps creation dates to the second: a rotation begun in the second the
+        // secret was created would look older than its current version (superseded).
+        tokio::time::sleep(Duration::from_millis(2100)).await;
         let token = uuid_v4();
         let rotation_token = format!("{}-{}", uuid_v4(), uuid_v4());
         self.needles.push(rotation_token.clone());
@@ -314,20 +313,11 @@ fn released(l: &BTreeMap<String, BTreeSet<String>>, old: &str) -> bool {
 
 /// A swapPending follow-up as the dead-letter queue would hold it: the event itself.
 fn swap_pending(arn: &str, token: &str, schedule: Option<&str>) -> Value {
-    let now = Timestamp::from_millis(
-        i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("after 1970")
-                .as_millis(),
-        )
-        .expect("fits"),
-    );
     let mut event = json!({
         "Step": "swapPending",
         "SecretId": arn,
         "ClientRequestToken": token,
-        "DueAt": now.to_rfc3339(),
+        "DueAt": now().to_rfc3339(),
     });
     if let Some(s) = schedule {
         event["Schedule"] = s.into();
@@ -418,7 +408,9 @@ async fn status_rotate_and_hostile_arguments() {
         assert!(j.get(key).is_some(), "--json has {key}: {j}");
     }
 
-    // Mid-rotation: the engine's version carries AWSPENDING (keyshift's copy not written).
+    // Mid-rotation: the engine's version carries AWSPENDING (keyshift's copy not written),
+    // written a second later than the current one (moto keeps dates to the second).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let token = uuid_v4();
     rig.needles.push("pending-value-7f3a2b9c4d".into());
     rig.sm
@@ -569,6 +561,100 @@ async fn status_rotate_and_hostile_arguments() {
         assert_eq!(r.code, 0, "{r:?}");
         assert!(r.stdout.contains("Exit codes: 0"), "{sub}: {}", r.stdout);
     }
+
+    // watch gives up at --timeout (6): the secret is mid-rotation and nothing moves it.
+    let r = rig
+        .run(&["watch", &arn, "--interval", "1", "--timeout", "2"])
+        .await;
+    assert_eq!(r.code, 6, "{r:?}");
+    assert!(r.stdout.contains("first-gap"), "{r:?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("--timeout of 2 s passed before the rotation ended (phase first-gap)"),
+        "{r:?}"
+    );
+    // Ctrl-C ends it with 130.
+    let child = rig
+        .command(&["watch", &arn, "--interval", "1"])
+        .spawn()
+        .expect("spawn watch");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("watch ends on SIGINT")
+        .expect("output");
+    let r = rig.finish(out).await;
+    assert_eq!(r.code, 130, "{r:?}");
+    assert!(r.stderr.contains("interrupted"), "{r:?}");
+
+    // A stuck rotation: the old version kept ROTATING with a swap marker from long ago,
+    // so its release is long overdue. status and watch exit 5 with the advice.
+    let stuck = rig.secret("keyshift/cli-stuck", "stuck-old-value-1c2d").await;
+    let old = rig.holder(&stuck, AWSCURRENT).await.expect("current");
+    rig.needles.push("stuck-new-value-3e4f".into());
+    rig.sm
+        .put_secret_value()
+        .secret_id(&stuck)
+        .secret_string("stuck-new-value-3e4f")
+        .client_request_token(uuid_v4())
+        .version_stages(AWSCURRENT)
+        .send()
+        .await
+        .expect("PutSecretValue");
+    let marker = swap_marker(Timestamp::from_secs(1_700_000_000));
+    for stage in [ROTATING, marker.as_str()] {
+        rig.sm
+            .update_secret_version_stage()
+            .secret_id(&stuck)
+            .version_stage(stage)
+            .move_to_version_id(&old)
+            .send()
+            .await
+            .expect("UpdateSecretVersionStage");
+    }
+    let r = rig.run(&["status", &stuck]).await;
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(r.stdout.contains("phase:    second-gap"), "{}", r.stdout);
+    assert!(r.stdout.contains("(overdue by "), "{}", r.stdout);
+    let advice = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("stuck:"))
+        .expect("advice");
+    assert!(
+        advice.contains("YES. the release is overdue by") && advice.contains(&old),
+        "{advice}"
+    );
+    assert!(
+        r.stdout.contains(&format!("Or: keyshift redrive {stuck}")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.is_empty(), "{r:?}");
+    let r = rig.run(&["status", &stuck, "--json"]).await;
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(
+        r.json()["stuck"]
+            .as_str()
+            .is_some_and(|a| a.contains("removePending")),
+        "{}",
+        r.stdout
+    );
+    let r = rig
+        .run(&["watch", &stuck, "--interval", "1", "--timeout", "30"])
+        .await;
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(
+        r.stdout.contains("| STUCK") && r.stdout.contains("stuck: the release is overdue"),
+        "{r:?}"
+    );
 
     rig.collect_values(&arn).await;
     rig.collect_values(&other).await;
@@ -762,14 +848,90 @@ async fn dead_letter_redrive_and_watch_until_released() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Operator steps: emergencyRotate, cancel and redrive on the function side (issue 13).
-// Written against the payload contract; ignored until the function answers them.
+// Operator steps: the function's emergencyRotate, cancel and redrive (issue 13).
 // ---------------------------------------------------------------------------------------
+
+/// Plays EventBridge Scheduler: invokes the function with every schedule of the group
+/// whose time has come (deleting it first, as ActionAfterCompletion DELETE would), in the
+/// background, as Scheduler invokes asynchronously. Returns how many it fired.
+async fn deliver_due(rig: &Rig) -> usize {
+    let Some(watch) = &rig.watch else { return 0 };
+    let Ok(list) = rig.sched.list_schedules().group_name(GROUP).send().await else {
+        return 0;
+    };
+    let mut fired = 0;
+    for s in list.schedules() {
+        let Some(name) = s.name() else { continue };
+        let Ok(got) = rig.sched.get_schedule().group_name(GROUP).name(name).send().await else {
+            continue;
+        };
+        let at = got
+            .schedule_expression()
+            .and_then(|e| e.strip_prefix("at(")?.strip_suffix(')').map(str::to_owned))
+            .and_then(|t| Timestamp::parse_rfc3339(&format!("{t}Z")).ok());
+        if at.is_none_or(|at| at > now()) {
+            continue;
+        }
+        let input = got
+            .target()
+            .and_then(|t| t.input())
+            .unwrap_or_default()
+            .to_owned();
+        let _ = rig
+            .sched
+            .delete_schedule()
+            .group_name(GROUP)
+            .name(name)
+            .send()
+            .await;
+        let port = watch.port;
+        tokio::spawn(async move {
+            let path = format!("/2015-03-31/functions/{FUNCTION}/invocations");
+            let _ = keyshift_local::http::post_json(port, &path, input.as_bytes(), Duration::from_secs(300))
+                .await;
+        });
+        fired += 1;
+    }
+    fired
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_millis(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_millis(),
+        )
+        .expect("fits"),
+    )
+}
+
+/// Waits until `done` holds of the labels, delivering due schedules meanwhile (two
+/// minutes at most).
+async fn settle(
+    rig: &Rig,
+    secret: &str,
+    what: &str,
+    done: impl Fn(&BTreeMap<String, BTreeSet<String>>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        deliver_due(rig).await;
+        let l = rig.labels(secret).await;
+        if done(&l) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: never happened: {l:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
 
 /// Brings a fresh secret to `phase` through the real function: `idle` (never rotated),
 /// `pending` (engine steps done, the swapPending follow-up not delivered), `first-gap`
-/// and `second-gap` (the follow-up delivered, caught in that gap), `released` (a whole
-/// rotation). Long gaps are needed to catch a gap: the secret's tag sets T = `gap`.
+/// and `second-gap` (the follow-up delivered, caught in that gap: T is 20 s by the tag,
+/// both gaps waited inline by that one invocation), `released` (a whole rotation).
+/// Returns the secret's ARN and its AWSCURRENT version.
 async fn secret_in_phase(rig: &mut Rig, name: &str, phase: &str) -> (String, String) {
     let arn = rig
         .secret(name, &format!("{name}-value-{}", &uuid_v4()[..8]))
@@ -797,7 +959,7 @@ async fn secret_in_phase(rig: &mut Rig, name: &str, phase: &str) -> (String, Str
         .expect("TagResource");
     let (token, _) = rig.engine_rotation(&arn).await;
     if phase != "pending" {
-        // Delivered in the background: with T = 20 it waits out both gaps inline.
+        // Delivered in the background: it waits out both gaps inline.
         let payload = swap_pending(&arn, &token, None);
         let port = rig.watch.as_ref().expect("function").port;
         tokio::spawn(async move {
@@ -805,18 +967,13 @@ async fn secret_in_phase(rig: &mut Rig, name: &str, phase: &str) -> (String, Str
             let body = serde_json::to_vec(&payload).unwrap_or_default();
             let _ = keyshift_local::http::post_json(port, &path, &body, Duration::from_secs(300)).await;
         });
-        let want = match phase {
-            "first-gap" => "first-gap",
-            "second-gap" => "second-gap",
-            _ => "released",
-        };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let j = rig.run(&["status", &arn, "--json"]).await.json();
-            if j["phase"] == want {
+            if j["phase"] == phase {
                 break;
             }
-            assert!(Instant::now() < deadline, "never reached {want}: {j}");
+            assert!(Instant::now() < deadline, "never reached {phase}: {j}");
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
@@ -825,29 +982,29 @@ async fn secret_in_phase(rig: &mut Rig, name: &str, phase: &str) -> (String, Str
     (arn, current)
 }
 
+/// An emergency in every phase: the CLI pins AWSCURRENT, the function cuts over to a new
+/// value at once and revokes the compromised one; the same command again (as after a
+/// timeout) changes nothing; a suspected compromise keeps the old version accepted for
+/// a while; hostile requests are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the function's emergencyRotate step (issue 13, function side)"]
 async fn emergency_in_every_phase() {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut rig = Rig::start("emergency", true).await;
+    let reason = "INC-1: signing key pasted in a public channel";
     for phase in ["idle", "pending", "first-gap", "second-gap", "released"] {
         let (arn, compromised) =
             secret_in_phase(&mut rig, &format!("keyshift/cli-emergency-{phase}"), phase).await;
-        let r = rig
-            .run(&[
-                "emergency",
-                &arn,
-                "--reason",
-                "key pasted in a public channel",
-                "--gap-seconds",
-                "0",
-                "--keep-accepting-seconds",
-                "2",
-            ])
-            .await;
+        let mut args = vec!["emergency", arn.as_str(), "--reason", reason];
+        if phase == "released" {
+            // Accept the new value a second before using it (waited inline).
+            args.extend(["--gap-seconds", "1"]);
+        }
+        let r = rig.run(&args).await;
         assert_eq!(r.code, 0, "{phase}: {r:?}");
         assert!(
-            r.stdout.contains(&format!("compromised version: {compromised}")),
+            r.stdout.contains(&format!(
+                "compromised version: {compromised} (AWSCURRENT when read"
+            )),
             "{phase}: the CLI pinned AWSCURRENT: {}",
             r.stdout
         );
@@ -856,39 +1013,121 @@ async fn emergency_in_every_phase() {
             "{phase}: {}",
             r.stdout
         );
-        // The compromised version stops being used, then stops being accepted.
-        rig.wait_labels(&arn, &format!("{phase}: the compromised version released"), |l| {
-            let holds = |stage: &str| l.get(&compromised).is_some_and(|s| s.contains(stage));
-            !holds(AWSCURRENT) && !holds(AWSPENDING) && !holds(ROTATING)
+        assert!(
+            r.stdout.contains(&format!("compromisedVersion: {compromised}")),
+            "{phase}: {}",
+            r.stdout
+        );
+        assert!(
+            r.stdout.contains(&format!("reason:    {reason}")),
+            "{phase}: {}",
+            r.stdout
+        );
+        let new = r
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("newVersion: "))
+            .unwrap_or_else(|| panic!("{phase}: a new version: {}", r.stdout))
+            .trim()
+            .to_owned();
+        // The compromised version is neither used nor accepted; the new one is current.
+        settle(&rig, &arn, &format!("{phase}: cut over"), |l| {
+            let holds = |v: &str, stage: &str| l.get(v).is_some_and(|s| s.contains(stage));
+            holds(&new, AWSCURRENT)
+                && !holds(&compromised, AWSCURRENT)
+                && !holds(&compromised, AWSPENDING)
+                && !holds(&compromised, ROTATING)
+                && l.values()
+                    .all(|s| !s.contains(AWSPENDING) || s.contains(AWSCURRENT))
         })
         .await;
-        let after = rig.holder(&arn, AWSCURRENT).await.expect("current");
-        // The same command again, naming the same version (as after a timeout): it is not
-        // current any more, so nothing rotates again.
+        rig.collect_values(&arn).await;
+        // The same command again, naming the same version (as after a timeout): done
+        // already, nothing changes.
+        let before = rig.labels(&arn).await;
         let r = rig
             .run(&[
                 "emergency",
                 &arn,
                 "--reason",
-                "key pasted in a public channel",
+                reason,
                 "--version-id",
                 &compromised,
                 "--json",
             ])
             .await;
-        assert!(r.code == 0 || r.code == 3, "{phase}: {r:?}");
+        assert_eq!(r.code, 0, "{phase}: a rerun is a no-op: {r:?}");
+        assert_eq!(r.json()["step"], "emergencyRotate");
         assert_eq!(
             rig.holder(&arn, AWSCURRENT).await.as_deref(),
-            Some(after.as_str()),
-            "{phase}: idempotent"
+            Some(new.as_str()),
+            "{phase}"
         );
-        rig.collect_values(&arn).await;
+        let after = rig.labels(&arn).await;
+        assert_eq!(
+            before
+                .keys()
+                .filter(|v| before[*v].contains(AWSCURRENT))
+                .collect::<Vec<_>>(),
+            after
+                .keys()
+                .filter(|v| after[*v].contains(AWSCURRENT))
+                .collect::<Vec<_>>(),
+            "{phase}"
+        );
+        // status knows the emergency's version.
+        let r = rig.run(&["status", &arn]).await;
+        assert_eq!(r.code, 0, "{phase}: {r:?}");
+        assert!(
+            r.stdout.contains("written by an emergency rotation"),
+            "{phase}: {}",
+            r.stdout
+        );
     }
-    // Hostile: a reason the function must refuse never leaves the CLI (2); an unknown
-    // version is refused by the function (3).
-    let (arn, _) = secret_in_phase(&mut rig, "keyshift/cli-emergency-hostile", "idle").await;
-    let r = rig.run(&["emergency", &arn, "--reason", &"x".repeat(300)]).await;
-    assert_eq!(r.code, 2, "{r:?}");
+    // A suspected compromise: the old version stays accepted (ROTATING) for 2 s after the
+    // cut, then is released.
+    let (arn, compromised) = secret_in_phase(&mut rig, "keyshift/cli-emergency-keep", "idle").await;
+    let r = rig
+        .run(&[
+            "emergency",
+            &arn,
+            "--reason",
+            "suspected",
+            "--keep-accepting-seconds",
+            "2",
+            "--json",
+        ])
+        .await;
+    assert_eq!(r.code, 0, "{r:?}");
+    let j = r.json();
+    assert_eq!(j["compromisedVersion"], json!(compromised), "{j}");
+    assert!(j["acceptedUntil"].is_string(), "{j}");
+    settle(&rig, &arn, "kept accepting, then released", |l| {
+        !l.get(&compromised)
+            .is_some_and(|s| s.contains(ROTATING) || s.contains(AWSCURRENT))
+    })
+    .await;
+    rig.collect_values(&arn).await;
+
+    // Hostile: what the function would refuse never leaves the CLI (2); a version that is
+    // not the secret's, or no longer current, is refused by the function (3).
+    let (arn, current) = secret_in_phase(&mut rig, "keyshift/cli-emergency-hostile", "idle").await;
+    for args in [
+        vec!["emergency", &arn, "--reason", &*"x".repeat(300)],
+        vec!["emergency", &arn, "--reason", " \t "],
+        vec!["emergency", &arn, "--reason", "r", "--gap-seconds", "601"],
+        vec![
+            "emergency",
+            &arn,
+            "--reason",
+            "r",
+            "--version-id",
+            "not-a-version",
+        ],
+    ] {
+        let r = rig.run(&args).await;
+        assert_eq!(r.code, 2, "{r:?}");
+    }
     let r = rig
         .run(&[
             "emergency",
@@ -901,24 +1140,45 @@ async fn emergency_in_every_phase() {
         .await;
     assert_eq!(r.code, 3, "{r:?}");
     assert!(
-        r.stderr.contains("keyshift.Rejected") || r.stderr.contains("keyshift.InvalidEvent"),
+        r.stderr
+            .starts_with("keyshift: the function refused the request: keyshift.Rejected"),
         "{r:?}"
+    );
+    // Keeping the old version longer than T (3 s by the tag) is refused.
+    let r = rig
+        .run(&[
+            "emergency",
+            &arn,
+            "--reason",
+            "r",
+            "--keep-accepting-seconds",
+            "60",
+            "--json",
+        ])
+        .await;
+    assert_eq!(r.code, 3, "{r:?}");
+    assert_eq!(r.json()["errorType"], "keyshift.Rejected", "{r:?}");
+    assert_eq!(
+        rig.holder(&arn, AWSCURRENT).await.as_deref(),
+        Some(current.as_str()),
+        "refusals changed nothing"
     );
     rig.assert_no_leaks();
 }
 
+/// cancel before the swap ends the rotation (labels back to the current version alone);
+/// after the swap it is refused and the rotation finishes; a token that is not the
+/// rotation's is refused; with nothing in flight there is nothing to cancel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the function's cancel step (issue 13, function side)"]
 async fn cancel_before_and_after_the_swap() {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut rig = Rig::start("cancel", true).await;
-    // Before the swap: the rotation is abandoned; AWSCURRENT never moved.
     for phase in ["pending", "first-gap"] {
         let (arn, current) = secret_in_phase(&mut rig, &format!("keyshift/cli-cancel-{phase}"), phase).await;
         let r = rig.run(&["cancel", &arn, "--json"]).await;
         assert_eq!(r.code, 0, "{phase}: {r:?}");
         assert_eq!(r.json()["step"], "cancel", "{phase}: {r:?}");
-        rig.wait_labels(&arn, &format!("{phase}: cancelled"), |l| {
+        settle(&rig, &arn, &format!("{phase}: cancelled"), |l| {
             let holder = |stage: &str| l.iter().find(|(_, s)| s.contains(stage)).map(|(v, _)| v.clone());
             holder(AWSCURRENT).as_deref() == Some(current.as_str())
                 && holder(AWSPENDING).is_none_or(|p| Some(p) == holder(AWSCURRENT))
@@ -926,32 +1186,64 @@ async fn cancel_before_and_after_the_swap() {
         .await;
         let r = rig.run(&["status", &arn]).await;
         assert_eq!(r.code, 0, "{phase}: {r:?}");
+        assert!(
+            r.stdout.contains("cancelled by an operator"),
+            "{phase}: {}",
+            r.stdout
+        );
+        // The first-gap's follow-up is still waiting inline: when it wakes it stands down.
+        tokio::time::sleep(Duration::from_secs(if phase == "first-gap" { 22 } else { 0 })).await;
+        assert_eq!(
+            rig.holder(&arn, AWSCURRENT).await.as_deref(),
+            Some(current.as_str()),
+            "{phase}"
+        );
+        // Again: nothing in flight, nothing to cancel.
+        let r = rig.run(&["cancel", &arn]).await;
+        assert_eq!(r.code, 0, "{phase}: {r:?}");
     }
-    // After the swap: the new version stays AWSCURRENT (consumers use it); the release
-    // still comes, so the rotation ends either way, with the new version current.
+    // After the swap: refused (the new value is in use), labels unchanged; the release
+    // still comes, so the rotation ends with the new version current.
     let (arn, new) = secret_in_phase(&mut rig, "keyshift/cli-cancel-after", "second-gap").await;
+    let before = rig.labels(&arn).await;
     let r = rig.run(&["cancel", &arn]).await;
-    assert!(r.code == 0 || r.code == 3, "{r:?}");
-    rig.wait_labels(&arn, "after the swap: released", |l| {
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with("keyshift: the function refused the request: keyshift.Rejected"),
+        "{r:?}"
+    );
+    let after = rig.labels(&arn).await;
+    assert!(
+        after == before || after.values().all(|s| !s.contains(ROTATING)),
+        "refused: nothing moved but the release: {before:?} {after:?}"
+    );
+    settle(&rig, &arn, "after the swap: released", |l| {
         l.get(&new).is_some_and(|s| s.contains(AWSCURRENT)) && !l.values().any(|s| s.contains(ROTATING))
     })
     .await;
     // A token that is not the rotation's is refused.
-    let (arn, _) = secret_in_phase(&mut rig, "keyshift/cli-cancel-token", "pending").await;
+    let (arn, current) = secret_in_phase(&mut rig, "keyshift/cli-cancel-token", "pending").await;
     let r = rig
         .run(&["cancel", &arn, "--token", "00000000-0000-4000-8000-000000000000"])
         .await;
     assert_eq!(r.code, 3, "{r:?}");
+    assert_eq!(
+        rig.holder(&arn, AWSCURRENT).await.as_deref(),
+        Some(current.as_str())
+    );
+    rig.collect_values(&arn).await;
     rig.assert_no_leaks();
 }
 
+/// The scheduler loses a follow-up (its schedule deleted, never delivered): status says
+/// the rotation waits, `redrive` runs it now, and it finishes; a redrive with nothing in
+/// flight changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the function's redrive step (issue 13, function side)"]
 async fn redrive_of_a_dropped_follow_up() {
     let _one = ONE_AT_A_TIME.lock().await;
     let mut rig = Rig::start("redrive", true).await;
     let (arn, old) = secret_in_phase(&mut rig, "keyshift/cli-redrive", "pending").await;
-    // The scheduler loses the follow-up: its schedule is deleted, never delivered.
     let list = rig
         .sched
         .list_schedules()
@@ -978,6 +1270,11 @@ async fn redrive_of_a_dropped_follow_up() {
     let r = rig.run(&["redrive", &arn]).await;
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("step:      redrive"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("status:    released"),
+        "the answer carries the status after it: {}",
+        r.stdout
+    );
     rig.wait_labels(&arn, "released after the redrive", |l| released(l, &old))
         .await;
     let r = rig
@@ -988,7 +1285,89 @@ async fn redrive_of_a_dropped_follow_up() {
     let before = rig.labels(&arn).await;
     let r = rig.run(&["redrive", &arn, "--json"]).await;
     assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json()["step"], "redrive");
     assert_eq!(rig.labels(&arn).await, before);
+    // An unknown secret is refused by the function.
+    let r = rig.run(&["redrive", "keyshift/no-such-secret"]).await;
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("keyshift.Rejected"), "{r:?}");
+    rig.collect_values(&arn).await;
+    rig.assert_no_leaks();
+}
+
+/// T longer than the inline budget: the swap waits in a schedule. status finds it by
+/// name (as the function's status does); once it is lost, status says so and `redrive`
+/// schedules it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_finds_the_expected_schedule_and_redrive_replaces_a_lost_one() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut rig = Rig::start("schedule", true).await;
+    let arn = rig
+        .secret("keyshift/cli-schedule", "schedule-initial-value-8a7b")
+        .await;
+    rig.sm
+        .tag_resource()
+        .secret_id(&arn)
+        .tags(Tag::builder().key("keyshift:gap-seconds").value("120").build())
+        .send()
+        .await
+        .expect("TagResource");
+    let (token, _) = rig.engine_rotation(&arn).await;
+    // The follow-up copies, then schedules the swap T later (T > the budget).
+    let answer = rig.invoke(&swap_pending(&arn, &token, None)).await;
+    assert!(
+        answer["scheduled"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|j| j["step"] == "swapPending")),
+        "{answer}"
+    );
+    let r = rig.run(&["status", &arn, "--json"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    let mine = r.json();
+    let theirs = rig.invoke(&json!({"Step": "status", "SecretId": arn})).await;
+    assert_eq!(mine["phase"], "first-gap", "{mine}");
+    assert!(mine["expected_schedule"].is_string(), "{mine}");
+    assert_eq!(mine["schedule"]["state"], "ENABLED", "found by name: {mine}");
+    assert_eq!(mine["schedule"], theirs["schedule"], "{mine}\n{theirs}");
+    assert_eq!(shape(&mine), shape(&theirs), "{mine}\n{theirs}");
+    let r = rig.run(&["status", &arn]).await;
+    let name = mine["schedule"]["name"].as_str().expect("a name");
+    assert!(r.stdout.contains(&format!("found: {name} at(")), "{}", r.stdout);
+
+    // The schedule is lost.
+    rig.sched
+        .delete_schedule()
+        .group_name(GROUP)
+        .name(name)
+        .send()
+        .await
+        .expect("DeleteSchedule");
+    let r = rig.run(&["status", &arn, "--json"]).await;
+    let mine = r.json();
+    assert!(
+        mine["schedule"].is_null() && mine.get("schedule").is_some(),
+        "{mine}"
+    );
+    assert!(
+        mine["notes"].as_array().is_some_and(|n| n
+            .iter()
+            .any(|x| x.as_str() == Some(keyshift_cli::schedule::MISSING_NOTE))),
+        "{mine}"
+    );
+    let theirs = rig.invoke(&json!({"Step": "status", "SecretId": arn})).await;
+    assert_eq!(mine["notes"], theirs["notes"], "{mine}\n{theirs}");
+    let r = rig.run(&["status", &arn]).await;
+    assert!(
+        r.stdout
+            .contains("NOT FOUND (delivered already, lost, or not created yet)"),
+        "{}",
+        r.stdout
+    );
+    // redrive runs the swap's follow-up now: not due yet, so it schedules it again.
+    let r = rig.run(&["redrive", &arn, "--json"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = rig.run(&["status", &arn, "--json"]).await;
+    assert_eq!(r.json()["schedule"]["state"], "ENABLED", "{}", r.stdout);
     rig.collect_values(&arn).await;
     rig.assert_no_leaks();
 }

@@ -94,7 +94,7 @@ fn durations_read_as_a_person_says_them() {
 #[test]
 fn an_idle_secret_has_nothing_next() {
     let report = status(&idle(), &policy(), at(50));
-    let text = status_text(&report, &secret(), GapSource::Tag);
+    let text = status_text(&report, &secret(), GapSource::Tag, &Lookup::NotExpected);
     assert!(
         text.contains("phase:    idle (no rotation in progress)"),
         "{text}"
@@ -120,7 +120,7 @@ fn an_idle_secret_has_nothing_next() {
 fn the_first_gap_shows_the_timeline_oldest_first_and_the_swap_due() {
     let s = first_gap();
     let report = status(&s, &policy(), at(300));
-    let text = status_text(&report, &secret(), GapSource::Flag);
+    let text = status_text(&report, &secret(), GapSource::Flag, &Lookup::NotExpected);
     let c = copy('b', 200);
     assert!(text.contains("phase:    first-gap"), "{text}");
     // Oldest first: z (written at 0) before the copy (200), though "z..." sorts after it.
@@ -164,7 +164,7 @@ fn the_first_gap_shows_the_timeline_oldest_first_and_the_swap_due() {
 fn an_overdue_swap_is_stuck_with_advice() {
     // Due at 800; stuck past 800 + 60 (precision) + 300 (margin).
     let report = status(&first_gap(), &policy(), at(800 + 60 + 300 + 5));
-    let text = status_text(&report, &secret(), GapSource::Environment);
+    let text = status_text(&report, &secret(), GapSource::Environment, &Lookup::Missing);
     assert!(text.contains("(overdue by 6m05s)"), "{text}");
     let stuck = line_of(&text, "stuck:");
     assert!(stuck.contains("YES. the swap is overdue by 6m05s"), "{text}");
@@ -177,12 +177,16 @@ fn an_overdue_swap_is_stuck_with_advice() {
         "{text}"
     );
     assert!(text.contains("from KEYSHIFT_GAP_SECONDS"), "{text}");
+    assert!(
+        text.contains("NOT FOUND (delivered already, lost, or not created yet)"),
+        "{text}"
+    );
 }
 
 #[test]
 fn the_second_gap_shows_the_release() {
     let report = status(&second_gap(), &policy(), at(1000));
-    let text = status_text(&report, &secret(), GapSource::Default);
+    let text = status_text(&report, &secret(), GapSource::Default, &Lookup::NotExpected);
     assert!(text.contains("phase:    second-gap"), "{text}");
     assert!(
         line_of(&text, "next:").contains(&format!("release: {} stops being accepted", v('z'))),
@@ -202,7 +206,7 @@ fn a_released_secret_and_a_disabled_one() {
     put(&mut s, copy('b', 200), &[AWSCURRENT], Some(200));
     s.rotation_enabled = false;
     let report = status(&s, &policy(), at(2000));
-    let text = status_text(&report, &secret(), GapSource::Tag);
+    let text = status_text(&report, &secret(), GapSource::Tag, &Lookup::NotExpected);
     assert!(text.contains("phase:    released"), "{text}");
     assert!(text.contains("rotation: disabled"), "{text}");
     assert!(text.contains("note:     rotation is disabled"), "{text}");
@@ -258,6 +262,7 @@ fn an_answer_is_summarised_with_every_field() {
         "newVersion": "n",
         "compromisedVersion": "c",
         "gapSeconds": 0,
+        "status": {"phase": "second-gap", "in_use": "n", "next": {"move": "release", "version": "c", "due_in_ms": 2000}, "stuck": null},
     });
     let text = answer_text(&answer);
     assert!(text.contains("step:      emergencyRotate"), "{text}");
@@ -271,4 +276,10 @@ fn an_answer_is_summarised_with_every_field() {
     assert!(text.contains("newVersion: n"), "{text}");
     assert!(text.contains("compromisedVersion: c"), "{text}");
     assert!(text.contains("gapSeconds: 0"), "{text}");
+    assert!(
+        text.lines()
+            .last()
+            .is_some_and(|l| l == "status:    second-gap; in use n; next release of c in 2s"),
+        "{text}"
+    );
 }
