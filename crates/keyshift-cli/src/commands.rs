@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_config::SdkConfig;
-use keyshift::ports::{Clock, Detail, SecretStore};
+use keyshift::ports::{Clock, Detail, SecretStore, StoreErrorKind};
 use keyshift::status::{Phase, Status, status};
-use keyshift::{Policy, SecretId};
+use keyshift::{Policy, SecretId, SecretState, VersionId};
 use keyshift_lambda::clock::SystemClock;
 use keyshift_lambda::secrets::{CreatedDates, SdkSecretStore, classify};
 use serde_json::{Value, json};
@@ -78,26 +78,88 @@ pub async fn execute(cli: Cli) -> Result<Exit, CliError> {
     }
 }
 
-fn store(sdk: &SdkConfig) -> SdkSecretStore {
+/// The Secrets Manager adapter the function uses, as the reports read with it (dates from
+/// ListSecretVersionIds; replica Regions read in their own Region).
+pub fn store(sdk: &SdkConfig) -> SdkSecretStore {
     SdkSecretStore::new(aws::secrets(sdk), CreatedDates::ListVersions).with_replica_reads(sdk.clone())
+}
+
+/// The note a report made without GetSecretValue carries.
+pub const DATES_AS_LISTED: &str = "read without secretsmanager:GetSecretValue: the date of the engine's pending version is the one ListSecretVersionIds gives (the function reads the value to tell a placeholder's date from the value's)";
+
+/// Reads the secret for a report as the function does ([`Detail::Full`]: the labels,
+/// every version's date). That read asks GetSecretValue about the engine's pending
+/// version (only a read of the value tells a placeholder's date from the value's); an
+/// operator who may not read values gets a value-free read instead: the labels, and the
+/// dates as ListSecretVersionIds lists them, with a note saying so (the second value).
+pub async fn read_state(
+    store: &SdkSecretStore,
+    sm: &aws_sdk_secretsmanager::Client,
+    secret: &SecretId,
+) -> Result<(SecretState, Option<&'static str>), CliError> {
+    match store.describe(secret, Detail::Full).await {
+        Ok(state) => Ok((state, None)),
+        Err(e) if e.kind == StoreErrorKind::AccessDenied => {
+            let state = read_without_values(store, sm, secret).await?;
+            Ok((state, Some(DATES_AS_LISTED)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The value-free read: DescribeSecret's labels (and tags, replicas, flags), each
+/// version's date as ListSecretVersionIds lists it. Never calls GetSecretValue.
+pub async fn read_without_values(
+    store: &SdkSecretStore,
+    sm: &aws_sdk_secretsmanager::Client,
+    secret: &SecretId,
+) -> Result<SecretState, CliError> {
+    let mut state = store.describe(secret, Detail::Labels).await?;
+    let mut next: Option<String> = None;
+    loop {
+        let page = sm
+            .list_secret_version_ids()
+            .secret_id(secret.as_str())
+            .include_deprecated(true)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(|e| CliError::from(classify(e, "ListSecretVersionIds")))?;
+        for v in page.versions() {
+            let (Some(id), Some(date)) = (v.version_id(), v.created_date()) else {
+                continue;
+            };
+            if let Some(info) = state.versions.get_mut(&VersionId::new(id)) {
+                info.created = Some(keyshift_lambda::secrets::timestamp(date));
+            }
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+            _ => return Ok(state),
+        }
+    }
 }
 
 /// Reads the secret (labels and every version's date) and reports on it at now, with
 /// the policy the report applied and where its T came from.
 pub async fn read_status(
     store: &SdkSecretStore,
+    sm: &aws_sdk_secretsmanager::Client,
     secret: &SecretId,
     gap_flag: Option<u64>,
 ) -> Result<(Status, Policy, GapSource), CliError> {
-    let state = store.describe(secret, Detail::Full).await?;
+    let (state, note) = read_state(store, sm, secret).await?;
     let (policy, source) = policy_for(&state.tags, gap_flag, |k| std::env::var(k).ok())?;
-    Ok((status(&state, &policy, SystemClock.now()), policy, source))
+    let mut report = status(&state, &policy, SystemClock.now());
+    report.notes.extend(note.map(str::to_owned));
+    Ok((report, policy, source))
 }
 
 async fn status_command(sdk: &SdkConfig, a: StatusArgs) -> Result<Exit, CliError> {
     let secret = SecretId::new(a.secret);
     let backend = schedule::backend(sdk, |k| std::env::var(k).ok())?;
-    let (report, policy, source) = read_status(&store(sdk), &secret, a.gap_seconds).await?;
+    let (report, policy, source) =
+        read_status(&store(sdk), &aws::secrets(sdk), &secret, a.gap_seconds).await?;
     let found = schedule::lookup(&backend, &report, &secret, policy.precision).await;
     if a.output.json {
         let mut json = render::status_json(&report, &secret);
@@ -381,6 +443,7 @@ async fn dead_letter_command(
 async fn watch_command(sdk: &SdkConfig, a: WatchArgs) -> Result<Exit, CliError> {
     let secret = SecretId::new(a.secret.as_str());
     let store = store(sdk);
+    let sm = aws::secrets(sdk);
     let started = Instant::now();
     let deadline = a.timeout.map(|t| started + t);
     let tty = std::io::stdout().is_terminal();
@@ -403,7 +466,7 @@ async fn watch_command(sdk: &SdkConfig, a: WatchArgs) -> Result<Exit, CliError> 
         }
     };
     loop {
-        match read_status(&store, &secret, a.gap_seconds).await {
+        match read_status(&store, &sm, &secret, a.gap_seconds).await {
             Ok((report, _, _)) => {
                 failures = 0;
                 let key = render::watch_key(&report);

@@ -432,6 +432,19 @@ async fn status_rotate_and_hostile_arguments() {
         "{}",
         r.stdout
     );
+    // An operator who may not read values gets the same report: the value-free read
+    // (labels, dates as listed) agrees with the function's read here.
+    let sdk = rig.moto.sdk_config().await;
+    let store = keyshift_cli::commands::store(&sdk);
+    let id = keyshift::SecretId::new(arn.as_str());
+    let full = keyshift::ports::SecretStore::describe(&store, &id, keyshift::ports::Detail::Full)
+        .await
+        .expect("a full read");
+    let bare = keyshift_cli::commands::read_without_values(&store, &rig.sm, &id)
+        .await
+        .expect("a value-free read");
+    assert_eq!(full.versions, bare.versions);
+    assert_eq!(full.tags, bare.tags);
     // The timeline lists the current version first (it was written first).
     let (at_v1, at_token) = (
         r.stdout.find(&v1).expect("v1"),
