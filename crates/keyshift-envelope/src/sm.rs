@@ -5,7 +5,10 @@
 //! version's exact id (docs/protocol.md, section 2: key ids are version ids, never
 //! stored in the value). Unwrapping asks keyshift-client for that exact version
 //! ([`keyshift_client::Client::fetch_version`]): the window's versions and a bounded cache
-//! of past ones answer without a call, a miss fetches the version by id.
+//! of past ones answer without a call, a miss fetches the version by id. keyshift-client
+//! refreshes on a miss at most once per miss interval (1 s by default): a miss refused
+//! by that limit is tried once more after the interval, so a version that does not exist
+//! fails after about one interval.
 //!
 //! The wrapped key is AES-256-GCM under the KEK version: a random 12-byte nonce, the
 //! sealed 32 bytes and the tag (60 bytes), with the record's fields before the wrapped
@@ -163,11 +166,16 @@ impl<S: Source + 'static> Kek for SecretsManagerKek<S> {
                 "the wrapped key has the wrong length",
             )));
         }
-        let version = self
-            .client
-            .fetch_version(record.key_version)
-            .await
-            .map_err(|e| lookup("unwrap", &e))?;
+        let version = match self.client.fetch_version(record.key_version).await {
+            // keyshift-client refreshes on a miss at most once per miss interval (a
+            // rate-limited miss stays queued for the next refresh): wait that long once.
+            Err(LookupError::UnknownVersion) => {
+                tokio::time::sleep(self.client.cache().config().miss_interval()).await;
+                self.client.fetch_version(record.key_version).await
+            }
+            other => other,
+        }
+        .map_err(|e| lookup("unwrap", &e))?;
         let kek = symmetric("unwrap", &version)?;
         let prefix = record_prefix(
             Provider::SecretsManager,
