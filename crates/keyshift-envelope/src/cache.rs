@@ -86,7 +86,9 @@ impl DekCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<[u8]>, Entry>> {
         // A poisoned map is still a valid map: every mutation is a single insert/remove.
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// How many data keys are held.

@@ -49,8 +49,14 @@ impl fmt::Debug for DataKey {
 impl DataKey {
     /// A data key from its bytes and the record (as stored after `KSW` and the version)
     /// that wraps it. The caller vouches that the record wraps these bytes.
-    pub(crate) fn new(raw: DekBytes, record: &[u8], dek_id: [u8; DEK_ID_LEN], context: &str) -> Result<Self, Error> {
-        let unbound = UnboundKey::new(&AES_256_GCM, &raw[..]).map_err(|_| Error::Crypto("load a data key"))?;
+    pub(crate) fn new(
+        raw: DekBytes,
+        record: &[u8],
+        dek_id: [u8; DEK_ID_LEN],
+        context: &str,
+    ) -> Result<Self, Error> {
+        let unbound =
+            UnboundKey::new(&AES_256_GCM, &raw[..]).map_err(|_| Error::Crypto("load a data key"))?;
         let mut header = Vec::with_capacity(4 + record.len());
         header.extend_from_slice(&CIPHERTEXT_MAGIC);
         header.push(FORMAT_V1);
@@ -103,7 +109,11 @@ impl DataKey {
         let tag = self
             .0
             .key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&full_aad[..]), body)
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&full_aad[..]),
+                body,
+            )
             .map_err(|_| Error::Crypto("seal"))?;
         out.extend_from_slice(tag.as_ref());
         Ok(out)
@@ -130,7 +140,11 @@ impl DataKey {
         let len = self
             .0
             .key
-            .open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::from(&full_aad[..]), &mut buf[..])
+            .open_in_place(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(&full_aad[..]),
+                &mut buf[..],
+            )
             .map_err(|_| Error::Open)?
             .len();
         buf.truncate(len);

@@ -347,7 +347,11 @@ pub fn record_prefix(
     }
     let mut out = Vec::with_capacity(1 + 2 + kid.len() + 1 + ver.len() + DEK_ID_LEN + 1 + ctx.len());
     out.push(provider.tag());
-    out.extend_from_slice(&u16::try_from(kid.len()).map_err(|_| EncodeError("key id"))?.to_be_bytes());
+    out.extend_from_slice(
+        &u16::try_from(kid.len())
+            .map_err(|_| EncodeError("key id"))?
+            .to_be_bytes(),
+    );
     out.extend_from_slice(kid);
     out.push(u8::try_from(ver.len()).map_err(|_| EncodeError("key version"))?);
     out.extend_from_slice(ver);
@@ -397,8 +401,8 @@ mod tests {
     use super::*;
 
     fn sample() -> Vec<u8> {
-        let prefix = record_prefix(Provider::SecretsManager, "prod/kek", "v-1", &[9; 16], "env-1")
-            .expect("in bounds");
+        let prefix =
+            record_prefix(Provider::SecretsManager, "prod/kek", "v-1", &[9; 16], "env-1").expect("in bounds");
         encode_wrapped_dek(&prefix, &[1; 60]).expect("in bounds")
     }
 
@@ -407,7 +411,10 @@ mod tests {
         let bytes = sample();
         let (rec, record_bytes) = parse_wrapped_dek(&bytes).expect("parses");
         assert_eq!(rec.provider, Provider::SecretsManager);
-        assert_eq!((rec.key_id, rec.key_version, rec.context), ("prod/kek", "v-1", "env-1"));
+        assert_eq!(
+            (rec.key_id, rec.key_version, rec.context),
+            ("prod/kek", "v-1", "env-1")
+        );
         assert_eq!(rec.dek_id, &[9; 16]);
         assert_eq!(rec.wrapped_key, &[1; 60]);
         assert_eq!(record_bytes, &bytes[4..]);
@@ -421,7 +428,10 @@ mod tests {
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert_eq!(parse_wrapped_dek(&longer).map(|_| ()), Err(FormatError::TrailingBytes));
+        assert_eq!(
+            parse_wrapped_dek(&longer).map(|_| ()),
+            Err(FormatError::TrailingBytes)
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ fn encryption_context(dek_id: &[u8; DEK_ID_LEN], context: &str) -> HashMap<Strin
     for b in dek_id {
         let _ = write!(hex, "{b:02x}");
     }
-    HashMap::from([(EC_DEK_ID.to_owned(), hex), (EC_CONTEXT.to_owned(), context.to_owned())])
+    HashMap::from([
+        (EC_DEK_ID.to_owned(), hex),
+        (EC_CONTEXT.to_owned(), context.to_owned()),
+    ])
 }
 
 /// Classifies a KMS error: its code and the service's message, never a request field.
@@ -45,12 +48,16 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
 ) -> KekError {
     let kind = match &e {
         SdkError::ServiceError(_) => match e.code().unwrap_or_default() {
-            "NotFoundException" | "DisabledException" | "KMSInvalidStateException" | "AccessDeniedException"
+            "NotFoundException"
+            | "DisabledException"
+            | "KMSInvalidStateException"
+            | "AccessDeniedException"
             | "KeyUnavailableException" => KekErrorKind::KeyUnavailable,
             "InvalidCiphertextException" | "IncorrectKeyException" => KekErrorKind::UnwrapFailed,
-            "ThrottlingException" | "KMSInternalException" | "DependencyTimeoutException" | "LimitExceededException" => {
-                KekErrorKind::Transient
-            }
+            "ThrottlingException"
+            | "KMSInternalException"
+            | "DependencyTimeoutException"
+            | "LimitExceededException" => KekErrorKind::Transient,
             _ => KekErrorKind::Other,
         },
         SdkError::ConstructionFailure(_) => KekErrorKind::Other,
@@ -62,15 +69,22 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
 }
 
 fn missing(operation: &'static str, what: &str) -> Error {
-    Error::Kek(KekError::new(operation, KekErrorKind::Other, format!("the answer has no {what}")))
+    Error::Kek(KekError::new(
+        operation,
+        KekErrorKind::Other,
+        format!("the answer has no {what}"),
+    ))
 }
 
 fn key_bytes(operation: &'static str, plain: Blob) -> Result<DekBytes, Error> {
     let plain = Zeroizing::new(plain.into_inner());
-    let dek: [u8; 32] = plain
-        .as_slice()
-        .try_into()
-        .map_err(|_| Error::Kek(KekError::new(operation, KekErrorKind::BadKey, "the data key is not 32 bytes")))?;
+    let dek: [u8; 32] = plain.as_slice().try_into().map_err(|_| {
+        Error::Kek(KekError::new(
+            operation,
+            KekErrorKind::BadKey,
+            "the data key is not 32 bytes",
+        ))
+    })?;
     Ok(Zeroizing::new(dek))
 }
 
@@ -132,13 +146,18 @@ impl Kek for KmsKek {
             .send()
             .await
             .map_err(|e| Error::Kek(classify(e, "GenerateDataKey")))?;
-        let arn = out.key_id().ok_or_else(|| missing("GenerateDataKey", "key id"))?.to_owned();
+        let arn = out
+            .key_id()
+            .ok_or_else(|| missing("GenerateDataKey", "key id"))?
+            .to_owned();
         let blob = out
             .ciphertext_blob()
             .ok_or_else(|| missing("GenerateDataKey", "ciphertext"))?
             .as_ref()
             .to_vec();
-        let plain = out.plaintext.ok_or_else(|| missing("GenerateDataKey", "plaintext"))?;
+        let plain = out
+            .plaintext
+            .ok_or_else(|| missing("GenerateDataKey", "plaintext"))?;
         let dek = key_bytes("GenerateDataKey", plain)?;
         let prefix = record_prefix(Provider::Kms, &arn, "", dek_id, context)?;
         Ok(Generated {
@@ -161,7 +180,11 @@ impl Kek for KmsKek {
         key_bytes("Decrypt", plain)
     }
 
-    async fn rewrap(&self, record: &RecordRef<'_>, _dek: Option<&DekBytes>) -> Result<Option<Vec<u8>>, Error> {
+    async fn rewrap(
+        &self,
+        record: &RecordRef<'_>,
+        _dek: Option<&DekBytes>,
+    ) -> Result<Option<Vec<u8>>, Error> {
         let current = self.current_arn().await?;
         if record.key_id == current {
             return Ok(None);
@@ -178,8 +201,13 @@ impl Kek for KmsKek {
             .send()
             .await
             .map_err(|e| Error::Kek(classify(e, "ReEncrypt")))?;
-        let arn = out.key_id().ok_or_else(|| missing("ReEncrypt", "key id"))?.to_owned();
-        let blob = out.ciphertext_blob().ok_or_else(|| missing("ReEncrypt", "ciphertext"))?;
+        let arn = out
+            .key_id()
+            .ok_or_else(|| missing("ReEncrypt", "key id"))?
+            .to_owned();
+        let blob = out
+            .ciphertext_blob()
+            .ok_or_else(|| missing("ReEncrypt", "ciphertext"))?;
         let prefix = record_prefix(Provider::Kms, &arn, "", record.dek_id, record.context)?;
         Ok(Some(encode_wrapped_dek(&prefix, blob.as_ref())?))
     }

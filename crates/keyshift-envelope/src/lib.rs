@@ -312,7 +312,12 @@ impl<K: Kek> Envelope<K> {
 
     /// The DEK of `record` (parsed from `record_bytes`): from the shared cache, else
     /// unwrapped through the KEK (and cached). `uses` operations are counted against it.
-    async fn key_for(&self, record: &RecordRef<'_>, record_bytes: &[u8], uses: u64) -> Result<DataKey, Error> {
+    async fn key_for(
+        &self,
+        record: &RecordRef<'_>,
+        record_bytes: &[u8],
+        uses: u64,
+    ) -> Result<DataKey, Error> {
         self.check_record(record)?;
         let now = Instant::now();
         if let Some(key) = self.cache.get(record_bytes, uses, now) {
@@ -335,7 +340,12 @@ impl<K: Kek> Envelope<K> {
     }
 
     /// Seals `plaintext` under `wrapped`'s DEK, binding `aad`. Always the envelope form.
-    pub async fn encrypt(&self, plaintext: &[u8], wrapped: &WrappedDek, aad: &[u8]) -> Result<Vec<u8>, Error> {
+    pub async fn encrypt(
+        &self,
+        plaintext: &[u8],
+        wrapped: &WrappedDek,
+        aad: &[u8],
+    ) -> Result<Vec<u8>, Error> {
         let (record, bytes) = wrapped.parts();
         self.key_for(&record, bytes, 1).await?.seal(plaintext, aad)
     }
@@ -395,7 +405,12 @@ impl<K: Kek> Envelope<K> {
         bump(&self.counters.rewraps);
         let new = WrappedDek::from_bytes(&new)?;
         if let Some(key) = key {
-            let fresh = DataKey::new(key.raw().clone(), new.record_bytes(), *record.dek_id, record.context)?;
+            let fresh = DataKey::new(
+                key.raw().clone(),
+                new.record_bytes(),
+                *record.dek_id,
+                record.context,
+            )?;
             self.cache.insert(new.record_bytes(), fresh, 0, Instant::now());
         }
         Ok(new)
@@ -457,7 +472,12 @@ impl<K: Kek> Scope<'_, K> {
     }
 
     /// [`Envelope::encrypt`] within the scope.
-    pub async fn encrypt(&mut self, plaintext: &[u8], wrapped: &WrappedDek, aad: &[u8]) -> Result<Vec<u8>, Error> {
+    pub async fn encrypt(
+        &mut self,
+        plaintext: &[u8],
+        wrapped: &WrappedDek,
+        aad: &[u8],
+    ) -> Result<Vec<u8>, Error> {
         let (record, bytes) = wrapped.parts();
         if let Some(k) = self.keys.get(bytes) {
             return k.seal(plaintext, aad);

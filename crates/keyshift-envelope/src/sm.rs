@@ -21,7 +21,8 @@ use zeroize::Zeroizing;
 use crate::dek::{DekBytes, fresh_dek};
 use crate::error::{Error, KekError, KekErrorKind};
 use crate::format::{
-    DEK_ID_LEN, FORMAT_V1, NONCE_LEN, Provider, RecordRef, WRAPPED_DEK_MAGIC, encode_wrapped_dek, record_prefix,
+    DEK_ID_LEN, FORMAT_V1, NONCE_LEN, Provider, RecordRef, WRAPPED_DEK_MAGIC, encode_wrapped_dek,
+    record_prefix,
 };
 use crate::kek::{Generated, Kek};
 
@@ -44,9 +45,10 @@ impl<S: Source + 'static> std::fmt::Debug for SecretsManagerKek<S> {
 
 fn lookup(operation: &'static str, e: &LookupError) -> Error {
     let (kind, message) = match e {
-        LookupError::UnknownVersion | LookupError::InvalidVersionId => {
-            (KekErrorKind::KeyUnavailable, "the KEK version is not in Secrets Manager")
-        }
+        LookupError::UnknownVersion | LookupError::InvalidVersionId => (
+            KekErrorKind::KeyUnavailable,
+            "the KEK version is not in Secrets Manager",
+        ),
         LookupError::NotReady => (KekErrorKind::Transient, "no view of the KEK secret yet"),
         LookupError::Expired { .. } => (KekErrorKind::Transient, "the view of the KEK secret expired"),
         _ => (KekErrorKind::Other, "the KEK version lookup failed"),
@@ -83,7 +85,11 @@ impl<S: Source + 'static> SecretsManagerKek<S> {
     /// SDK, [`keyshift_client::SdkSource`]) and uses it as the KEK. Needs a tokio runtime.
     pub async fn start(source: S, secret_id: impl Into<String>, config: Config) -> Result<Self, Error> {
         let client = Client::start(source, config).await.map_err(|e| {
-            Error::Kek(KekError::new("start", KekErrorKind::KeyUnavailable, e.message().to_owned()))
+            Error::Kek(KekError::new(
+                "start",
+                KekErrorKind::KeyUnavailable,
+                e.message().to_owned(),
+            ))
         })?;
         Ok(SecretsManagerKek::from_client(client, secret_id))
     }
@@ -113,13 +119,25 @@ impl<S: Source + 'static> SecretsManagerKek<S> {
             .cache()
             .refresh(self.client.source(), SystemClock::new().now())
             .await
-            .map_err(|e| Error::Kek(KekError::new("refresh", KekErrorKind::Transient, e.message().to_owned())))
+            .map_err(|e| {
+                Error::Kek(KekError::new(
+                    "refresh",
+                    KekErrorKind::Transient,
+                    e.message().to_owned(),
+                ))
+            })
     }
 
     fn wrap(&self, dek: &DekBytes, dek_id: &[u8; DEK_ID_LEN], context: &str) -> Result<Vec<u8>, Error> {
         let current = self.client.current().map_err(|e| lookup("wrap", &e))?;
         let kek = symmetric("wrap", &current)?;
-        let prefix = record_prefix(Provider::SecretsManager, &self.secret_id, kek.kid().as_str(), dek_id, context)?;
+        let prefix = record_prefix(
+            Provider::SecretsManager,
+            &self.secret_id,
+            kek.kid().as_str(),
+            dek_id,
+            context,
+        )?;
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| Error::Crypto("draw a nonce"))?;
         let mut wrapped = Vec::with_capacity(WRAPPED_LEN);
@@ -189,7 +207,11 @@ impl<S: Source + 'static> Kek for SecretsManagerKek<S> {
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::Crypto("nonce"))?;
         let mut buf = Zeroizing::new(sealed.to_vec());
         let plain = aead(&kek)?
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(&aad[..]), &mut buf[..])
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&aad[..]),
+                &mut buf[..],
+            )
             .map_err(|_| {
                 Error::Kek(KekError::new(
                     "unwrap",

@@ -27,7 +27,10 @@ async fn values_round_trip_and_the_aad_binds_row_and_environment() {
     let dek = env.generate_wrapped_dek("env-1").await.unwrap();
     assert_eq!(dek.context(), "env-1");
     assert_eq!(dek.kek_id().provider, Provider::SecretsManager);
-    assert_eq!((dek.kek_id().key_id.as_str(), dek.kek_id().key_version.as_str()), ("kek", "v1"));
+    assert_eq!(
+        (dek.kek_id().key_id.as_str(), dek.kek_id().key_version.as_str()),
+        ("kek", "v1")
+    );
     for plain in [&b""[..], b"postgres://u:p@db/app", &[0xAB; 5000]] {
         let ct = env.encrypt(plain, &dek, b"env-1/DATABASE_URL").await.unwrap();
         assert_eq!(&env.decrypt(&ct, b"env-1/DATABASE_URL").await.unwrap()[..], plain);
@@ -56,7 +59,10 @@ async fn values_round_trip_and_the_aad_binds_row_and_environment() {
 #[tokio::test]
 async fn a_legacy_value_without_a_legacy_provider_is_a_typed_error() {
     let (env, _) = mem_envelope(CacheLimits::default()).await;
-    assert_eq!(env.decrypt(b"\x01\x02\x02\x00legacy", b"").await, Err(Error::NotEnvelope));
+    assert_eq!(
+        env.decrypt(b"\x01\x02\x02\x00legacy", b"").await,
+        Err(Error::NotEnvelope)
+    );
     assert_eq!(env.decrypt(b"", b"").await, Err(Error::NotEnvelope));
     assert_eq!(
         env.decrypt(b"KSE\x02", b"").await,
@@ -75,7 +81,10 @@ async fn a_batch_of_n_values_over_k_contexts_unwraps_k_times() {
     let mut values = Vec::new();
     for i in 0..n {
         let aad = format!("env-{}/VAR_{i}", i % k).into_bytes();
-        let ct = writer.encrypt(format!("value {i}").as_bytes(), &deks[i % k], &aad).await.unwrap();
+        let ct = writer
+            .encrypt(format!("value {i}").as_bytes(), &deks[i % k], &aad)
+            .await
+            .unwrap();
         values.push((ct, aad));
     }
     // A reader with no shared cache: exactly one unwrap per distinct DEK per batch.
@@ -159,7 +168,12 @@ async fn a_scope_unwraps_each_dek_once_per_request() {
     {
         let mut scope = env.scope();
         for i in 0..10 {
-            cts.push(scope.encrypt(&[i], if i % 2 == 0 { &a } else { &b }, b"").await.unwrap());
+            cts.push(
+                scope
+                    .encrypt(&[i], if i % 2 == 0 { &a } else { &b }, b"")
+                    .await
+                    .unwrap(),
+            );
         }
         assert_eq!(scope.len(), 2);
     }
@@ -184,7 +198,10 @@ async fn kek_rotation_old_values_open_and_rewrap_moves_deks_to_the_new_version()
     env.kek().refresh().await.unwrap();
 
     // Values sealed before still open (the record names v1, fetched by id).
-    assert_eq!(&env.decrypt(&ct_old, b"row-1").await.unwrap()[..], b"before rotation");
+    assert_eq!(
+        &env.decrypt(&ct_old, b"row-1").await.unwrap()[..],
+        b"before rotation"
+    );
     // New DEKs are wrapped by v2.
     let fresh = env.generate_wrapped_dek("env-2").await.unwrap();
     assert_eq!(fresh.kek_id().key_version, "v2");
@@ -200,13 +217,19 @@ async fn kek_rotation_old_values_open_and_rewrap_moves_deks_to_the_new_version()
     // The stored value's header moves to the new record without decrypting, and opens.
     let moved = Envelope::<common::MemEnvelopeKek>::rewrap_ciphertext(&ct_old, &new).unwrap();
     assert_eq!(moved.len(), ct_old.len());
-    assert_eq!(&env.decrypt(&moved, b"row-1").await.unwrap()[..], b"before rotation");
+    assert_eq!(
+        &env.decrypt(&moved, b"row-1").await.unwrap()[..],
+        b"before rotation"
+    );
     assert_eq!(
         Envelope::<common::MemEnvelopeKek>::rewrap_ciphertext(&ct_old, &fresh),
         Err(Error::DataKeyMismatch)
     );
     // Values written with the old record keep opening too.
-    assert_eq!(&env.decrypt(&ct_old, b"row-1").await.unwrap()[..], b"before rotation");
+    assert_eq!(
+        &env.decrypt(&ct_old, b"row-1").await.unwrap()[..],
+        b"before rotation"
+    );
     // Which KEK versions are still referenced.
     let refs = referenced_keks([&old, &new, &fresh]);
     let versions: Vec<(&str, u64)> = refs.iter().map(|(k, n)| (k.key_version.as_str(), *n)).collect();
@@ -238,7 +261,10 @@ fn fixture() -> (tokio::runtime::Runtime, common::MemEnvelope, Vec<u8>) {
     let (env, ct) = rt.block_on(async {
         let (env, _) = mem_envelope(CacheLimits::default()).await;
         let dek = env.generate_wrapped_dek("env-prop").await.unwrap();
-        let ct = env.encrypt(b"a configuration value", &dek, b"env-prop/NAME").await.unwrap();
+        let ct = env
+            .encrypt(b"a configuration value", &dek, b"env-prop/NAME")
+            .await
+            .unwrap();
         // Warm the cache with the genuine record: tampering must still be caught.
         env.decrypt(&ct, b"env-prop/NAME").await.unwrap();
         (env, ct)
@@ -285,11 +311,17 @@ proptest! {
 fn every_truncation_of_a_ciphertext_is_refused_exhaustively() {
     let (rt, env, ct) = fixture();
     for cut in 0..ct.len() {
-        assert!(rt.block_on(env.decrypt(&ct[..cut], b"env-prop/NAME")).is_err(), "{cut}");
+        assert!(
+            rt.block_on(env.decrypt(&ct[..cut], b"env-prop/NAME")).is_err(),
+            "{cut}"
+        );
     }
     for bit in 0..ct.len() * 8 {
         let mut flipped = ct.clone();
         flipped[bit / 8] ^= 1 << (bit % 8);
-        assert!(rt.block_on(env.decrypt(&flipped, b"env-prop/NAME")).is_err(), "{bit}");
+        assert!(
+            rt.block_on(env.decrypt(&flipped, b"env-prop/NAME")).is_err(),
+            "{bit}"
+        );
     }
 }

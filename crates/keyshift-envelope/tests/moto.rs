@@ -34,7 +34,11 @@ async fn secrets_manager_kek_rotation_on_the_emulator() {
         .unwrap();
     let env = Envelope::new(kek, CacheLimits::none());
     let dek = env.generate_wrapped_dek("env-1").await.unwrap();
-    assert_eq!(dek.kek_id().key_version, v1, "the record names the exact version id");
+    assert_eq!(
+        dek.kek_id().key_version,
+        v1,
+        "the record names the exact version id"
+    );
     let ct = env.encrypt(b"s3cr3t", &dek, b"env-1/TOKEN").await.unwrap();
 
     // keyshift's rotation ends with a new AWSCURRENT version.
@@ -62,8 +66,18 @@ async fn secrets_manager_kek_rotation_on_the_emulator() {
     let new = env.rewrap(&dek).await.unwrap();
     assert_eq!(new.kek_id().key_version, v2);
     let moved = Envelope::<SecretsManagerKek<SdkSource>>::rewrap_ciphertext(&ct, &new).unwrap();
-    assert_eq!(&reader.decrypt(&moved, b"env-1/TOKEN").await.unwrap()[..], b"s3cr3t");
-    assert_eq!(env.generate_wrapped_dek("env-2").await.unwrap().kek_id().key_version, v2);
+    assert_eq!(
+        &reader.decrypt(&moved, b"env-1/TOKEN").await.unwrap()[..],
+        b"s3cr3t"
+    );
+    assert_eq!(
+        env.generate_wrapped_dek("env-2")
+            .await
+            .unwrap()
+            .kek_id()
+            .key_version,
+        v2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,7 +98,10 @@ async fn kms_kek_and_legacy_values_on_the_emulator() {
     assert_eq!(dek.kek_id().provider, Provider::Kms);
     assert_eq!(dek.kek_id().key_id, k1.arn().unwrap());
     let ct = env.encrypt(b"api-key-123", &dek, b"env-1/API_KEY").await.unwrap();
-    assert_eq!(&env.decrypt(&ct, b"env-1/API_KEY").await.unwrap()[..], b"api-key-123");
+    assert_eq!(
+        &env.decrypt(&ct, b"env-1/API_KEY").await.unwrap()[..],
+        b"api-key-123"
+    );
     // No shared cache: one Decrypt of the DEK for the encrypt, one for the decrypt.
     assert_eq!(env.stats().unwraps, 2);
     assert_eq!(env.decrypt(&ct, b"env-2/API_KEY").await, Err(Error::Open));
@@ -114,7 +131,10 @@ async fn kms_kek_and_legacy_values_on_the_emulator() {
     assert_eq!(new.dek_id(), dek.dek_id());
     assert_eq!(env.rewrap(&new).await.unwrap(), new, "already current");
     let moved = Envelope::<KmsKek>::rewrap_ciphertext(&ct, &new).unwrap();
-    assert_eq!(&env.decrypt(&moved, b"env-1/API_KEY").await.unwrap()[..], b"api-key-123");
+    assert_eq!(
+        &env.decrypt(&moved, b"env-1/API_KEY").await.unwrap()[..],
+        b"api-key-123"
+    );
     // (moto 5.2.5's Decrypt ignores a disabled key, so "the old key disabled, moved
     // values still open" is not checkable here; the records say which key each needs.)
     assert_eq!(new.kek_id().key_id, k2.arn().unwrap());
@@ -131,7 +151,10 @@ async fn kms_kek_and_legacy_values_on_the_emulator() {
         .unwrap()
         .into_inner();
     assert!(!legacy.starts_with(b"KSE"));
-    assert_eq!(&env.decrypt(&legacy, b"ignored").await.unwrap()[..], b"legacy-value");
+    assert_eq!(
+        &env.decrypt(&legacy, b"ignored").await.unwrap()[..],
+        b"legacy-value"
+    );
     assert_eq!(env.stats().legacy_decrypts, 1);
     // A mixed batch: legacy and envelope values side by side.
     let items: Vec<(&[u8], &[u8])> = vec![(&legacy, b""), (&moved, b"env-1/API_KEY"), (&legacy, b"")];
@@ -139,7 +162,10 @@ async fn kms_kek_and_legacy_values_on_the_emulator() {
     assert!(out.iter().all(Result::is_ok));
     assert_eq!(env.stats().legacy_decrypts, 3);
     // A garbage legacy blob is KMS's typed error.
-    assert!(matches!(env.decrypt(b"\x01\x02garbage", b"").await, Err(Error::Legacy(_))));
+    assert!(matches!(
+        env.decrypt(b"\x01\x02garbage", b"").await,
+        Err(Error::Legacy(_))
+    ));
     // An upgrade on write: the legacy value re-encrypted is in the envelope form.
     let plain = env.decrypt(&legacy, b"").await.unwrap();
     let upgraded = env.encrypt(&plain, &new, b"env-1/OLD").await.unwrap();

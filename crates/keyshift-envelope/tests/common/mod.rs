@@ -68,7 +68,13 @@ impl Source for MemSecret {
 
     async fn value(&self, version: &VersionId) -> Result<Option<SecretValue>, SourceError> {
         self.value_calls.fetch_add(1, Ordering::Relaxed);
-        Ok(self.inner.lock().unwrap().1.get(version).map(|v| SecretValue::new(v.clone())))
+        Ok(self
+            .inner
+            .lock()
+            .unwrap()
+            .1
+            .get(version)
+            .map(|v| SecretValue::new(v.clone())))
     }
 }
 
@@ -77,9 +83,13 @@ pub type MemEnvelope = Envelope<SecretsManagerKek<std::sync::Arc<MemSecret>>>;
 /// An envelope over an in-memory symmetric KEK secret `kek` (version `v1`).
 pub async fn mem_envelope(limits: CacheLimits) -> (MemEnvelope, std::sync::Arc<MemSecret>) {
     let secret = std::sync::Arc::new(MemSecret::with_current("v1", symmetric_value(1)));
-    let kek = SecretsManagerKek::start(secret.clone(), "kek", Config::new(Duration::from_secs(600)).unwrap())
-        .await
-        .unwrap();
+    let kek = SecretsManagerKek::start(
+        secret.clone(),
+        "kek",
+        Config::new(Duration::from_secs(600)).unwrap(),
+    )
+    .await
+    .unwrap();
     (Envelope::new(kek, limits), secret)
 }
 
@@ -100,7 +110,10 @@ impl Moto {
             "{} not found: run `make venv` or set KEYSHIFT_VENV to a virtualenv with moto[server]",
             bin.display()
         );
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
         let mut child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -113,7 +126,10 @@ impl Moto {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("moto_server exited before listening: {status}");
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "moto_server did not listen");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "moto_server did not listen"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Moto { child, port }
@@ -129,7 +145,13 @@ impl Moto {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(self.endpoint())
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "envelope-test"))
+            .credentials_provider(Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "envelope-test",
+            ))
             .build();
         aws_sdk_kms::Client::from_conf(conf)
     }
@@ -140,7 +162,13 @@ impl Moto {
             .behavior_version(sm::config::BehaviorVersion::latest())
             .region(sm::config::Region::new("us-east-1"))
             .endpoint_url(self.endpoint())
-            .credentials_provider(sm::config::Credentials::new("testing", "testing", None, None, "envelope-test"))
+            .credentials_provider(sm::config::Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "envelope-test",
+            ))
             .build();
         sm::Client::from_conf(conf)
     }
