@@ -1091,8 +1091,8 @@ fn old_cancel_markers(s: &SecretState, swapped: Timestamp) -> Vec<Action> {
 /// compromised (see the crate's operator documentation).
 ///
 /// 1. Before the cut, everything in flight stands down: a pending version of another
-///    rotation loses AWSPENDING and is revoked, an older version still in its second gap
-///    is released (revoked, ROTATING off). The new value `E` ([`VersionId::emergency`] of
+///    rotation loses AWSPENDING (its follow-up, stale after the cut, revokes it), an older
+///    version still in its second gap is released (revoked, ROTATING off). The new value `E` ([`VersionId::emergency`] of
 ///    `k1`, so a rerun finds it) is stored as AWSPENDING, registered and tested.
 /// 2. Once `E` has been accepted for `gap` (usually 0), the cut: AWSCURRENT moves to `E`,
 ///    with ROTATING on `k1` first when the operator keeps accepting it.
@@ -1133,19 +1133,12 @@ fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
     if s.cancel_markers(&e).next().is_some() {
         return Decision::Reject(Rejection::EmergencyCancelled { version: e });
     }
-    // Whatever is in flight stands down first.
+    // Whatever is in flight stands down first: its pending version loses AWSPENDING.
+    // Its value is not revoked here: a swap of that rotation may have read the labels
+    // just before, and would then make a revoked value current. Its own follow-up,
+    // arriving after the cut, finds itself stale and revokes it (see `stale`).
     let mut actions = Vec::new();
     if let Some(p) = s.holder(AWSPENDING).filter(|p| **p != e) {
-        // Revoked unless its value is the one in use (an engine retry put AWSPENDING back
-        // on the token of the current copy): that one is revoked after the cut.
-        let token = s.token_of(p).unwrap_or(p);
-        let in_use = s
-            .versions
-            .iter()
-            .any(|(id, v)| SecretState::in_chain(id, token) && (v.has(AWSCURRENT) || v.has(ROTATING)));
-        if !in_use && s.version(p).is_some_and(|v| v.created.is_some()) {
-            actions.push(Action::RevokeTarget { version: p.clone() });
-        }
         actions.push(Action::Label(remove(AWSPENDING, p)));
     }
     if let Some(old) = s.holder(ROTATING).filter(|r| *r != current) {
