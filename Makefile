@@ -105,7 +105,8 @@ deploy: venv sam-venv
 	$(SAM_VENV)/bin/sam deploy --guided --capabilities CAPABILITY_IAM
 
 ## Unit, property and integration tests of every crate, the contract suite against the
-## in-memory model and moto's server, and the rotation through `cargo lambda watch`.
+## in-memory model and moto's server, the rotation through `cargo lambda watch`, and the
+## `keyshift` CLI run as a process against both (crates/keyshift-cli/tests/emulator.rs).
 unit: venv
 	$(CARGO) test --workspace --all-targets
 
