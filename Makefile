@@ -29,7 +29,7 @@ OFFLINE_AWS = env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_T
 LAMBDA_BIN = keyshift-rotation
 ARM64_TARGET = aarch64-unknown-linux-gnu
 
-.PHONY: bench bench-keys test demo demo-postgres postgres venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
+.PHONY: bench bench-keys bench-envelope fuzz-envelope test demo demo-postgres postgres venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
 	sim-demo build build-x86 deploy aws-check aws-check-offline
 
 ## make demo: a real rotation on this machine: moto's server as AWS, the release binary
@@ -105,7 +105,8 @@ deploy: venv sam-venv
 	$(SAM_VENV)/bin/sam deploy --guided --capabilities CAPABILITY_IAM
 
 ## Unit, property and integration tests of every crate, the contract suite against the
-## in-memory model and moto's server, and the rotation through `cargo lambda watch`.
+## in-memory model and moto's server, the rotation through `cargo lambda watch`, and the
+## `keyshift` CLI run as a process against both (crates/keyshift-cli/tests/emulator.rs).
 unit: venv
 	$(CARGO) test --workspace --all-targets
 
@@ -139,6 +140,21 @@ bench: venv
 ## signed and verified per algorithm, AES-256-GCM sealing (aws-lc-rs, one thread).
 bench-keys:
 	$(CARGO) run --release -p keyshift-bench --bin keyshift-keys-bench
+
+## Envelope encryption (crates/keyshift-envelope): seal and open of 100-byte values with
+## a cached data key on one thread, and a 500-value deployment decrypted the legacy way
+## (one KMS call per value, moto's KMS) against one unwrap plus local opens.
+bench-envelope: venv
+	$(CARGO) run --release -p keyshift-envelope --example envelope-bench
+
+## The envelope ciphertext parser under libFuzzer (nightly and cargo-fuzz; not part of
+## `make test`): FUZZ_SECONDS of fuzzing from the committed seeds.
+FUZZ_SECONDS ?= 60
+fuzz-envelope:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	mkdir -p crates/keyshift-envelope/fuzz/corpus/parse
+	cp crates/keyshift-envelope/fuzz/seeds/* crates/keyshift-envelope/fuzz/corpus/parse/
+	cd crates/keyshift-envelope/fuzz && CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz cargo +nightly fuzz run -s none -O parse corpus/parse -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
 
 ## make aws-check: on a real AWS account (skipped without credentials), settles what the
 ## rotation engine does that AWS does not document (README, "Settling the engine's

@@ -1108,10 +1108,11 @@ fn old_cancel_markers(s: &SecretState, swapped: Timestamp) -> Vec<Action> {
 /// An operator's emergency rotation away from the token's version `k1`, which is
 /// compromised (see the crate's operator documentation).
 ///
-/// 1. Before the cut, everything in flight stands down: a pending version of another
-///    rotation loses AWSPENDING and is revoked, an older version still in its second gap
-///    is released (revoked, ROTATING off). The new value `E` ([`VersionId::emergency`] of
-///    `k1`, so a rerun finds it) is stored as AWSPENDING, registered and tested.
+/// 1. Before the cut, everything in flight stands down: the rotation of a pending version
+///    is marked cancelled and the version loses AWSPENDING (its value is revoked once the
+///    marker has settled), an older version still in its second gap is released
+///    (revoked, ROTATING off). The new value `E` ([`VersionId::emergency`] of `k1`, so a
+///    rerun finds it) is stored as AWSPENDING, registered and tested.
 /// 2. Once `E` has been accepted for `gap` (usually 0), counted from an accepted marker
 ///    stamped after a read that showed it with AWSPENDING (and after `E` was registered
 ///    and tested again), the cut: AWSCURRENT moves to `E`, with ROTATING on `k1` first
@@ -1154,26 +1155,19 @@ fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
     if s.cancel_markers(&e).next().is_some() {
         return Decision::Reject(Rejection::EmergencyCancelled { version: e });
     }
-    // Whatever is in flight stands down first.
+    // Whatever is in flight stands down first: its rotation is marked cancelled, then its
+    // pending version loses AWSPENDING (the marker first, as a cancel puts it). From the
+    // marker on, every later step of that rotation (an engine retry putting AWSPENDING
+    // back on its token, a follow-up already scheduled) stands down instead of writing a
+    // new copy of its value, a copy younger than the new value that could otherwise be
+    // promoted over it. Its value is not revoked here: a swap of that rotation may have
+    // read the labels just before, and would then make a revoked value current. It is
+    // revoked once the marker has settled ([`cancelled_values`], as a cancel does: by
+    // then a racing swap has happened, and the chain is in use, or never will), which also
+    // catches a value a step of it stored or registered after reading the labels early.
     let mut actions = Vec::new();
     if let Some(p) = s.holder(AWSPENDING).filter(|p| **p != e) {
-        // Revoked unless its value is the one in use (an engine retry put AWSPENDING back
-        // on the token of the current copy): that one is revoked after the cut.
         let token = s.token_of(p).unwrap_or(p);
-        let in_use = s
-            .versions
-            .iter()
-            .any(|(id, v)| SecretState::in_chain(id, token) && (v.has(AWSCURRENT) || v.has(ROTATING)));
-        if !in_use && s.version(p).is_some_and(|v| v.created.is_some()) {
-            actions.push(Action::RevokeTarget { version: p.clone() });
-        }
-        // Then marked cancelled, before its AWSPENDING goes (as a cancel does): every
-        // later step of that rotation (an engine retry putting AWSPENDING back on its
-        // token, a follow-up already scheduled) stands down instead of writing a new copy
-        // of the value revoked here, a copy younger than the new value that could
-        // otherwise be promoted over it. The revoke comes first: a step standing down on
-        // the marker takes AWSPENDING off without revoking, and a rerun that no longer
-        // finds AWSPENDING would not revoke either.
         if s.cancel_markers(token).next().is_none() {
             actions.push(Action::MarkCancelled {
                 version: token.clone(),

@@ -292,6 +292,26 @@ pub fn status(secret: &SecretState, policy: &Policy, now: Timestamp) -> Status {
     if current.is_none() {
         notes.push("no version carries AWSCURRENT".into());
     }
+    if let Some(e) = s
+        .holder(AWSPENDING)
+        .filter(|p| Some(*p) != current && p.is_keyshift_emergency())
+    {
+        notes.push(format!(
+            "AWSPENDING is on {e}, the new value of an emergency rotation that has not cut over yet: run the same emergencyRotate again (VersionId = the AWSCURRENT version) to finish it, or cancel it"
+        ));
+    }
+    if let Some(c) = current.filter(|c| c.is_keyshift_emergency()) {
+        notes.push(format!(
+            "AWSCURRENT {c} was written by an emergency rotation (emergencyRotate)"
+        ));
+    }
+    for id in s.versions.keys() {
+        if let Some(at) = s.cancel_markers(id).map(|(_, t)| t).max() {
+            notes.push(format!(
+                "the rotation of {id} was cancelled by an operator at {at}: its late steps stand down; the marker goes with the next rotation's release"
+            ));
+        }
+    }
     for (id, v) in &s.versions {
         let stray_swap = !v.has(ROTATING) && v.stages.iter().any(|l| parse_swap_marker(l).is_some());
         let stray_accepted =

@@ -237,3 +237,76 @@ fn schedule_names_follow_eventbridge_rules() {
     assert!(ScheduleName::parse("has space").is_err());
     assert!(ScheduleName::parse("slash/no").is_err());
 }
+
+#[test]
+fn operator_requests_parse_with_their_options() {
+    let r = operator_request(&json!({
+        "Step": "emergencyRotate", "SecretId": "prod/key", "Reason": "  leaked in a paste  ",
+        "VersionId": "0b0e4c1e-5b7a-4c55-9d2e-6f1a2b3c4d5e", "GapSeconds": 20, "KeepAcceptingSeconds": 60
+    }))
+    .unwrap()
+    .unwrap();
+    assert_eq!(r.secret_id.as_str(), "prod/key");
+    assert_eq!(
+        r.operation,
+        Operation::EmergencyRotate {
+            reason: "leaked in a paste".into(),
+            compromised: Some(VersionId::new("0b0e4c1e-5b7a-4c55-9d2e-6f1a2b3c4d5e")),
+            gap: std::time::Duration::from_secs(20),
+            keep_accepting: Some(std::time::Duration::from_secs(60)),
+        }
+    );
+    let r = operator_request(&json!({"Step": "emergencyRotate", "SecretId": "k", "Reason": "x"}))
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(r.operation, Operation::EmergencyRotate { gap, keep_accepting: None, compromised: None, .. } if gap.is_zero())
+    );
+    let r = operator_request(&json!({"Step": "cancel", "SecretId": "k"}))
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.operation, Operation::Cancel { token: None });
+    let r = operator_request(&json!({"Step": "redrive", "SecretId": "k"}))
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.operation, Operation::Redrive);
+    // Not an operator request: left to the other parsers.
+    for other in [
+        json!({"Step": "createSecret"}),
+        json!({"Step": "status"}),
+        json!([1]),
+        json!("cancel"),
+    ] {
+        assert_eq!(operator_request(&other).unwrap(), None, "{other}");
+    }
+}
+
+#[test]
+fn hostile_operator_requests_get_a_clear_error_that_echoes_nothing() {
+    let long = "x".repeat(257);
+    let cases = [
+        json!({"Step": "emergencyRotate", "SecretId": "k"}),
+        json!({"Step": "emergencyRotate", "SecretId": "k", "Reason": "   "}),
+        json!({"Step": "emergencyRotate", "SecretId": "k", "Reason": long}),
+        json!({"Step": "emergencyRotate", "SecretId": "k", "Reason": "a\u{7}b"}),
+        json!({"Step": "emergencyRotate", "SecretId": "k", "Reason": "r", "hunter2-field": "hunter2"}),
+        json!({"Step": "emergencyRotate", "SecretId": "k", "Reason": "r", "GapSeconds": 601}),
+        json!({"Step": "emergencyRotate", "SecretId": "k", "Reason": "r", "GapSeconds": -1}),
+        json!({"Step": "emergencyRotate", "SecretId": "k", "Reason": "r", "GapSeconds": 1.5}),
+        json!({"Step": "emergencyRotate", "SecretId": "k", "Reason": "r", "GapSeconds": "10"}),
+        json!({"Step": "emergencyRotate", "SecretId": "k", "Reason": "r", "KeepAcceptingSeconds": 0}),
+        json!({"Step": "emergencyRotate", "SecretId": "k", "Reason": "r", "VersionId": "hunter2"}),
+        json!({"Step": "emergencyRotate", "Reason": "r"}),
+        json!({"Step": "cancel", "SecretId": "k", "ClientRequestToken": "hunter2"}),
+        json!({"Step": "cancel", "SecretId": "k", "RotationToken": "hunter2-hunter2-hunter2-hunter2-hunter2"}),
+        json!({"Step": "redrive", "SecretId": "k", "DueAt": "2020-01-01T00:00:00Z"}),
+        json!({"Step": "redrive", "SecretId": ""}),
+    ];
+    for case in cases {
+        let e = operator_request(&case).expect_err(&case.to_string());
+        let text = e.to_string();
+        assert!(text.starts_with("invalid event:"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains("xxxx"), "{text}");
+    }
+}

@@ -155,6 +155,36 @@ impl<T: Target> Function<T> {
         json["expected_schedule"] = report
             .schedule_name(secret)
             .map_or(Value::Null, |n| Value::from(n.as_str()));
+        // The expected follow-up, read by name: at its expected fire minute, or one
+        // precision either side (the fire time depends on when it was scheduled).
+        if let Some(expected) = report.next.as_ref().and_then(|n| n.schedule.as_ref()) {
+            let mut names = vec![expected.name(secret)];
+            for fire_at in [
+                expected.fire_at.minus(policy.precision),
+                expected.fire_at.plus(policy.precision),
+                expected.fire_at.plus(Duration::from_secs(1)),
+            ] {
+                let mut other = expected.clone();
+                other.fire_at = fire_at;
+                names.push(other.name(secret));
+            }
+            json["schedule"] = match self.backend(String::new()).lookup(&names).await {
+                Ok(Some(found)) => json!({
+                    "name": found.name,
+                    "expression": found.expression,
+                    "state": found.state,
+                }),
+                Ok(None) => {
+                    if let Some(notes) = json["notes"].as_array_mut() {
+                        notes.push(Value::from(
+                            "the expected follow-up schedule was not found (delivered already, lost, or not created yet): `redrive` runs the next move now",
+                        ));
+                    }
+                    Value::Null
+                }
+                Err(e) => json!({ "error": e.to_string() }),
+            };
+        }
         Ok(json)
     }
 
@@ -327,7 +357,15 @@ impl<T: Target> Function<T> {
             .function_arn
             .clone()
             .unwrap_or_else(|| context_arn.to_owned());
-        let backend = match self.config.backend {
+        let backend = self.backend(function_arn);
+        let mut executor = Executor::new(self.store.clone(), backend, SystemClock, &self.target, policy);
+        executor.gap_tag = Some(GAP_TAG.to_owned());
+        executor
+    }
+
+    /// The configured scheduler backend, delivering to `function_arn`.
+    fn backend(&self, function_arn: String) -> Backend {
+        match self.config.backend {
             BackendKind::Scheduler => Backend::Scheduler(EventBridgeScheduler::new(
                 self.scheduler.clone(),
                 &self.config.group,
@@ -338,10 +376,7 @@ impl<T: Target> Function<T> {
                 },
             )),
             BackendKind::Rules => Backend::Rules(EventBridgeRules::new(self.rules.clone(), function_arn)),
-        };
-        let mut executor = Executor::new(self.store.clone(), backend, SystemClock, &self.target, policy);
-        executor.gap_tag = Some(GAP_TAG.to_owned());
-        executor
+        }
     }
 }
 

@@ -325,6 +325,59 @@ pub enum Backend {
     Rules(EventBridgeRules),
 }
 
+/// A follow-up's schedule (or rule) as the backend reports it, read by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Its name.
+    pub name: String,
+    /// Its expression (`at(...)` or `cron(...)`).
+    pub expression: Option<String>,
+    /// Its state (`ENABLED`, ...).
+    pub state: Option<String>,
+}
+
+impl Backend {
+    /// The first of `names` that exists, read by name (GetSchedule or DescribeRule: no
+    /// list permission needed). `Ok(None)`: none exists.
+    pub async fn lookup(&self, names: &[ScheduleName]) -> Result<Option<Found>, SchedulerError> {
+        for name in names {
+            let found = match self {
+                Backend::Scheduler(s) => {
+                    match s
+                        .client
+                        .get_schedule()
+                        .group_name(&s.group)
+                        .name(name.as_str())
+                        .send()
+                        .await
+                    {
+                        Ok(out) => Some(Found {
+                            name: name.as_str().to_owned(),
+                            expression: out.schedule_expression().map(str::to_owned),
+                            state: out.state().map(|x| x.as_str().to_owned()),
+                        }),
+                        Err(e) if is_code(&e, &["ResourceNotFoundException"]) => None,
+                        Err(e) => return Err(sched_error(&e, "GetSchedule")),
+                    }
+                }
+                Backend::Rules(r) => match r.client.describe_rule().name(name.as_str()).send().await {
+                    Ok(out) => Some(Found {
+                        name: name.as_str().to_owned(),
+                        expression: out.schedule_expression().map(str::to_owned),
+                        state: out.state().map(|x| x.as_str().to_owned()),
+                    }),
+                    Err(e) if is_code(&e, &["ResourceNotFoundException"]) => None,
+                    Err(e) => return Err(sched_error(&e, "DescribeRule")),
+                },
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+}
+
 impl Scheduler for Backend {
     async fn schedule(&self, job: &Job) -> Result<Scheduled, SchedulerError> {
         match self {

@@ -100,3 +100,37 @@ fn the_samples_use_one_secret_and_one_rotation() {
     assert_eq!(secrets.len(), 1, "{secrets:?}");
     assert_eq!(tokens.len(), 1, "{tokens:?}");
 }
+
+/// `events/operator/` holds one payload per operator request, each parsing as the
+/// request it is named after (through the same parsers the handler uses).
+#[test]
+fn every_operator_sample_parses_as_the_request_it_is_named_after() {
+    let dir = events_dir().join("operator");
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("events/operator/ exists") {
+        let path = entry.expect("a directory entry").path();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let json: Value = serde_json::from_slice(&std::fs::read(&path).expect("readable")).expect("JSON");
+        if stem == "status" {
+            assert!(
+                keyshift::event::status_request(&json)
+                    .expect("a valid status request")
+                    .is_some()
+            );
+        } else {
+            let request = keyshift::event::operator_request(&json)
+                .unwrap_or_else(|e| panic!("events/operator/{stem}.json: {e}"))
+                .unwrap_or_else(|| panic!("events/operator/{stem}.json is no operator request"));
+            assert_eq!(request.operation.name(), stem);
+        }
+        names.insert(stem);
+    }
+    let want: BTreeSet<String> = ["status", "emergencyRotate", "cancel", "redrive"]
+        .map(String::from)
+        .into();
+    assert_eq!(names, want);
+}

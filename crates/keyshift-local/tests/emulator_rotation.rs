@@ -158,7 +158,48 @@ async fn two_rotations_on_the_emulator_fail_no_consumer_operation() {
     );
 
     assert_no_leaks(&opts.log, &summary);
+    assert_metric_lines(&opts.log, &summary, opts.rotations, opts.gap_secs);
     let _ = std::fs::remove_file(&opts.log);
+}
+
+/// The function's Embedded Metric Format lines, as CloudWatch Logs would read them from
+/// its output: one `Invocations` line per invocation, and for each rotation a first and a
+/// second gap of at least T and a rotation time.
+fn assert_metric_lines(log: &Path, summary: &Summary, rotations: usize, gap_secs: u64) {
+    let text = std::fs::read_to_string(log).expect("the log");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| l.find('{').map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    let invocations = lines.iter().filter(|l| l.get("Invocations").is_some()).count();
+    assert_eq!(
+        invocations,
+        summary.calls.rows.len(),
+        "an Invocations line per invocation"
+    );
+    for l in &lines {
+        let directive = &l["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "keyshift", "{l}");
+        for m in directive["Metrics"].as_array().expect("metrics") {
+            assert!(l[m["Name"].as_str().expect("a name")].is_number(), "{l}");
+        }
+    }
+    for gap in ["first", "second"] {
+        let seen: Vec<f64> = lines
+            .iter()
+            .filter(|l| l["Gap"] == gap)
+            .map(|l| l["GapSeconds"].as_f64().expect("GapSeconds"))
+            .collect();
+        assert_eq!(seen.len(), rotations, "{gap} gaps: {seen:?}");
+        assert!(seen.iter().all(|s| *s >= gap_secs as f64), "{gap} gaps: {seen:?}");
+    }
+    let rotations_seen = lines
+        .iter()
+        .filter(|l| l.get("RotationSeconds").is_some())
+        .count();
+    assert_eq!(rotations_seen, rotations);
 }
 
 /// The runtime logs the raw event (with its RotationToken) at TRACE, and HTTP and SDK

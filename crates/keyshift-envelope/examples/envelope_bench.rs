@@ -1,0 +1,185 @@
+//! `make bench-envelope`: what envelope encryption costs here (a benchmark binary, not a
+//! timed test).
+//!
+//! 1. Seal and open of 100-byte values with a cached data key, on one thread: values per
+//!    second (the target is at least 2 million per second per core).
+//! 2. Decrypting a 500-value deployment: the legacy path (one KMS `Decrypt` per value,
+//!    against moto's KMS on this machine) versus one unwrap plus 500 local opens, in the
+//!    same run.
+//!
+//! Starts moto's server from `$KEYSHIFT_VENV` (else `.venv` at the workspace root).
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::hint::black_box;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kms::primitives::Blob;
+use keyshift_envelope::{CacheLimits, Envelope, KmsKek, LegacyKms};
+
+struct Moto(Child, u16);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn moto() -> Moto {
+    let venv = std::env::var_os("KEYSHIFT_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let child = Command::new(venv.join("bin").join("moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server (run `make venv` or set KEYSHIFT_VENV)");
+    let m = Moto(child, port);
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "moto_server did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    m
+}
+
+fn kms_client(port: u16) -> aws_sdk_kms::Client {
+    use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+    let conf = aws_sdk_kms::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "envelope-bench",
+        ))
+        .build();
+    aws_sdk_kms::Client::from_conf(conf)
+}
+
+fn per_sec(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let moto = moto();
+    let kms = kms_client(moto.1);
+    rt.block_on(async {
+        let key = kms.create_key().send().await.unwrap().key_metadata.unwrap();
+        let key_id = key.key_id().to_owned();
+        let env = Envelope::new(KmsKek::new(kms.clone(), &key_id), CacheLimits::default())
+            .with_legacy(LegacyKms::new(kms.clone()));
+        let wrapped = env.generate_wrapped_dek("env-bench").await.unwrap();
+
+        // 1. Seal and open, 100-byte values, one thread.
+        let dek = env.data_key(&wrapped).await.unwrap();
+        let value = [0x5au8; 100];
+        let aad = b"env-bench/SOME_VARIABLE_NAME";
+        let n = 2_000_000;
+        let ct = dek.seal(&value, aad).unwrap();
+        println!("ciphertext of a 100-byte value: {} bytes (KMS-wrapped DEK record included)", ct.len());
+        for _ in 0..100_000 {
+            black_box(dek.seal(black_box(&value), aad).unwrap());
+        }
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(dek.seal(black_box(&value), aad).unwrap());
+        }
+        let seal = t.elapsed();
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(dek.open(black_box(&ct), aad).unwrap());
+        }
+        let open = t.elapsed();
+        println!(
+            "seal 100 B, cached DEK, one thread: {:>12.0} values/s ({:.0} ns each)",
+            per_sec(n, seal),
+            seal.as_nanos() as f64 / n as f64
+        );
+        println!(
+            "open 100 B, cached DEK, one thread: {:>12.0} values/s ({:.0} ns each)",
+            per_sec(n, open),
+            open.as_nanos() as f64 / n as f64
+        );
+        let t = Instant::now();
+        let m = 200_000;
+        for _ in 0..m {
+            let c = dek.seal(black_box(&value), aad).unwrap();
+            black_box(env.decrypt(&c, aad).await.unwrap());
+        }
+        let both = t.elapsed();
+        println!(
+            "seal + Envelope::decrypt (parse, shared-cache lookup, open): {:.0} round trips/s",
+            per_sec(m, both)
+        );
+
+        // 2. A 500-value deployment.
+        let values: Vec<Vec<u8>> = (0..500).map(|i| format!("value-{i:04}-{}", "x".repeat(80)).into_bytes()).collect();
+        let mut legacy = Vec::new();
+        for v in &values {
+            let blob = kms
+                .encrypt()
+                .key_id(&key_id)
+                .plaintext(Blob::new(v.clone()))
+                .send()
+                .await
+                .unwrap()
+                .ciphertext_blob
+                .unwrap()
+                .into_inner();
+            legacy.push(blob);
+        }
+        let mut envelope = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            envelope.push((env.encrypt(v, &wrapped, format!("env-bench/V{i}").as_bytes()).await.unwrap(), format!("env-bench/V{i}").into_bytes()));
+        }
+        // A fresh process's view: no shared cache.
+        let reader = Envelope::new(KmsKek::new(kms.clone(), &key_id), CacheLimits::none())
+            .with_legacy(LegacyKms::new(kms.clone()));
+        let items: Vec<(&[u8], &[u8])> = legacy.iter().map(|b| (&b[..], &b""[..])).collect();
+        let t = Instant::now();
+        let out = reader.decrypt_many(&items).await;
+        let legacy_time = t.elapsed();
+        assert!(out.iter().zip(&values).all(|(r, v)| r.as_ref().map(|p| p[..] == v[..]).unwrap_or(false)));
+        let legacy_calls = reader.stats().legacy_decrypts;
+
+        let items: Vec<(&[u8], &[u8])> = envelope.iter().map(|(c, a)| (&c[..], &a[..])).collect();
+        let t = Instant::now();
+        let out = reader.decrypt_many(&items).await;
+        let env_time = t.elapsed();
+        assert!(out.iter().zip(&values).all(|(r, v)| r.as_ref().map(|p| p[..] == v[..]).unwrap_or(false)));
+        let unwraps = reader.stats().unwraps;
+        println!(
+            "500-value deployment, legacy (one KMS Decrypt per value, moto): {:>9.1} ms, {legacy_calls} KMS calls, {:.2} ms per call",
+            legacy_time.as_secs_f64() * 1e3,
+            legacy_time.as_secs_f64() * 1e3 / legacy_calls as f64
+        );
+        println!(
+            "500-value deployment, envelope (one unwrap + 500 local opens): {:>9.3} ms, {unwraps} KMS call",
+            env_time.as_secs_f64() * 1e3
+        );
+        println!(
+            "speed-up: {:.0}x (against moto on loopback; real KMS calls cost more, about 20 ms in the issue's platform)",
+            legacy_time.as_secs_f64() / env_time.as_secs_f64()
+        );
+    });
+}

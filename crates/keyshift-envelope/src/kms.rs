@@ -1,0 +1,251 @@
+//! AWS KMS as the key encryption key (`GenerateDataKey`, `Decrypt`, `ReEncrypt`), and
+//! the legacy path: values encrypted directly with KMS, one call per value.
+//!
+//! Every KMS call carries an encryption context that binds the wrapped key to its record:
+//! `keyshift-envelope:dek-id` (the data key id, hex) and `keyshift-envelope:context`
+//! (the context label). KMS authenticates it, and CloudTrail shows which context's data
+//! key was unwrapped.
+//!
+//! IAM: `kms:GenerateDataKey` and `kms:DescribeKey` on the current key (alias), and
+//! `kms:Decrypt` on every key a record names; `kms:ReEncryptFrom` on the old key and
+//! `kms:ReEncryptTo` on the new one for [`crate::Envelope::rewrap`]; `kms:Decrypt` for the
+//! legacy values' key.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use aws_sdk_kms::Client;
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::DataKeySpec;
+use zeroize::Zeroizing;
+
+use crate::dek::DekBytes;
+use crate::error::{Error, KekError, KekErrorKind};
+use crate::format::{DEK_ID_LEN, Provider, RecordRef, encode_wrapped_dek, record_prefix};
+use crate::kek::{Generated, Kek};
+
+/// The encryption context key of the data key id.
+pub const EC_DEK_ID: &str = "keyshift-envelope:dek-id";
+/// The encryption context key of the context label.
+pub const EC_CONTEXT: &str = "keyshift-envelope:context";
+
+fn encryption_context(dek_id: &[u8; DEK_ID_LEN], context: &str) -> HashMap<String, String> {
+    let mut hex = String::with_capacity(2 * DEK_ID_LEN);
+    for b in dek_id {
+        let _ = write!(hex, "{b:02x}");
+    }
+    HashMap::from([
+        (EC_DEK_ID.to_owned(), hex),
+        (EC_CONTEXT.to_owned(), context.to_owned()),
+    ])
+}
+
+/// Classifies a KMS error: its code and the service's message, never a request field.
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+    operation: &'static str,
+) -> KekError {
+    let kind = match &e {
+        SdkError::ServiceError(_) => match e.code().unwrap_or_default() {
+            "NotFoundException"
+            | "DisabledException"
+            | "KMSInvalidStateException"
+            | "AccessDeniedException"
+            | "KeyUnavailableException" => KekErrorKind::KeyUnavailable,
+            "InvalidCiphertextException" | "IncorrectKeyException" => KekErrorKind::UnwrapFailed,
+            "ThrottlingException"
+            | "KMSInternalException"
+            | "DependencyTimeoutException"
+            | "LimitExceededException" => KekErrorKind::Transient,
+            _ => KekErrorKind::Other,
+        },
+        SdkError::ConstructionFailure(_) => KekErrorKind::Other,
+        _ => KekErrorKind::Transient,
+    };
+    let code = e.code().unwrap_or("no error code").to_owned();
+    let message = e.message().unwrap_or("no message").to_owned();
+    KekError::new(operation, kind, format!("{code}: {message}"))
+}
+
+fn missing(operation: &'static str, what: &str) -> Error {
+    Error::Kek(KekError::new(
+        operation,
+        KekErrorKind::Other,
+        format!("the answer has no {what}"),
+    ))
+}
+
+fn key_bytes(operation: &'static str, plain: Blob) -> Result<DekBytes, Error> {
+    let plain = Zeroizing::new(plain.into_inner());
+    let dek: [u8; 32] = plain.as_slice().try_into().map_err(|_| {
+        Error::Kek(KekError::new(
+            operation,
+            KekErrorKind::BadKey,
+            "the data key is not 32 bytes",
+        ))
+    })?;
+    Ok(Zeroizing::new(dek))
+}
+
+/// A KMS key as the KEK: `key_id` is what new data keys are generated under (a key id,
+/// ARN, or an alias such as `alias/app-values`; moving the alias is a KEK rotation that
+/// [`crate::Envelope::rewrap`] follows). Records carry the key ARN KMS answers with.
+#[derive(Debug, Clone)]
+pub struct KmsKek {
+    client: Client,
+    key_id: String,
+}
+
+impl KmsKek {
+    /// The key `key_id` through `client`.
+    pub fn new(client: Client, key_id: impl Into<String>) -> Self {
+        KmsKek {
+            client,
+            key_id: key_id.into(),
+        }
+    }
+
+    /// The configured key id (or alias).
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The ARN the configured key id resolves to now (`DescribeKey`).
+    pub async fn current_arn(&self) -> Result<String, Error> {
+        let out = self
+            .client
+            .describe_key()
+            .key_id(&self.key_id)
+            .send()
+            .await
+            .map_err(|e| Error::Kek(classify(e, "DescribeKey")))?;
+        out.key_metadata()
+            .and_then(|m| m.arn())
+            .map(str::to_owned)
+            .ok_or_else(|| missing("DescribeKey", "key ARN"))
+    }
+}
+
+impl Kek for KmsKek {
+    fn provider(&self) -> Provider {
+        Provider::Kms
+    }
+
+    fn rewrap_needs_key(&self) -> bool {
+        false
+    }
+
+    async fn generate(&self, dek_id: &[u8; DEK_ID_LEN], context: &str) -> Result<Generated, Error> {
+        let out = self
+            .client
+            .generate_data_key()
+            .key_id(&self.key_id)
+            .key_spec(DataKeySpec::Aes256)
+            .set_encryption_context(Some(encryption_context(dek_id, context)))
+            .send()
+            .await
+            .map_err(|e| Error::Kek(classify(e, "GenerateDataKey")))?;
+        let arn = out
+            .key_id()
+            .ok_or_else(|| missing("GenerateDataKey", "key id"))?
+            .to_owned();
+        let blob = out
+            .ciphertext_blob()
+            .ok_or_else(|| missing("GenerateDataKey", "ciphertext"))?
+            .as_ref()
+            .to_vec();
+        let plain = out
+            .plaintext
+            .ok_or_else(|| missing("GenerateDataKey", "plaintext"))?;
+        let dek = key_bytes("GenerateDataKey", plain)?;
+        let prefix = record_prefix(Provider::Kms, &arn, "", dek_id, context)?;
+        Ok(Generated {
+            dek,
+            wrapped: encode_wrapped_dek(&prefix, &blob)?,
+        })
+    }
+
+    async fn unwrap(&self, record: &RecordRef<'_>) -> Result<DekBytes, Error> {
+        let out = self
+            .client
+            .decrypt()
+            .ciphertext_blob(Blob::new(record.wrapped_key))
+            .key_id(record.key_id)
+            .set_encryption_context(Some(encryption_context(record.dek_id, record.context)))
+            .send()
+            .await
+            .map_err(|e| Error::Kek(classify(e, "Decrypt")))?;
+        let plain = out.plaintext.ok_or_else(|| missing("Decrypt", "plaintext"))?;
+        key_bytes("Decrypt", plain)
+    }
+
+    async fn rewrap(
+        &self,
+        record: &RecordRef<'_>,
+        _dek: Option<&DekBytes>,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let current = self.current_arn().await?;
+        if record.key_id == current {
+            return Ok(None);
+        }
+        let ec = encryption_context(record.dek_id, record.context);
+        let out = self
+            .client
+            .re_encrypt()
+            .ciphertext_blob(Blob::new(record.wrapped_key))
+            .source_key_id(record.key_id)
+            .destination_key_id(&current)
+            .set_source_encryption_context(Some(ec.clone()))
+            .set_destination_encryption_context(Some(ec))
+            .send()
+            .await
+            .map_err(|e| Error::Kek(classify(e, "ReEncrypt")))?;
+        let arn = out
+            .key_id()
+            .ok_or_else(|| missing("ReEncrypt", "key id"))?
+            .to_owned();
+        let blob = out
+            .ciphertext_blob()
+            .ok_or_else(|| missing("ReEncrypt", "ciphertext"))?;
+        let prefix = record_prefix(Provider::Kms, &arn, "", record.dek_id, record.context)?;
+        Ok(Some(encode_wrapped_dek(&prefix, blob.as_ref())?))
+    }
+}
+
+/// The legacy read path: a value encrypted directly with KMS (`Encrypt`, no data key).
+/// Each value costs one `Decrypt` call. Writes never use it.
+#[derive(Debug, Clone)]
+pub struct LegacyKms {
+    client: Client,
+    key_id: Option<String>,
+}
+
+impl LegacyKms {
+    /// Decrypts legacy values through `client` (KMS finds the key in the blob).
+    pub fn new(client: Client) -> Self {
+        LegacyKms { client, key_id: None }
+    }
+
+    /// Only accepts values under `key_id` (KMS refuses others: `IncorrectKeyException`).
+    pub fn with_key_id(mut self, key_id: impl Into<String>) -> Self {
+        self.key_id = Some(key_id.into());
+        self
+    }
+
+    /// One `Decrypt` of a legacy value.
+    pub async fn decrypt(&self, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, KekError> {
+        let out = self
+            .client
+            .decrypt()
+            .ciphertext_blob(Blob::new(blob))
+            .set_key_id(self.key_id.clone())
+            .send()
+            .await
+            .map_err(|e| classify(e, "Decrypt"))?;
+        let plain = out
+            .plaintext
+            .ok_or_else(|| KekError::new("Decrypt", KekErrorKind::Other, "the answer has no plaintext"))?;
+        Ok(Zeroizing::new(plain.into_inner()))
+    }
+}

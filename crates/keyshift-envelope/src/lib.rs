@@ -1,0 +1,499 @@
+//! keyshift-envelope: envelope encryption of stored values under a rotating key
+//! encryption key (KEK).
+//!
+//! Each context (an environment, say) has a data key (DEK): 32 random bytes drawn
+//! locally with aws-lc-rs, wrapped by a KEK and stored ([`WrappedDek`]). Values are
+//! sealed locally with AES-256-GCM under their context's DEK, and **every ciphertext
+//! carries the wrapped DEK it was sealed under**, so [`Envelope::decrypt`] needs nothing
+//! but the ciphertext and the caller's AAD.
+//!
+//! * [`Envelope::generate_wrapped_dek`], [`Envelope::encrypt`], [`Envelope::decrypt`],
+//!   [`Envelope::decrypt_many`] (each distinct DEK unwrapped once), [`Envelope::rewrap`]
+//!   (a DEK moved to the KEK's current version, values untouched) and
+//!   [`Envelope::rewrap_ciphertext`] (a stored value's header moved to the rewrapped
+//!   DEK: a byte splice, no decryption).
+//! * KEK providers behind [`Kek`]: [`SecretsManagerKek`] (a `symmetric` secret keyshift
+//!   rotates; records name the exact version id, unwrapping fetches that version through
+//!   keyshift-client) and [`KmsKek`] (AWS KMS: `GenerateDataKey`, `Decrypt`,
+//!   `ReEncrypt`).
+//! * The legacy path: a value encrypted directly with KMS (no DEK) is told apart by its
+//!   first bytes and decrypts through [`LegacyKms`]; writes always produce the envelope
+//!   form.
+//! * A [`DekCache`] with limits ([`CacheLimits`]: maximum age, uses, entries) and a
+//!   per-request [`Scope`]; [`Stats`] counts unwraps, so a caller can check "unwraps ==
+//!   distinct DEKs".
+//! * [`DataKey`]: an unwrapped DEK that seals and opens with no lock and no call (the
+//!   hot path).
+//!
+//! # Formats (version 1)
+//!
+//! All integers are big-endian. Every length is checked against its bound before it is
+//! used; the parser ([`format`]) never panics and its errors ([`FormatError`]) name the
+//! field, never the bytes.
+//!
+//! **Wrapped DEK record** (the part shared by both forms below):
+//!
+//! | bytes | field | bounds |
+//! |---|---|---|
+//! | 1 | provider tag: `1` Secrets Manager (keyshift), `2` AWS KMS | known tags only |
+//! | 2 | key id length *k* | 1..=2048 |
+//! | *k* | key id: the secret id (Secrets Manager) or the key ARN (KMS) | printable ASCII |
+//! | 1 | key version length *v* | 0..=64; ≥ 1 for Secrets Manager, 0 for KMS |
+//! | *v* | key version: the exact Secrets Manager version id of the KEK | printable ASCII |
+//! | 16 | DEK id (random, drawn with the DEK) | |
+//! | 1 | context length *c* | 0..=255 |
+//! | *c* | context label (for example the environment id) | UTF-8 |
+//! | 2 | wrapped key length *w* | 1..=1024 |
+//! | *w* | wrapped key: Secrets Manager: 12-byte nonce, AES-256-GCM of the DEK under the KEK version, 16-byte tag (60 bytes), with `KSW`, the version byte and the record up to here as AAD; KMS: the `CiphertextBlob` of `GenerateDataKey`/`ReEncrypt`, encryption context = DEK id and context | |
+//!
+//! **Stored wrapped DEK** ([`WrappedDek::to_bytes`]): `KSW` (3 bytes), format version
+//! `0x01` (1 byte), the record, nothing after it.
+//!
+//! **Ciphertext**:
+//!
+//! | bytes | field | bounds |
+//! |---|---|---|
+//! | 3 | magic `KSE` (never the start of a KMS ciphertext blob, which is how legacy values are told apart) | exact |
+//! | 1 | format version `0x01` | exact |
+//! | … | wrapped DEK record (above) | as above |
+//! | 12 | AES-256-GCM nonce (random per value) | |
+//! | *n* + 16 | AES-256-GCM ciphertext and tag | *n* ≤ 1 MiB |
+//!
+//! The value's AAD is `KSE`, `0x01`, the DEK id, the context (length-prefixed), then the
+//! caller's AAD (bind the environment id and the value name: a ciphertext copied to
+//! another row or environment then fails to open). The KEK id and wrapped key are not in
+//! it, so a rewrap can replace them without re-sealing; they are authenticated by the
+//! KEK instead (the wrapped key opens only under the KEK version the record names, bound
+//! to the DEK id and context), and a cached DEK serves only the exact record bytes it
+//! was unwrapped from. So every byte of a ciphertext is checked: a flipped bit fails
+//! with a typed error.
+//!
+//! # KEK rotation
+//!
+//! keyshift rotates the `symmetric` secret; new DEKs are wrapped by its AWSCURRENT. Old
+//! records keep naming the version that wrapped them and keep opening (keyshift-client
+//! fetches past versions by id). [`Envelope::rewrap`] moves a context's DEK to the
+//! current version (one unwrap, one wrap) and [`Envelope::rewrap_ciphertext`] moves a
+//! stored value's header to it; [`referenced_keks`] lists the KEK versions still named,
+//! so none is retired while data needs it.
+
+pub mod cache;
+pub mod dek;
+pub mod error;
+pub mod format;
+pub mod kek;
+#[cfg(feature = "kms")]
+pub mod kms;
+#[cfg(feature = "secrets-manager")]
+pub mod sm;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use zeroize::Zeroizing;
+
+pub use cache::{CacheLimits, DekCache};
+pub use dek::DataKey;
+pub use error::{Error, KekError, KekErrorKind};
+pub use format::{FormatError, KekId, Provider};
+pub use kek::{Generated, Kek};
+#[cfg(feature = "kms")]
+pub use kms::{KmsKek, LegacyKms};
+#[cfg(feature = "secrets-manager")]
+pub use sm::SecretsManagerKek;
+
+use format::{CiphertextRef, MAX_CONTEXT, RecordRef, parse_ciphertext, parse_wrapped_dek};
+
+/// A stored wrapped data key (`KSW`, version, record). Not secret: it holds the DEK only
+/// in wrapped form. Validated on construction.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct WrappedDek {
+    bytes: Box<[u8]>,
+}
+
+impl fmt::Debug for WrappedDek {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rec = self.record();
+        f.debug_struct("WrappedDek")
+            .field("kek", &rec.kek_id().to_string())
+            .field("context", &rec.context)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WrappedDek {
+    /// Parses a stored wrapped data key.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
+        parse_wrapped_dek(bytes)?;
+        Ok(WrappedDek { bytes: bytes.into() })
+    }
+
+    /// The stored form.
+    pub fn to_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn parts(&self) -> (RecordRef<'_>, &[u8]) {
+        // Validated in every constructor; the fallback is never taken.
+        parse_wrapped_dek(&self.bytes).unwrap_or((EMPTY_RECORD, &[]))
+    }
+
+    fn record(&self) -> RecordRef<'_> {
+        self.parts().0
+    }
+
+    fn record_bytes(&self) -> &[u8] {
+        self.parts().1
+    }
+
+    /// The KEK that wraps it: provider, key id, exact version.
+    pub fn kek_id(&self) -> KekId {
+        self.record().kek_id()
+    }
+
+    /// The context it was generated for.
+    pub fn context(&self) -> &str {
+        self.record().context
+    }
+
+    /// Its data key id.
+    pub fn dek_id(&self) -> [u8; format::DEK_ID_LEN] {
+        *self.record().dek_id
+    }
+
+    /// The wrapped DEK a ciphertext carries.
+    pub fn of_ciphertext(ciphertext: &[u8]) -> Result<Self, FormatError> {
+        let parsed = parse_ciphertext(ciphertext)?;
+        let mut bytes = Vec::with_capacity(4 + parsed.record_bytes.len());
+        bytes.extend_from_slice(&format::WRAPPED_DEK_MAGIC);
+        bytes.push(format::FORMAT_V1);
+        bytes.extend_from_slice(parsed.record_bytes);
+        WrappedDek::from_bytes(&bytes)
+    }
+}
+
+const EMPTY_RECORD: RecordRef<'static> = RecordRef {
+    provider: Provider::Kms,
+    key_id: "",
+    key_version: "",
+    dek_id: &[0; format::DEK_ID_LEN],
+    context: "",
+    wrapped_key: &[],
+};
+
+/// How many KEK versions each of `wrapped` names: the versions that must not be retired.
+pub fn referenced_keks<'a>(wrapped: impl IntoIterator<Item = &'a WrappedDek>) -> BTreeMap<KekId, u64> {
+    let mut out = BTreeMap::new();
+    for w in wrapped {
+        *out.entry(w.kek_id()).or_insert(0) += 1;
+    }
+    out
+}
+
+/// What an envelope has done so far (all counters only grow).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// DEKs unwrapped through the KEK (each is one KMS `Decrypt` with [`KmsKek`], one
+    /// version lookup with [`SecretsManagerKek`]).
+    pub unwraps: u64,
+    /// DEKs generated.
+    pub generates: u64,
+    /// DEKs rewrapped to the current KEK version.
+    pub rewraps: u64,
+    /// Legacy values decrypted directly through KMS.
+    pub legacy_decrypts: u64,
+    /// Shared cache hits.
+    pub cache_hits: u64,
+    /// Shared cache misses.
+    pub cache_misses: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    unwraps: AtomicU64,
+    generates: AtomicU64,
+    rewraps: AtomicU64,
+    legacy_decrypts: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Envelope encryption under one KEK, with a shared DEK cache and, optionally, the
+/// legacy direct-KMS read path.
+pub struct Envelope<K: Kek> {
+    kek: K,
+    cache: DekCache,
+    #[cfg(feature = "kms")]
+    legacy: Option<LegacyKms>,
+    counters: Counters,
+}
+
+impl<K: Kek> fmt::Debug for Envelope<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("provider", &self.kek.provider())
+            .field("cache", &self.cache)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Kek> Envelope<K> {
+    /// Envelope encryption under `kek`, caching DEKs within `limits`.
+    pub fn new(kek: K, limits: CacheLimits) -> Self {
+        Envelope {
+            kek,
+            cache: DekCache::new(limits),
+            #[cfg(feature = "kms")]
+            legacy: None,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Also decrypts legacy values (encrypted directly with KMS) through `legacy`.
+    #[cfg(feature = "kms")]
+    pub fn with_legacy(mut self, legacy: LegacyKms) -> Self {
+        self.legacy = Some(legacy);
+        self
+    }
+
+    /// The KEK.
+    pub fn kek(&self) -> &K {
+        &self.kek
+    }
+
+    /// The shared DEK cache.
+    pub fn cache(&self) -> &DekCache {
+        &self.cache
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            unwraps: get(&c.unwraps),
+            generates: get(&c.generates),
+            rewraps: get(&c.rewraps),
+            legacy_decrypts: get(&c.legacy_decrypts),
+            cache_hits: get(&c.cache_hits),
+            cache_misses: get(&c.cache_misses),
+        }
+    }
+
+    /// A new DEK for `context` (at most 255 bytes), wrapped by the KEK's current
+    /// version. The plain DEK goes to the shared cache (no unwrap for the first writes).
+    pub async fn generate_wrapped_dek(&self, context: &str) -> Result<WrappedDek, Error> {
+        if context.len() > MAX_CONTEXT {
+            return Err(Error::ContextTooLong);
+        }
+        let mut dek_id = [0u8; format::DEK_ID_LEN];
+        aws_lc_rs::rand::fill(&mut dek_id).map_err(|_| Error::Crypto("draw a data key id"))?;
+        let generated = self.kek.generate(&dek_id, context).await?;
+        bump(&self.counters.generates);
+        let wrapped = WrappedDek::from_bytes(&generated.wrapped)?;
+        let key = DataKey::new(generated.dek, wrapped.record_bytes(), dek_id, context)?;
+        self.cache.insert(wrapped.record_bytes(), key, 0, Instant::now());
+        Ok(wrapped)
+    }
+
+    fn check_record(&self, record: &RecordRef<'_>) -> Result<(), Error> {
+        if record.provider != self.kek.provider() {
+            return Err(Error::ProviderMismatch);
+        }
+        Ok(())
+    }
+
+    /// The DEK of `record` (parsed from `record_bytes`): from the shared cache, else
+    /// unwrapped through the KEK (and cached). `uses` operations are counted against it.
+    async fn key_for(
+        &self,
+        record: &RecordRef<'_>,
+        record_bytes: &[u8],
+        uses: u64,
+    ) -> Result<DataKey, Error> {
+        self.check_record(record)?;
+        let now = Instant::now();
+        if let Some(key) = self.cache.get(record_bytes, uses, now) {
+            bump(&self.counters.cache_hits);
+            return Ok(key);
+        }
+        bump(&self.counters.cache_misses);
+        bump(&self.counters.unwraps);
+        let raw = self.kek.unwrap(record).await?;
+        let key = DataKey::new(raw, record_bytes, *record.dek_id, record.context)?;
+        self.cache.insert(record_bytes, key.clone(), uses, now);
+        Ok(key)
+    }
+
+    /// The unwrapped DEK of `wrapped`, for sealing and opening many values locally
+    /// ([`DataKey::seal`], [`DataKey::open`]): the hot path.
+    pub async fn data_key(&self, wrapped: &WrappedDek) -> Result<DataKey, Error> {
+        let (record, bytes) = wrapped.parts();
+        self.key_for(&record, bytes, 0).await
+    }
+
+    /// Seals `plaintext` under `wrapped`'s DEK, binding `aad`. Always the envelope form.
+    pub async fn encrypt(
+        &self,
+        plaintext: &[u8],
+        wrapped: &WrappedDek,
+        aad: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let (record, bytes) = wrapped.parts();
+        self.key_for(&record, bytes, 1).await?.seal(plaintext, aad)
+    }
+
+    /// Opens `ciphertext` with `aad`: an envelope value through its own wrapped DEK, a
+    /// legacy value (not starting with `KSE`) through [`LegacyKms`] when configured.
+    pub async fn decrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.scope().decrypt(ciphertext, aad).await
+    }
+
+    /// Opens many values, unwrapping each distinct DEK once (the shared cache first);
+    /// one result per item, in order.
+    pub async fn decrypt_many(&self, items: &[(&[u8], &[u8])]) -> Vec<Result<Zeroizing<Vec<u8>>, Error>> {
+        let mut scope = self.scope();
+        let mut out = Vec::with_capacity(items.len());
+        for (ciphertext, aad) in items {
+            out.push(scope.decrypt(ciphertext, aad).await);
+        }
+        out
+    }
+
+    /// A per-request scope: each distinct DEK is looked up (shared cache, else unwrap)
+    /// once for the scope's life and dropped with it. With [`CacheLimits::none`] that is
+    /// exactly one unwrap per distinct DEK per request.
+    pub fn scope(&self) -> Scope<'_, K> {
+        Scope {
+            envelope: self,
+            keys: HashMap::new(),
+        }
+    }
+
+    async fn legacy_decrypt(&self, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        #[cfg(feature = "kms")]
+        if let Some(legacy) = &self.legacy {
+            bump(&self.counters.legacy_decrypts);
+            return legacy.decrypt(blob).await.map_err(Error::Legacy);
+        }
+        let _ = blob;
+        Err(Error::NotEnvelope)
+    }
+
+    /// `wrapped`'s DEK wrapped by the KEK's current version (the same DEK, id and
+    /// context: every value sealed under it still opens), or a copy of `wrapped` when it
+    /// already is. Store the result in place of the old one, then move stored values
+    /// with [`Envelope::rewrap_ciphertext`] before retiring the old KEK version.
+    pub async fn rewrap(&self, wrapped: &WrappedDek) -> Result<WrappedDek, Error> {
+        let (record, bytes) = wrapped.parts();
+        self.check_record(&record)?;
+        let key = if self.kek.rewrap_needs_key() {
+            Some(self.key_for(&record, bytes, 0).await?)
+        } else {
+            None
+        };
+        let Some(new) = self.kek.rewrap(&record, key.as_ref().map(DataKey::raw)).await? else {
+            return Ok(wrapped.clone());
+        };
+        bump(&self.counters.rewraps);
+        let new = WrappedDek::from_bytes(&new)?;
+        if let Some(key) = key {
+            let fresh = DataKey::new(
+                key.raw().clone(),
+                new.record_bytes(),
+                *record.dek_id,
+                record.context,
+            )?;
+            self.cache.insert(new.record_bytes(), fresh, 0, Instant::now());
+        }
+        Ok(new)
+    }
+
+    /// `ciphertext` with its header moved to `wrapped` (a rewrap of the same DEK): the
+    /// sealed value is copied unchanged, nothing is decrypted. Refused when `wrapped`
+    /// holds another DEK id or context.
+    pub fn rewrap_ciphertext(ciphertext: &[u8], wrapped: &WrappedDek) -> Result<Vec<u8>, Error> {
+        let parsed = parse_ciphertext(ciphertext)?;
+        let new = wrapped.record();
+        if new.dek_id != parsed.record.dek_id || new.context != parsed.record.context {
+            return Err(Error::DataKeyMismatch);
+        }
+        let rec = wrapped.record_bytes();
+        let mut out = Vec::with_capacity(4 + rec.len() + format::NONCE_LEN + parsed.sealed.len());
+        out.extend_from_slice(&format::CIPHERTEXT_MAGIC);
+        out.push(format::FORMAT_V1);
+        out.extend_from_slice(rec);
+        out.extend_from_slice(&parsed.nonce);
+        out.extend_from_slice(parsed.sealed);
+        Ok(out)
+    }
+}
+
+/// A per-request scope ([`Envelope::scope`]): the DEKs it looked up, by exact record.
+pub struct Scope<'a, K: Kek> {
+    envelope: &'a Envelope<K>,
+    keys: HashMap<Box<[u8]>, DataKey>,
+}
+
+impl<K: Kek> fmt::Debug for Scope<'_, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope").field("keys", &self.keys.len()).finish()
+    }
+}
+
+impl<K: Kek> Scope<'_, K> {
+    async fn key(&mut self, parsed: &CiphertextRef<'_>) -> Result<DataKey, Error> {
+        if let Some(k) = self.keys.get(parsed.record_bytes) {
+            return Ok(k.clone());
+        }
+        let key = self
+            .envelope
+            .key_for(&parsed.record, parsed.record_bytes, 1)
+            .await?;
+        self.keys.insert(parsed.record_bytes.into(), key.clone());
+        Ok(key)
+    }
+
+    /// [`Envelope::decrypt`] within the scope.
+    pub async fn decrypt(&mut self, ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        if !format::is_envelope(ciphertext) {
+            return self.envelope.legacy_decrypt(ciphertext).await;
+        }
+        let parsed = parse_ciphertext(ciphertext)?;
+        let key = self.key(&parsed).await?;
+        key.open_parsed(&parsed.nonce, parsed.record_bytes, parsed.sealed, aad)
+    }
+
+    /// [`Envelope::encrypt`] within the scope.
+    pub async fn encrypt(
+        &mut self,
+        plaintext: &[u8],
+        wrapped: &WrappedDek,
+        aad: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let (record, bytes) = wrapped.parts();
+        if let Some(k) = self.keys.get(bytes) {
+            return k.seal(plaintext, aad);
+        }
+        let key = self.envelope.key_for(&record, bytes, 1).await?;
+        self.keys.insert(bytes.into(), key.clone());
+        key.seal(plaintext, aad)
+    }
+
+    /// How many distinct DEKs the scope holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}

@@ -1,0 +1,184 @@
+//! Shared by the integration tests: an in-memory secret behind keyshift-client's
+//! `Source` contract, moto's server, and symmetric KEK values.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keyshift_client::{
+    AWSCURRENT, AWSPREVIOUS, Config, LabelMap, SecretValue, Source, SourceError, VersionId,
+};
+use keyshift_envelope::{CacheLimits, Envelope, SecretsManagerKek};
+
+/// A symmetric KEK value as keyshift's `symmetric` kind stores it.
+pub fn symmetric_value(byte: u8) -> String {
+    serde_json::json!({"kty": "oct", "alg": "A256GCM", "k": URL_SAFE_NO_PAD.encode([byte; 32])}).to_string()
+}
+
+/// One secret in memory with Secrets Manager's label rules for what these tests do:
+/// `put_current` adds a version and moves AWSCURRENT to it, AWSPREVIOUS to the old one;
+/// past versions keep their values and are readable by id.
+#[derive(Default)]
+pub struct MemSecret {
+    inner: Mutex<(LabelMap, HashMap<VersionId, String>)>,
+    pub value_calls: AtomicU64,
+}
+
+impl MemSecret {
+    pub fn with_current(id: &str, value: String) -> Self {
+        let s = MemSecret::default();
+        s.put_current(id, value);
+        s
+    }
+
+    pub fn put_current(&self, id: &str, value: String) {
+        let mut g = self.inner.lock().unwrap();
+        let old = g.0.holder(AWSCURRENT).cloned();
+        let mut map = LabelMap::new();
+        for (v, stages) in g.0.iter() {
+            let kept: Vec<String> = stages
+                .iter()
+                .filter(|s| *s != AWSCURRENT && *s != AWSPREVIOUS)
+                .cloned()
+                .collect();
+            if !kept.is_empty() {
+                map.insert(v.clone(), kept);
+            }
+        }
+        if let Some(old) = old {
+            map.insert(old, [AWSPREVIOUS]);
+        }
+        map.insert(VersionId::new(id), [AWSCURRENT]);
+        g.0 = map;
+        g.1.insert(VersionId::new(id), value);
+    }
+}
+
+impl Source for MemSecret {
+    async fn describe(&self) -> Result<LabelMap, SourceError> {
+        Ok(self.inner.lock().unwrap().0.clone())
+    }
+
+    async fn value(&self, version: &VersionId) -> Result<Option<SecretValue>, SourceError> {
+        self.value_calls.fetch_add(1, Ordering::Relaxed);
+        Ok(self
+            .inner
+            .lock()
+            .unwrap()
+            .1
+            .get(version)
+            .map(|v| SecretValue::new(v.clone())))
+    }
+}
+
+pub type MemEnvelope = Envelope<SecretsManagerKek<std::sync::Arc<MemSecret>>>;
+
+/// An envelope over an in-memory symmetric KEK secret `kek` (version `v1`).
+pub async fn mem_envelope(limits: CacheLimits) -> (MemEnvelope, std::sync::Arc<MemSecret>) {
+    let secret = std::sync::Arc::new(MemSecret::with_current("v1", symmetric_value(1)));
+    let kek = SecretsManagerKek::start(
+        secret.clone(),
+        "kek",
+        Config::new(Duration::from_secs(600)).unwrap(),
+    )
+    .await
+    .unwrap();
+    (Envelope::new(kek, limits), secret)
+}
+
+/// moto's server on a free loopback port; killed on drop.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let venv = std::env::var_os("KEYSHIFT_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+        let bin = venv.join("bin").join("moto_server");
+        assert!(
+            bin.exists(),
+            "{} not found: run `make venv` or set KEYSHIFT_VENV to a virtualenv with moto[server]",
+            bin.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let mut child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("moto_server exited before listening: {status}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "moto_server did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
+        let conf = aws_sdk_kms::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "envelope-test",
+            ))
+            .build();
+        aws_sdk_kms::Client::from_conf(conf)
+    }
+
+    pub fn secrets_manager(&self) -> keyshift_client::aws_sdk_secretsmanager::Client {
+        use keyshift_client::aws_sdk_secretsmanager as sm;
+        let conf = sm::Config::builder()
+            .behavior_version(sm::config::BehaviorVersion::latest())
+            .region(sm::config::Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(sm::config::Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "envelope-test",
+            ))
+            .build();
+        sm::Client::from_conf(conf)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub type MemEnvelopeKek = SecretsManagerKek<std::sync::Arc<MemSecret>>;
