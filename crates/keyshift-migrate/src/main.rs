@@ -68,7 +68,7 @@ enum Command {
     /// every value's header moved to it.
     Rewrap,
     /// Step 4: a new DEK for an environment (or all), its values re-encrypted.
-    RotateDek(RotateArgs),
+    RotateDek(RotateCmd),
     /// Opens every value; exits 1 when any fails.
     Verify,
     /// The KEK versions still referenced by DEKs and values, and the legacy values left.
@@ -84,6 +84,16 @@ struct RotateArgs {
     /// Every environment.
     #[arg(long)]
     all: bool,
+}
+
+#[derive(Debug, Args)]
+struct RotateCmd {
+    #[command(flatten)]
+    target: RotateArgs,
+    /// Start another rotation even though the recorded one finished (without it, a run
+    /// resumes the recorded rotation, or only sweeps stragglers when it is done).
+    #[arg(long)]
+    new: bool,
 }
 
 async fn run(cli: Cli) -> Result<bool, MigrateError> {
@@ -120,11 +130,11 @@ async fn run(cli: Cli) -> Result<bool, MigrateError> {
         Command::EncryptLegacy => m.encrypt_legacy().await?,
         Command::Rewrap => m.rewrap().await?,
         Command::RotateDek(a) => {
-            let target = match a.environment {
+            let target = match a.target.environment {
                 Some(id) => RotateTarget::Environment(id),
                 None => RotateTarget::All,
             };
-            m.rotate_dek(target).await?
+            m.rotate_dek(target, a.new).await?
         }
         Command::Verify => m.verify().await?,
         Command::Report => m.report().await?,

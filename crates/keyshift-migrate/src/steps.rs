@@ -2,6 +2,9 @@
 //! a compare-and-swap on the bytes read, a whole batch per statement.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -201,12 +204,17 @@ const DEK_CAS: &str = "UPDATE environments AS e SET wrapped_dek = u.new, dek_cre
      FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS u(id, old, new) \
      WHERE e.id = u.id AND e.wrapped_dek IS NOT DISTINCT FROM u.old RETURNING e.id";
 
+/// A callback run between a batch's read and its compare-and-swap with the ids about to
+/// be written (tests use it to write those rows meanwhile, as the application may).
+pub type BeforeCas = Arc<dyn Fn(Vec<i64>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 /// The migration over one database connection and one envelope.
 pub struct Migrator {
     db: Client,
     envelope: MigrateEnvelope,
     opts: Options,
     legacy_decrypts: AtomicU64,
+    before_cas: Option<BeforeCas>,
 }
 
 impl std::fmt::Debug for Migrator {
@@ -232,7 +240,14 @@ impl Migrator {
             envelope,
             opts,
             legacy_decrypts: AtomicU64::new(0),
+            before_cas: None,
         }
+    }
+
+    /// Runs `hook` before every compare-and-swap of values.
+    pub fn with_before_cas(mut self, hook: BeforeCas) -> Self {
+        self.before_cas = Some(hook);
+        self
     }
 
     /// The database connection.
@@ -456,11 +471,13 @@ impl Migrator {
 
     /// Step 4: a new DEK for `target`'s environments, their values re-encrypted under it.
     ///
-    /// Resumable: the rotation's cutoff is kept in `keyshift_migrate_state` (the first
-    /// run's start); an environment whose DEK was made after it is not rotated again, and
-    /// a value not under its environment's current DEK is re-encrypted. The row goes when
-    /// a pass leaves nothing behind.
-    pub async fn rotate_dek(&self, target: RotateTarget) -> Result<Report, MigrateError> {
+    /// Resumable: the rotation's cutoff (the first run's start) is kept in
+    /// `keyshift_migrate_state`; an environment whose DEK was made after it is not rotated
+    /// again, and a value not under its environment's current DEK is re-encrypted. Run
+    /// again after it finished, it rotates nothing and only sweeps values the application
+    /// sealed under an old DEK meanwhile; `new_rotation` starts another rotation (the
+    /// cutoff moves to now).
+    pub async fn rotate_dek(&self, target: RotateTarget, new_rotation: bool) -> Result<Report, MigrateError> {
         let mark = self.mark();
         let mut report = Report {
             step: "rotate-dek".into(),
@@ -474,8 +491,10 @@ impl Migrator {
         if !self.opts.dry_run {
             self.db
                 .execute(
-                    "INSERT INTO keyshift_migrate_state (name, cutoff) VALUES ($1, now()) ON CONFLICT (name) DO NOTHING",
-                    &[&state],
+                    "INSERT INTO keyshift_migrate_state (name, cutoff) VALUES ($1, now()) \
+                     ON CONFLICT (name) DO UPDATE SET cutoff = CASE WHEN $2 THEN now() \
+                     ELSE keyshift_migrate_state.cutoff END",
+                    &[&state, &new_rotation],
                 )
                 .await?;
         }
@@ -493,9 +512,16 @@ impl Migrator {
                     "SELECT id, wrapped_dek FROM environments WHERE id > $1 \
                      AND ($3::bigint IS NULL OR id = $3) AND wrapped_dek IS NOT NULL \
                      AND (dek_created_at IS NULL OR dek_created_at < \
-                          COALESCE((SELECT cutoff FROM keyshift_migrate_state WHERE name = $4), now())) \
+                          CASE WHEN $5 THEN now() ELSE \
+                          COALESCE((SELECT cutoff FROM keyshift_migrate_state WHERE name = $4), now()) END) \
                      ORDER BY id LIMIT $2",
-                    &[&last, &self.opts.batch, &only, &state],
+                    &[
+                        &last,
+                        &self.opts.batch,
+                        &only,
+                        &state,
+                        &(new_rotation && self.opts.dry_run),
+                    ],
                 )
                 .await?;
             let Some(tail) = rows.last() else { break };
@@ -533,11 +559,6 @@ impl Migrator {
         progress.finish();
         self.value_pass(ValueStep::RotateDek, only, &would_rotate, &mut report)
             .await?;
-        if !self.opts.dry_run && report.left == 0 && report.failures == 0 {
-            self.db
-                .execute("DELETE FROM keyshift_migrate_state WHERE name = $1", &[&state])
-                .await?;
-        }
         self.close(mark, &mut report);
         Ok(report)
     }
@@ -704,6 +725,9 @@ impl Migrator {
                 if self.opts.dry_run {
                     report.done += ids.len() as u64;
                     break;
+                }
+                if let Some(hook) = &self.before_cas {
+                    hook(ids.clone()).await;
                 }
                 let won: HashSet<i64> = self
                     .db
