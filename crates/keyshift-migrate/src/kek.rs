@@ -87,7 +87,8 @@ impl KekFile {
         map
     }
 
-    fn jwk(&self, version: &str) -> Option<String> {
+    /// The value of `version` as keyshift's `symmetric` kind stores it (a JWK `oct`).
+    pub fn jwk(&self, version: &str) -> Option<String> {
         let k = self.keys.get(version)?;
         Some(format!(r#"{{"kty":"oct","alg":"A256GCM","k":"{k}"}}"#))
     }

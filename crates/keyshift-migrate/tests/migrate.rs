@@ -355,3 +355,94 @@ async fn dek_ids(f: &Fixture) -> Vec<Vec<u8>> {
         .map(|r| WrappedDek::from_bytes(r.get(0)).unwrap().dek_id().to_vec())
         .collect()
 }
+
+fn run_cli_env(args: &[String], env: &[(&str, String)], extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_keyshift-migrate"))
+        .args(args)
+        .args(["--quiet", "--json"])
+        .args(extra)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{extra:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kek_in_secrets_manager_on_moto_through_the_cli() {
+    use keyshift_client::aws_sdk_secretsmanager as sm;
+    let moto = keyshift_local::moto::Moto::start().unwrap();
+    let client = sm::Client::new(&moto.sdk_config().await);
+    let (v1, v2) = (
+        "00000000-0000-4000-8000-000000000001",
+        "00000000-0000-4000-8000-000000000002",
+    );
+    let f = Fixture::start("moto").await;
+    // The legacy values name the secret's first version (as the platform wrote them).
+    let mut file = KekFile::new("platform/kek", v1, [7; 32]);
+    file.save(&f.kek_path).unwrap();
+    client
+        .create_secret()
+        .name("platform/kek")
+        .client_request_token(v1)
+        .secret_string(file.jwk(v1).unwrap())
+        .send()
+        .await
+        .unwrap();
+    populate(&f, 20, 400).await;
+    let env = keyshift_local::moto::emulator_env(&moto.endpoint());
+    let args = vec![
+        "--database-url".to_owned(),
+        f.url(),
+        "--ca-file".to_owned(),
+        f.pg.ca_pem_path.display().to_string(),
+        "--kek-secret".to_owned(),
+        "platform/kek".to_owned(),
+    ];
+    let r = run_cli_env(&args, &env, &["generate-deks"]);
+    assert_eq!(r["environments_done"], 20, "{r}");
+    let r = run_cli_env(&args, &env, &["encrypt-legacy"]);
+    assert_eq!(
+        (r["done"].as_u64(), r["unwraps"].as_u64()),
+        (Some(400), Some(20)),
+        "{r}"
+    );
+    // keyshift rotates the KEK: a new version becomes AWSCURRENT.
+    file.rotate(v2, [8; 32]);
+    client
+        .put_secret_value()
+        .secret_id("platform/kek")
+        .client_request_token(v2)
+        .secret_string(file.jwk(v2).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let r = run_cli_env(&args, &env, &["rewrap"]);
+    assert_eq!(
+        (
+            r["environments_done"].as_u64(),
+            r["unwraps"].as_u64(),
+            r["done"].as_u64()
+        ),
+        (Some(20), Some(20), Some(400)),
+        "{r}"
+    );
+    let r = run_cli_env(&args, &env, &["report"]);
+    let want = format!("secrets-manager:platform/kek@{v2}");
+    assert_eq!(r["environment_keks"][&want], 20, "{r}");
+    assert_eq!(r["value_keks"][&want], 400, "{r}");
+    let r = run_cli_env(&args, &env, &["verify"]);
+    assert_eq!(
+        (r["done"].as_u64(), r["failures"].as_u64()),
+        (Some(400), Some(0)),
+        "{r}"
+    );
+    assert!(
+        r["kek_calls"].as_u64().unwrap() <= 10,
+        "a handful of Secrets Manager calls: {r}"
+    );
+}
