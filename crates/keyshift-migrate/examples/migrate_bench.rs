@@ -4,7 +4,7 @@
 //! environment, and verify; elapsed, rows/s and unwraps per step, and the writes checked.
 //!
 //! `cargo run --release -p keyshift-migrate --example migrate-bench -- [VALUES] [ENVS]
-//! [WRITER_PAUSE_MS]` (defaults 300000, 3000, 2).
+//! [WRITER_PAUSE_MS] [CONNECTIONS]` (defaults 300000, 3000, 2, 2).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
@@ -47,11 +47,12 @@ async fn main() {
     let values: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(300_000);
     let envs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3_000);
     let pause = Duration::from_millis(args.get(2).and_then(|a| a.parse().ok()).unwrap_or(2));
+    let workers: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(2);
     let counts = skewed_counts(envs, values);
     let mut sorted = counts.clone();
     sorted.sort_unstable();
     println!(
-        "{values} values over {envs} environments (median {}, p90 {}, max {} per environment); writer pause {pause:?}",
+        "{values} values over {envs} environments (median {}, p90 {}, max {} per environment); writer pause {pause:?}, {workers} connections",
         sorted[envs / 2],
         sorted[envs * 9 / 10],
         sorted[envs - 1]
@@ -69,15 +70,30 @@ async fn main() {
         ..Options::default()
     };
     let writer = Writer::start(&f, pause).await;
-    let r1 = f.migrator(opts.clone()).await.generate_deks().await.unwrap();
+    let r1 = f
+        .migrator_with(opts.clone(), workers)
+        .await
+        .generate_deks()
+        .await
+        .unwrap();
     line(&r1, envs);
-    let r2 = f.migrator(opts.clone()).await.encrypt_legacy().await.unwrap();
+    let r2 = f
+        .migrator_with(opts.clone(), workers)
+        .await
+        .encrypt_legacy()
+        .await
+        .unwrap();
     line(&r2, envs);
     f.rotate_kek("v2", 2);
-    let r3 = f.migrator(opts.clone()).await.rewrap().await.unwrap();
+    let r3 = f
+        .migrator_with(opts.clone(), workers)
+        .await
+        .rewrap()
+        .await
+        .unwrap();
     line(&r3, envs);
     let r4 = f
-        .migrator(opts.clone())
+        .migrator_with(opts.clone(), workers)
         .await
         .rotate_dek(RotateTarget::All, false)
         .await
@@ -85,14 +101,19 @@ async fn main() {
     line(&r4, envs);
     let (writes, expected) = writer.finish().await;
     // The straggler sweep: values the writer sealed under a DEK it read just before a swap.
-    let m = f.migrator(opts.clone()).await;
+    let m = f.migrator_with(opts.clone(), workers).await;
     let s3 = m.rewrap().await.unwrap();
     let s4 = m.rotate_dek(RotateTarget::All, false).await.unwrap();
     println!(
         "sweep after the writer stopped: rewrap {} values, rotate-dek {} values",
         s3.done, s4.done
     );
-    let v = f.migrator(opts.clone()).await.verify().await.unwrap();
+    let v = f
+        .migrator_with(opts.clone(), workers)
+        .await
+        .verify()
+        .await
+        .unwrap();
     line(&v, envs);
     let rep = m.report().await.unwrap();
     println!(

@@ -104,3 +104,41 @@ pub async fn decrypt<S: keyshift_client::Source + 'static>(
 
 /// The type the tool calls [`decrypt`] with.
 pub type KekClient = Client<std::sync::Arc<KekSource>>;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_names_its_version_and_never_starts_like_an_envelope() {
+        let v = encrypt("v1", &[3; 32], b"secret", b"aad").unwrap();
+        assert_eq!(version_of(&v).unwrap(), "v1");
+        assert!(!keyshift_envelope::format::is_envelope(&v));
+        let long = "x".repeat(MAX_VERSION);
+        let v = encrypt(&long, &[3; 32], b"", b"").unwrap();
+        assert_eq!(version_of(&v).unwrap(), long);
+        assert!(v[0] < b'K');
+    }
+
+    #[test]
+    fn malformed_input_is_a_typed_error_never_a_panic() {
+        assert_eq!(encrypt("", &[3; 32], b"p", b"a"), Err(LegacyError::Malformed));
+        assert_eq!(
+            encrypt(&"x".repeat(65), &[3; 32], b"p", b"a"),
+            Err(LegacyError::Malformed)
+        );
+        assert_eq!(encrypt("v 1", &[3; 32], b"p", b"a"), Err(LegacyError::Malformed));
+        let good = encrypt("v1", &[3; 32], b"secret", b"aad").unwrap();
+        for cut in 0..good.len() {
+            if cut < 1 + 2 + NONCE_LEN + 16 {
+                assert_eq!(version_of(&good[..cut]), Err(LegacyError::Malformed), "cut {cut}");
+            }
+        }
+        assert_eq!(version_of(&[0]), Err(LegacyError::Malformed));
+        assert_eq!(version_of(&[200; 300]), Err(LegacyError::Malformed));
+        let mut bad = good.clone();
+        bad[1] = 0xff;
+        assert_eq!(version_of(&bad), Err(LegacyError::Malformed));
+    }
+}

@@ -94,3 +94,16 @@ pub enum MigrateError {
     #[error("configuration: {0}")]
     Config(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_aad_binds_environment_and_name_without_ambiguity() {
+        assert_ne!(value_aad(1, "AB"), value_aad(1, "A"));
+        assert_ne!(value_aad(12, "3"), value_aad(1, "23"));
+        assert_eq!(value_aad(1, "A").len(), 9);
+        assert_eq!(dek_context(42), "42");
+    }
+}

@@ -49,6 +49,9 @@ struct Cli {
     /// No progress output.
     #[arg(long)]
     quiet: bool,
+    /// Connections (workers) for the value passes, each over its share of the id range.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
     /// Pause after every batch, milliseconds (throttling).
     #[arg(long, default_value_t = 0)]
     pause_ms: u64,
@@ -123,7 +126,10 @@ async fn run(cli: Cli) -> Result<bool, MigrateError> {
         progress: if cli.quiet { Mode::Quiet } else { Mode::Auto },
         pause: Duration::from_millis(cli.pause_ms),
     };
-    let m = Migrator::new(db, envelope, opts);
+    let mut m = Migrator::new(db, envelope, opts);
+    for _ in 1..cli.workers.max(1) {
+        m = m.with_connection(connect(&cli.database_url, &tls).await?);
+    }
     let report = match cli.command {
         Command::Prepare => unreachable!("handled above"),
         Command::GenerateDeks => m.generate_deks().await?,

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keyshift_envelope::format::is_envelope;
@@ -215,6 +215,11 @@ pub struct Migrator {
     opts: Options,
     legacy_decrypts: AtomicU64,
     before_cas: Option<BeforeCas>,
+    extra: Vec<Client>,
+}
+
+fn lock(p: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl std::fmt::Debug for Migrator {
@@ -241,7 +246,15 @@ impl Migrator {
             opts,
             legacy_decrypts: AtomicU64::new(0),
             before_cas: None,
+            extra: Vec::new(),
         }
+    }
+
+    /// Another connection: value passes split the id range among all connections (one
+    /// worker each; PostgreSQL runs each on its own backend).
+    pub fn with_connection(mut self, db: Client) -> Self {
+        self.extra.push(db);
+        self
     }
 
     /// Runs `hook` before every compare-and-swap of values.
@@ -655,30 +668,37 @@ impl Migrator {
         }
     }
 
-    async fn read_values(&self, after: i64, only: Option<i64>) -> Result<Vec<ValueRow>, MigrateError> {
+    async fn read_values(
+        &self,
+        db: &Client,
+        after: i64,
+        upto: i64,
+        only: Option<i64>,
+    ) -> Result<Vec<ValueRow>, MigrateError> {
         let rows = match only {
             None => {
-                self.db
-                    .query(
-                        &format!("{VALUE_COLUMNS} WHERE v.id > $1 ORDER BY v.id LIMIT $2"),
-                        &[&after, &self.opts.batch],
-                    )
-                    .await?
+                db.query(
+                    &format!("{VALUE_COLUMNS} WHERE v.id > $1 AND v.id <= $3 ORDER BY v.id LIMIT $2"),
+                    &[&after, &self.opts.batch, &upto],
+                )
+                .await?
             }
             Some(env) => {
-                self.db
-                    .query(
-                        &format!(
-                            "{VALUE_COLUMNS} WHERE v.environment_id = $3 AND v.id > $1 ORDER BY v.id LIMIT $2"
-                        ),
-                        &[&after, &self.opts.batch, &env],
-                    )
-                    .await?
+                db.query(
+                    &format!(
+                        "{VALUE_COLUMNS} WHERE v.environment_id = $4 AND v.id > $1 AND v.id <= $3 \
+                         ORDER BY v.id LIMIT $2"
+                    ),
+                    &[&after, &self.opts.batch, &upto, &env],
+                )
+                .await?
             }
         };
         Ok(rows.iter().map(ValueRow::from_row).collect())
     }
 
+    /// A pass over the values: the id range split among the connections (one worker
+    /// each, keyset batches within its range), the counts merged.
     async fn value_pass(
         &self,
         step: ValueStep,
@@ -693,15 +713,77 @@ impl Migrator {
             ValueStep::Verify => "verify",
         };
         let total = self.count("SELECT count(*) FROM variables", only).await?;
-        let mut progress = Progress::new(self.opts.progress, label, total);
+        let progress = Mutex::new(Progress::new(self.opts.progress, label, total));
+        let row = match only {
+            None => {
+                self.db
+                    .query_one("SELECT min(id), max(id) FROM variables", &[])
+                    .await?
+            }
+            Some(env) => {
+                self.db
+                    .query_one(
+                        "SELECT min(id), max(id) FROM variables WHERE environment_id = $1",
+                        &[&env],
+                    )
+                    .await?
+            }
+        };
+        let (Some(lo), Some(hi)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) else {
+            lock(&progress).finish();
+            return Ok(());
+        };
+        let dbs: Vec<&Client> = std::iter::once(&self.db).chain(self.extra.iter()).collect();
+        let workers = dbs.len() as i64;
+        let span = ((hi - lo) / workers).max(1);
+        let mut ranges = Vec::new();
+        for (i, db) in dbs.into_iter().enumerate() {
+            let after = if i == 0 {
+                i64::MIN
+            } else {
+                lo - 1 + span * i as i64
+            };
+            let upto = if i as i64 == workers - 1 {
+                i64::MAX
+            } else {
+                lo - 1 + span * (i as i64 + 1)
+            };
+            ranges.push(self.value_range(db, step, only, would_rotate, after, upto, &progress));
+        }
+        for part in futures_util::future::join_all(ranges).await {
+            let part = part?;
+            report.values_seen += part.values_seen;
+            report.done += part.done;
+            report.skipped += part.skipped;
+            report.conflicts += part.conflicts;
+            report.retried += part.retried;
+            report.left += part.left;
+            report.failures += part.failures;
+        }
+        lock(&progress).finish();
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn value_range(
+        &self,
+        db: &Client,
+        step: ValueStep,
+        only: Option<i64>,
+        would_rotate: &HashSet<i64>,
+        after: i64,
+        upto: i64,
+        progress: &Mutex<Progress>,
+    ) -> Result<Report, MigrateError> {
+        let mut report = Report::default();
         let mut deks: HashMap<Vec<u8>, WrappedDek> = HashMap::new();
-        let mut last = i64::MIN;
+        let mut last = after;
         loop {
-            let rows = self.read_values(last, only).await?;
+            let rows = self.read_values(db, last, upto, only).await?;
             let Some(tail) = rows.last() else { break };
             last = tail.id;
             report.values_seen += rows.len() as u64;
-            progress.inc(rows.len() as u64);
+            lock(progress).inc(rows.len() as u64);
             let mut pending = rows;
             let mut attempt = 0;
             loop {
@@ -729,8 +811,7 @@ impl Migrator {
                 if let Some(hook) = &self.before_cas {
                     hook(ids.clone()).await;
                 }
-                let won: HashSet<i64> = self
-                    .db
+                let won: HashSet<i64> = db
                     .query(VALUE_CAS, &[&ids, &olds, &news])
                     .await?
                     .iter()
@@ -748,8 +829,7 @@ impl Migrator {
                 }
                 attempt += 1;
                 report.retried += lost.len() as u64;
-                pending = self
-                    .db
+                pending = db
                     .query(
                         &format!("{VALUE_COLUMNS} WHERE v.id = ANY($1) ORDER BY v.id"),
                         &[&lost],
@@ -761,8 +841,7 @@ impl Migrator {
             }
             self.pause().await;
         }
-        progress.finish();
-        Ok(())
+        Ok(report)
     }
 
     async fn transform(

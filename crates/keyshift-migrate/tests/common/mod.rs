@@ -86,6 +86,15 @@ impl Fixture {
         Migrator::new(self.db().await, self.envelope().await, opts)
     }
 
+    /// A migrator with `workers` connections.
+    pub async fn migrator_with(&self, opts: Options, workers: usize) -> Migrator {
+        let mut m = self.migrator(opts).await;
+        for _ in 1..workers {
+            m = m.with_connection(self.db().await);
+        }
+        m
+    }
+
     pub fn quiet() -> Options {
         Options {
             progress: Mode::Quiet,
