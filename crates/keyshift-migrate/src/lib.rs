@@ -45,7 +45,9 @@
 //! times) or left for the next pass, and counted. Progress is derived from the data:
 //! a value already in the form the step produces is skipped, so a run killed at any
 //! point (kill -9) and started again finishes the work, redoing at most the batch that
-//! was in flight (its single `UPDATE` either committed or did not). `rotate-dek` keeps
+//! was in flight on each connection (its single `UPDATE` either committed or did not).
+//! Value passes split the id range among `--workers` connections (2 by default), so
+//! PostgreSQL works on two backends. `rotate-dek` keeps
 //! one row in `keyshift_migrate_state`: the cutoff of the rotation in progress (an
 //! environment whose DEK was made after it is done), removed when nothing is left.
 //!
