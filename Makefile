@@ -29,7 +29,7 @@ OFFLINE_AWS = env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_T
 LAMBDA_BIN = keyshift-rotation
 ARM64_TARGET = aarch64-unknown-linux-gnu
 
-.PHONY: bench bench-keys bench-envelope fuzz-envelope test demo demo-postgres postgres venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
+.PHONY: bench bench-keys bench-envelope bench-migrate fuzz-envelope test demo demo-postgres postgres venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
 	sim-demo build build-x86 deploy aws-check aws-check-offline
 
 ## make demo: a real rotation on this machine: moto's server as AWS, the release binary
@@ -146,6 +146,15 @@ bench-keys:
 ## (one KMS call per value, moto's KMS) against one unwrap plus local opens.
 bench-envelope: venv
 	$(CARGO) run --release -p keyshift-envelope --example envelope-bench
+
+## The migration tool (crates/keyshift-migrate) on a real PostgreSQL 15 (installed when
+## missing): MIGRATE_VALUES legacy values over MIGRATE_ENVS environments (skewed sizes),
+## the application writing random rows throughout, steps 1 to 4 and verify; elapsed,
+## rows/s and unwraps per step. 3,000,000 / 30,000 is the issue's full size.
+MIGRATE_VALUES ?= 300000
+MIGRATE_ENVS ?= 3000
+bench-migrate: postgres
+	$(CARGO) run --release -p keyshift-migrate --example migrate-bench -- $(MIGRATE_VALUES) $(MIGRATE_ENVS)
 
 ## The envelope ciphertext parser under libFuzzer (nightly and cargo-fuzz; not part of
 ## `make test`): FUZZ_SECONDS of fuzzing from the committed seeds.
