@@ -1371,16 +1371,10 @@ fn cancelled_values(s: &SecretState, now: Timestamp) -> (Vec<Action>, Option<Tim
         let Some(marked) = s.cancel_markers(token).map(|(_, t)| t).max() else {
             continue;
         };
-        let chain: Vec<&VersionId> = s
-            .versions
-            .keys()
-            .filter(|v| SecretState::in_chain(v, token))
-            .collect();
-        if chain.iter().any(|v| s.has(v, AWSCURRENT) || s.has(v, ROTATING)) {
+        if chain_in_use(s, token) {
             continue;
         }
-        let created = |v: &&&VersionId| s.version(v).and_then(|x| x.created);
-        let Some(valued) = chain.iter().filter(|v| created(v).is_some()).max_by_key(created) else {
+        let Some(valued) = newest_valued(s, &chain(s, token)) else {
             continue;
         };
         let settled = marked.plus(CANCEL_SETTLE);
@@ -1389,7 +1383,7 @@ fn cancelled_values(s: &SecretState, now: Timestamp) -> (Vec<Action>, Option<Tim
             continue;
         }
         revokes.push(Action::RevokeTarget {
-            version: (*valued).clone(),
+            version: valued.clone(),
         });
     }
     (revokes, settling)
@@ -1417,13 +1411,8 @@ fn cancel(i: &Input<'_>) -> Decision {
     let Some(current) = s.current() else {
         return Decision::Reject(Rejection::NoCurrentVersion);
     };
-    let chain: Vec<&VersionId> = s
-        .versions
-        .keys()
-        .filter(|v| SecretState::in_chain(v, token))
-        .collect();
-    let in_use = chain.iter().any(|v| s.has(v, AWSCURRENT) || s.has(v, ROTATING));
-    if in_use {
+    let chain = chain(s, token);
+    if chain_in_use(s, token) {
         let release_due = s
             .holder(ROTATING)
             .filter(|r| *r != current)
@@ -1457,16 +1446,9 @@ fn cancel(i: &Input<'_>) -> Decision {
     if i.now < settled {
         return Decision::WaitUntil(settled);
     }
-    // The rotation's value, on the newest version of its chain that has one.
-    let valued = chain
-        .iter()
-        .filter(|v| s.version(v).is_some_and(|x| x.created.is_some()))
-        .max_by_key(|v| s.version(v).and_then(|x| x.created));
     done(
-        valued
-            .map(|v| Action::RevokeTarget {
-                version: (*v).clone(),
-            })
+        newest_valued(s, &chain)
+            .map(|v| Action::RevokeTarget { version: v.clone() })
             .into_iter()
             .collect(),
         Outcome::Cancelled { token: token.clone() },
@@ -1481,15 +1463,37 @@ fn drop_stray_pending(s: &SecretState, token: &VersionId) -> Option<Action> {
     (SecretState::in_chain(p, token) && !s.has(p, AWSCURRENT)).then(|| Action::Label(remove(AWSPENDING, p)))
 }
 
+/// The versions of the rotation of `token`: the token's own and keyshift's copies of it.
+fn chain<'a>(s: &'a SecretState, token: &VersionId) -> Vec<&'a VersionId> {
+    s.versions
+        .keys()
+        .filter(|v| SecretState::in_chain(v, token))
+        .collect()
+}
+
+/// Whether a version of the rotation of `token` is AWSCURRENT or ROTATING: its value
+/// was promoted, and is in use or in its second gap.
+fn chain_in_use(s: &SecretState, token: &VersionId) -> bool {
+    s.versions
+        .iter()
+        .any(|(id, v)| SecretState::in_chain(id, token) && (v.has(AWSCURRENT) || v.has(ROTATING)))
+}
+
+/// The rotation's value: the newest version of `chain` that has one.
+fn newest_valued<'a>(s: &SecretState, chain: &[&'a VersionId]) -> Option<&'a VersionId> {
+    chain
+        .iter()
+        .copied()
+        .filter(|v| s.version(v).is_some_and(|x| x.created.is_some()))
+        .max_by_key(|v| s.version(v).and_then(|x| x.created))
+}
+
 /// This rotation stands down before its swap: its AWSPENDING comes off, and its value is
 /// revoked (setSecret may have registered it) unless a version of its chain is still
 /// AWSCURRENT or ROTATING: then its value was promoted and is still in use or in its
 /// second gap, whose release revokes it in time.
 fn stand_down(s: &SecretState, token: &VersionId, valued: Option<&VersionId>) -> Vec<Action> {
-    let in_use = s
-        .versions
-        .iter()
-        .any(|(id, v)| SecretState::in_chain(id, token) && (v.has(AWSCURRENT) || v.has(ROTATING)));
+    let in_use = chain_in_use(s, token);
     valued
         .filter(|_| !in_use)
         .map(|v| Action::RevokeTarget { version: v.clone() })

@@ -259,7 +259,7 @@ impl<T: Target> Function<T> {
             );
         }
         self.publish(&invocation, &report).await;
-        let out = answer(&invocation, &report, started);
+        let out = answer(invocation.step.name(), &report, started);
         seen.report = Some(report);
         Ok(out)
     }
@@ -283,21 +283,13 @@ impl<T: Target> Function<T> {
         let mut out = match &invocation {
             Some(inv) => {
                 self.publish(inv, &report).await;
-                let mut out = answer(inv, &report, started);
+                let mut out = answer(request.operation.name(), &report, started);
                 out["token"] = Value::from(inv.token.as_str());
                 out
             }
-            None => json!({
-                "outcome": report.outcome.to_string(),
-                "continued": [],
-                "scheduled": [],
-                "attempts": report.attempts,
-                "startedAt": started.to_rfc3339(),
-                "gapSeconds": report.gap.as_secs(),
-                "final": report.last().to_string(),
-            }),
+            // Nothing to do: the report has no actions, no schedule and no continuation.
+            None => answer(request.operation.name(), &report, started),
         };
-        out["step"] = Value::from(request.operation.name());
         if let Operation::EmergencyRotate { reason, .. } = &request.operation {
             out["reason"] = Value::from(reason.as_str());
         }
@@ -390,9 +382,9 @@ struct Seen {
 }
 
 /// The answer to an invocation: what it did, in words, and what it scheduled.
-fn answer(invocation: &Invocation, report: &Report, started: keyshift::Timestamp) -> Value {
+fn answer(step: &str, report: &Report, started: keyshift::Timestamp) -> Value {
     json!({
-        "step": invocation.step.name(),
+        "step": step,
         "outcome": report.outcome.to_string(),
         "continued": report.continued.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "scheduled": report.scheduled.iter().map(|j| json!({
