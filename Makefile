@@ -105,8 +105,10 @@ deploy: venv sam-venv
 	$(SAM_VENV)/bin/sam deploy --guided --capabilities CAPABILITY_IAM
 
 ## Unit, property and integration tests of every crate, the contract suite against the
-## in-memory model and moto's server, the rotation through `cargo lambda watch`, and the
-## `keyshift` CLI run as a process against both (crates/keyshift-cli/tests/emulator.rs).
+## in-memory model and moto's server, the rotation through `cargo lambda watch`, the
+## `keyshift` CLI run as a process against both (crates/keyshift-cli/tests/emulator.rs),
+## and the check that every reference to a document or section resolves
+## (tests/doc_references.rs).
 unit: venv
 	$(CARGO) test --workspace --all-targets
 
@@ -167,7 +169,8 @@ fuzz-envelope:
 
 ## make aws-check: on a real AWS account (skipped without credentials), settles what the
 ## rotation engine does that AWS does not document (README, "Settling the engine's
-## undocumented behaviours"). Opt in: KEYSHIFT_AWS_CHECK=1 AWS_PROFILE=... make aws-check
+## undocumented behaviours on your account: make aws-check"). Opt in:
+## KEYSHIFT_AWS_CHECK=1 AWS_PROFILE=... make aws-check
 aws-check: venv
 	$(VENV)/bin/python tools/aws-check/aws_check.py
 

@@ -1224,7 +1224,7 @@ fn emergency(i: &Input<'_>, gap: Duration, keep: Option<Duration>) -> Decision {
     // registered it; both calls are idempotent): every cut needs the marker, so no cut
     // ever moves AWSCURRENT to a value the target has not accepted, and the cut itself
     // stays label moves only (a strip between its decision and its move is the known race
-    // of docs/protocol.md; calls in between would widen it).
+    // of docs/protocol.md, section 9; calls in between would widen it).
     let Some(marked) = s.accepted_markers(&e).map(|(_, t)| t).max() else {
         let outcome = if s.replicas.is_empty() {
             Outcome::EmergencyWritten {
