@@ -1,6 +1,7 @@
 //! The KEK: a `symmetric` secret keyshift rotates in Secrets Manager, read through
 //! keyshift-client, or the same secret kept in a local JSON file (tests, the benchmark,
-//! rehearsals).
+//! rehearsals); or a key in AWS KMS ([`MigrateKek::Kms`]), whose legacy values are KMS
+//! `Encrypt` blobs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,14 +9,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use aws_sdk_kms::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_kms::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_kms::error::BoxError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyshift_client::{
     AWSCURRENT, AWSPREVIOUS, Config, LabelMap, SdkSource, SecretValue, Source, SourceError, SourceErrorKind,
     VersionId,
 };
-use keyshift_envelope::{CacheLimits, Envelope, SecretsManagerKek};
+use keyshift_envelope::dek::DekBytes;
+use keyshift_envelope::format::{DEK_ID_LEN, Provider, RecordRef};
+use keyshift_envelope::{CacheLimits, Envelope, Generated, Kek, KmsKek, LegacyKms, SecretsManagerKek};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::MigrateError;
 
@@ -176,8 +183,162 @@ impl Source for KekSource {
     }
 }
 
+/// Counts the requests a KMS client sends (every attempt, retries included): the KMS
+/// calls a step reports.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<AtomicU64>);
+
+impl CallCounter {
+    /// Requests sent so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "keyshift-migrate call counter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A KMS client over `conf` whose requests `counter` counts.
+pub fn kms_client(conf: aws_sdk_kms::config::Builder, counter: &CallCounter) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::from_conf(conf.interceptor(counter.clone()).build())
+}
+
+/// The KEK a migration runs under.
+#[derive(Debug)]
+pub enum MigrateKek {
+    /// A `symmetric` secret keyshift rotates (or its file stand-in); legacy values are in
+    /// [`crate::legacy`]'s form, encrypted by a version of the same secret.
+    Secret(SecretsManagerKek<Arc<KekSource>>),
+    /// A KMS key (id, ARN or alias: moving the alias is the rotation `rewrap` follows);
+    /// legacy values are KMS `Encrypt` blobs, one `Decrypt` each.
+    Kms {
+        /// The KEK.
+        kek: KmsKek,
+        /// The KMS requests sent through the client.
+        calls: CallCounter,
+    },
+}
+
+/// The key id and version that new DEKs are wrapped under now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentKek {
+    /// The secret id, or the KMS key ARN.
+    pub key_id: String,
+    /// The secret's version id; empty for KMS (the ARN is the version).
+    pub key_version: String,
+}
+
+impl MigrateKek {
+    /// Reads the KEK's current version again (the Secrets Manager view; nothing to do
+    /// for KMS, which resolves the alias at every call).
+    pub async fn refresh(&self) -> Result<(), MigrateError> {
+        match self {
+            MigrateKek::Secret(k) => k.refresh().await.map_err(MigrateError::from),
+            MigrateKek::Kms { .. } => Ok(()),
+        }
+    }
+
+    /// What new DEKs are wrapped under now (Secrets Manager: `DescribeSecret`; KMS:
+    /// `DescribeKey`).
+    pub async fn current(&self) -> Result<CurrentKek, MigrateError> {
+        match self {
+            MigrateKek::Secret(k) => Ok(CurrentKek {
+                key_id: k.secret_id().to_owned(),
+                key_version: k.client().source().current_version().await?,
+            }),
+            MigrateKek::Kms { kek, .. } => Ok(CurrentKek {
+                key_id: kek.current_arn().await?,
+                key_version: String::new(),
+            }),
+        }
+    }
+
+    /// Requests sent to the KEK's service so far (Secrets Manager `DescribeSecret` and
+    /// `GetSecretValue`; every KMS request).
+    pub fn calls(&self) -> u64 {
+        match self {
+            MigrateKek::Secret(k) => k.client().source().calls(),
+            MigrateKek::Kms { calls, .. } => calls.get(),
+        }
+    }
+}
+
+impl Kek for MigrateKek {
+    fn provider(&self) -> Provider {
+        match self {
+            MigrateKek::Secret(k) => k.provider(),
+            MigrateKek::Kms { kek, .. } => kek.provider(),
+        }
+    }
+
+    fn rewrap_needs_key(&self) -> bool {
+        match self {
+            MigrateKek::Secret(k) => k.rewrap_needs_key(),
+            MigrateKek::Kms { kek, .. } => kek.rewrap_needs_key(),
+        }
+    }
+
+    async fn generate(
+        &self,
+        dek_id: &[u8; DEK_ID_LEN],
+        context: &str,
+    ) -> Result<Generated, keyshift_envelope::Error> {
+        match self {
+            MigrateKek::Secret(k) => k.generate(dek_id, context).await,
+            MigrateKek::Kms { kek, .. } => kek.generate(dek_id, context).await,
+        }
+    }
+
+    async fn unwrap(&self, record: &RecordRef<'_>) -> Result<DekBytes, keyshift_envelope::Error> {
+        match self {
+            MigrateKek::Secret(k) => k.unwrap(record).await,
+            MigrateKek::Kms { kek, .. } => kek.unwrap(record).await,
+        }
+    }
+
+    async fn rewrap(
+        &self,
+        record: &RecordRef<'_>,
+        dek: Option<&DekBytes>,
+    ) -> Result<Option<Vec<u8>>, keyshift_envelope::Error> {
+        match self {
+            MigrateKek::Secret(k) => k.rewrap(record, dek).await,
+            MigrateKek::Kms { kek, .. } => kek.rewrap(record, dek).await,
+        }
+    }
+}
+
 /// The envelope the tool works with.
-pub type MigrateEnvelope = Envelope<SecretsManagerKek<Arc<KekSource>>>;
+pub type MigrateEnvelope = Envelope<MigrateKek>;
+
+/// Opens a legacy value with `aad`: [`crate::legacy`]'s form under the KEK secret, or a
+/// KMS `Encrypt` blob through KMS (which binds no AAD: that is the legacy form's
+/// weakness the migration ends).
+pub async fn legacy_decrypt(
+    envelope: &MigrateEnvelope,
+    value: &[u8],
+    aad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, MigrateError> {
+    match envelope.kek() {
+        MigrateKek::Secret(k) => crate::legacy::decrypt(k.client(), value, aad)
+            .await
+            .map_err(|e| MigrateError::Kek(e.to_string())),
+        MigrateKek::Kms { .. } => envelope.decrypt(value, aad).await.map_err(MigrateError::from),
+    }
+}
 
 /// Cache limits for a migration: every environment's DEK stays for the run (a pass over
 /// values ordered by id meets each environment's DEK again and again).
@@ -194,7 +355,24 @@ pub async fn open_envelope(source: KekSource) -> Result<MigrateEnvelope, Migrate
     let secret_id = source.secret_id()?;
     let config = Config::new(Duration::from_secs(600)).map_err(|e| MigrateError::Kek(e.to_string()))?;
     let kek = SecretsManagerKek::start(Arc::new(source), secret_id, config).await?;
-    Ok(Envelope::new(kek, migration_cache_limits()))
+    Ok(Envelope::new(MigrateKek::Secret(kek), migration_cache_limits()))
+}
+
+/// The envelope over KMS key `key_id` through `client` (built by [`kms_client`] with
+/// `calls`), legacy values decrypted through the same client.
+pub fn open_kms_envelope(client: aws_sdk_kms::Client, key_id: &str, calls: CallCounter) -> MigrateEnvelope {
+    let kek = KmsKek::new(client.clone(), key_id);
+    Envelope::new(MigrateKek::Kms { kek, calls }, migration_cache_limits())
+        .with_legacy(LegacyKms::new(client))
+}
+
+/// The KMS envelope for key `key_id`, credentials, Region and endpoint from the
+/// environment (`AWS_ENDPOINT_URL` reaches an emulator).
+pub async fn aws_kms_envelope(key_id: &str) -> MigrateEnvelope {
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let calls = CallCounter::default();
+    let client = kms_client(aws_sdk_kms::config::Builder::from(&conf), &calls);
+    open_kms_envelope(client, key_id, calls)
 }
 
 /// The SDK source for secret `secret_id`, credentials and Region from the environment.

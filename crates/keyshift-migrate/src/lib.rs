@@ -63,7 +63,7 @@ pub mod progress;
 pub mod steps;
 
 pub use db::{PREPARE, SCHEMA, connect};
-pub use kek::{KekFile, KekSource, MigrateEnvelope, open_envelope};
+pub use kek::{KekFile, KekSource, MigrateEnvelope, MigrateKek, open_envelope, open_kms_envelope};
 pub use steps::{Migrator, Options, Report, RotateTarget};
 
 /// The AAD of a stored value: the environment id (8 bytes, big-endian) then the

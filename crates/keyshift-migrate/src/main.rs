@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use keyshift_migrate::db::Tls;
-use keyshift_migrate::kek::aws_source;
+use keyshift_migrate::kek::{aws_kms_envelope, aws_source};
 use keyshift_migrate::progress::Mode;
 use keyshift_migrate::{
     KekSource, MigrateError, Migrator, Options, PREPARE, RotateTarget, connect, open_envelope,
@@ -16,6 +16,7 @@ use keyshift_migrate::{
 /// Online migration of stored values to envelope encryption (PostgreSQL).
 #[derive(Debug, Parser)]
 #[command(name = "keyshift-migrate", version)]
+#[command(group(clap::ArgGroup::new("kek").multiple(false)))]
 struct Cli {
     /// The database (a libpq URL or key=value string).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -29,10 +30,15 @@ struct Cli {
     no_tls: bool,
     /// The KEK: a `symmetric` secret in Secrets Manager (credentials and Region from
     /// the environment).
-    #[arg(long, required_unless_present = "kek_file", conflicts_with = "kek_file")]
+    #[arg(long, group = "kek")]
     kek_secret: Option<String>,
+    /// The KEK: a key in AWS KMS (key id, ARN or alias; moving the alias is a KEK
+    /// rotation). Legacy values are then KMS `Encrypt` blobs. Credentials, Region and
+    /// endpoint (`AWS_ENDPOINT_URL`) from the environment.
+    #[arg(long, group = "kek")]
+    kek_kms: Option<String>,
     /// The KEK: a local KEK file (tests, rehearsals).
-    #[arg(long)]
+    #[arg(long, group = "kek")]
     kek_file: Option<PathBuf>,
     /// Rows per batch.
     #[arg(long, default_value_t = 1000)]
@@ -113,12 +119,16 @@ async fn run(cli: Cli) -> Result<bool, MigrateError> {
         println!("prepared");
         return Ok(true);
     }
-    let source = match (&cli.kek_file, &cli.kek_secret) {
-        (Some(path), _) => KekSource::file(path),
-        (None, Some(id)) => aws_source(id).await,
-        (None, None) => return Err(MigrateError::Config("--kek-secret or --kek-file".into())),
+    let envelope = match (&cli.kek_file, &cli.kek_secret, &cli.kek_kms) {
+        (Some(path), _, _) => open_envelope(KekSource::file(path)).await?,
+        (None, Some(id), _) => open_envelope(aws_source(id).await).await?,
+        (None, None, Some(key)) => aws_kms_envelope(key).await,
+        (None, None, None) => {
+            return Err(MigrateError::Config(
+                "one of --kek-secret, --kek-kms or --kek-file".into(),
+            ));
+        }
     };
-    let envelope = open_envelope(source).await?;
     let opts = Options {
         batch: cli.batch.max(1),
         dry_run: cli.dry_run,

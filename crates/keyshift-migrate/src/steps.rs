@@ -13,7 +13,7 @@ use keyshift_envelope::{Stats, WrappedDek, referenced_keks};
 use serde::Serialize;
 use tokio_postgres::{Client, Row};
 
-use crate::kek::MigrateEnvelope;
+use crate::kek::{MigrateEnvelope, MigrateKek, legacy_decrypt};
 use crate::progress::{Mode, Progress};
 use crate::{MigrateError, dek_context, legacy, value_aad};
 
@@ -283,7 +283,7 @@ impl Migrator {
             start: Instant::now(),
             stats: self.envelope.stats(),
             legacy: self.legacy_decrypts.load(Ordering::Relaxed),
-            calls: self.envelope.kek().client().source().calls(),
+            calls: self.envelope.kek().calls(),
         }
     }
 
@@ -293,7 +293,7 @@ impl Migrator {
         report.generates = now.generates - mark.stats.generates;
         report.rewraps = now.rewraps - mark.stats.rewraps;
         report.legacy_decrypts = self.legacy_decrypts.load(Ordering::Relaxed) - mark.legacy;
-        report.kek_calls = self.envelope.kek().client().source().calls() - mark.calls;
+        report.kek_calls = self.envelope.kek().calls() - mark.calls;
         report.elapsed_ms = mark.start.elapsed().as_millis() as u64;
         report.dry_run = self.opts.dry_run;
     }
@@ -390,8 +390,7 @@ impl Migrator {
             ..Report::default()
         };
         self.envelope.kek().refresh().await?;
-        let current = self.envelope.kek().client().source().current_version().await?;
-        let secret_id = self.envelope.kek().secret_id().to_owned();
+        let current = self.envelope.kek().current().await?;
         let total = self.count("SELECT count(*) FROM environments", None).await?;
         let mut progress = Progress::new(self.opts.progress, "rewrap (DEKs)", total);
         let mut last = i64::MIN;
@@ -422,7 +421,7 @@ impl Migrator {
                         continue;
                     };
                     let kek = w.kek_id();
-                    if kek.key_version == current && kek.key_id == secret_id {
+                    if kek.key_version == current.key_version && kek.key_id == current.key_id {
                         report.skipped += 1;
                         continue;
                     }
@@ -646,6 +645,9 @@ impl Migrator {
                             continue;
                         }
                     }
+                } else if let MigrateKek::Kms { .. } = self.envelope.kek() {
+                    // A KMS blob's key is KMS's business: counted together.
+                    "legacy@kms".to_owned()
                 } else {
                     match legacy::version_of(value) {
                         Ok(v) => format!("legacy@{v}"),
@@ -875,9 +877,7 @@ impl Migrator {
                     self.envelope.decrypt(&row.value, &aad).await.is_ok()
                 } else {
                     self.legacy_decrypts.fetch_add(1, Ordering::Relaxed);
-                    legacy::decrypt(self.envelope.kek().client(), &row.value, &aad)
-                        .await
-                        .is_ok()
+                    legacy_decrypt(&self.envelope, &row.value, &aad).await.is_ok()
                 };
                 if opened { Outcome::Opened } else { Outcome::Failed }
             }
@@ -887,7 +887,7 @@ impl Migrator {
                 }
                 let Some(w) = env_dek else { return Outcome::Left };
                 self.legacy_decrypts.fetch_add(1, Ordering::Relaxed);
-                let Ok(plain) = legacy::decrypt(self.envelope.kek().client(), &row.value, &aad).await else {
+                let Ok(plain) = legacy_decrypt(&self.envelope, &row.value, &aad).await else {
                     return Outcome::Failed;
                 };
                 match self.envelope.data_key(&w).await {

@@ -453,3 +453,94 @@ async fn the_kek_in_secrets_manager_on_moto_through_the_cli() {
         "a handful of Secrets Manager calls: {r}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kek_in_kms_on_moto_through_the_cli() {
+    let moto = keyshift_local::moto::Moto::start().unwrap();
+    let kms = aws_sdk_kms::Client::new(&moto.sdk_config().await);
+    let k1 = kms.create_key().send().await.unwrap().key_metadata.unwrap();
+    kms.create_alias()
+        .alias_name("alias/app-values")
+        .target_key_id(k1.key_id())
+        .send()
+        .await
+        .unwrap();
+    let f = Fixture::start("kms").await;
+    // The legacy values: one KMS Encrypt each, as the platform wrote them.
+    common::populate_kms(&f, 20, 300, &kms, "alias/app-values", 4).await;
+    let env = keyshift_local::moto::emulator_env(&moto.endpoint());
+    let args = vec![
+        "--database-url".to_owned(),
+        f.url(),
+        "--ca-file".to_owned(),
+        f.pg.ca_pem_path.display().to_string(),
+        "--kek-kms".to_owned(),
+        "alias/app-values".to_owned(),
+    ];
+    let calls = |r: &serde_json::Value| r["kek_calls"].as_u64().unwrap();
+    let r = run_cli_env(&args, &env, &["generate-deks"]);
+    // One GenerateDataKey per environment.
+    assert_eq!(
+        (r["environments_done"].as_u64(), calls(&r)),
+        (Some(20), 20),
+        "{r}"
+    );
+    let r = run_cli_env(&args, &env, &["report"]);
+    assert_eq!(r["value_keks"]["legacy@kms"], 300, "{r}");
+    let r = run_cli_env(&args, &env, &["encrypt-legacy"]);
+    // One Decrypt per legacy value, one per environment's DEK: the last KMS call per value.
+    assert_eq!(
+        (
+            r["done"].as_u64(),
+            r["legacy_decrypts"].as_u64(),
+            r["unwraps"].as_u64(),
+            calls(&r)
+        ),
+        (Some(300), Some(300), Some(20), 320),
+        "{r}"
+    );
+    // The KEK rotation: the alias moves to a new key.
+    let k2 = kms.create_key().send().await.unwrap().key_metadata.unwrap();
+    kms.update_alias()
+        .alias_name("alias/app-values")
+        .target_key_id(k2.key_id())
+        .send()
+        .await
+        .unwrap();
+    let r = run_cli_env(&args, &env, &["rewrap"]);
+    // KMS rewraps on its side (ReEncrypt): no DEK leaves KMS, no value is decrypted.
+    // One DescribeKey for the step, then a DescribeKey and a ReEncrypt per environment.
+    assert_eq!(
+        (
+            r["environments_done"].as_u64(),
+            r["rewraps"].as_u64(),
+            r["unwraps"].as_u64(),
+            r["done"].as_u64(),
+            calls(&r)
+        ),
+        (Some(20), Some(20), Some(0), Some(300), 41),
+        "{r}"
+    );
+    let r = run_cli_env(&args, &env, &["report"]);
+    let want = format!("kms:{}", k2.arn().unwrap());
+    assert_eq!(r["environment_keks"][&want], 20, "{r}");
+    assert_eq!(r["value_keks"][&want], 300, "{r}");
+    let r = run_cli_env(&args, &env, &["rotate-dek", "--all"]);
+    assert_eq!(
+        (
+            r["environments_done"].as_u64(),
+            r["generates"].as_u64(),
+            r["unwraps"].as_u64(),
+            r["done"].as_u64()
+        ),
+        (Some(20), Some(20), Some(20), Some(300)),
+        "{r}"
+    );
+    let r = run_cli_env(&args, &env, &["verify"]);
+    // Reading every value now costs one Decrypt per environment, not one per value.
+    assert_eq!(
+        (r["done"].as_u64(), r["failures"].as_u64(), calls(&r)),
+        (Some(300), Some(0), 20),
+        "{r}"
+    );
+}

@@ -180,6 +180,59 @@ pub async fn populate(f: &Fixture, envs: usize, total: usize) {
     db.batch_execute("ANALYZE").await.unwrap();
 }
 
+/// `envs` environments without DEKs and `total` legacy values encrypted directly by KMS
+/// key `key_id` (one `Encrypt` each, `parallel` in flight), as a platform wrote them
+/// before envelope encryption.
+pub async fn populate_kms(
+    f: &Fixture,
+    envs: usize,
+    total: usize,
+    kms: &aws_sdk_kms::Client,
+    key_id: &str,
+    parallel: usize,
+) {
+    let db = f.db().await;
+    let ids: Vec<i64> = (1..=envs as i64).collect();
+    db.execute(
+        "INSERT INTO environments (id) SELECT * FROM unnest($1::bigint[])",
+        &[&ids],
+    )
+    .await
+    .unwrap();
+    let rows: Vec<(i64, String)> = skewed_counts(envs, total)
+        .iter()
+        .enumerate()
+        .flat_map(|(i, count)| (0..*count).map(move |j| (i as i64 + 1, format!("VAR_{j}"))))
+        .collect();
+    for chunk in rows.chunks(parallel.max(1) * 50) {
+        let blobs = futures_util::future::join_all(chunk.chunks(50).map(|part| async move {
+            let mut out = Vec::with_capacity(part.len());
+            for (env, name) in part {
+                let blob = kms
+                    .encrypt()
+                    .key_id(key_id)
+                    .plaintext(aws_sdk_kms::primitives::Blob::new(
+                        initial_plaintext(*env, name).into_bytes(),
+                    ))
+                    .send()
+                    .await
+                    .unwrap()
+                    .ciphertext_blob
+                    .unwrap()
+                    .into_inner();
+                out.push(blob);
+            }
+            out
+        }))
+        .await;
+        let mut e: Vec<i64> = chunk.iter().map(|(env, _)| *env).collect();
+        let mut n: Vec<String> = chunk.iter().map(|(_, name)| name.clone()).collect();
+        let mut v: Vec<Vec<u8>> = blobs.into_iter().flatten().collect();
+        insert(&db, &mut e, &mut n, &mut v).await;
+    }
+    db.batch_execute("ANALYZE").await.unwrap();
+}
+
 async fn insert(db: &Client, e: &mut Vec<i64>, n: &mut Vec<String>, v: &mut Vec<Vec<u8>>) {
     if e.is_empty() {
         return;
@@ -308,7 +361,7 @@ pub async fn check_all(f: &Fixture, expected: &HashMap<i64, String>) -> (u64, u6
             envelope.decrypt(&value, &aad).await.map(|p| p.to_vec())
         } else {
             legacy_left += 1;
-            legacy::decrypt(envelope.kek().client(), &value, &aad)
+            keyshift_migrate::kek::legacy_decrypt(&envelope, &value, &aad)
                 .await
                 .map(|p| p.to_vec())
                 .map_err(|_| keyshift_envelope::Error::Open)
