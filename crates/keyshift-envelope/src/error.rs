@@ -68,9 +68,19 @@ pub enum Error {
     /// [`crate::Envelope::rewrap_ciphertext`] was given a record of another data key.
     #[error("the new record wraps another data key")]
     DataKeyMismatch,
-    /// The plaintext is longer than [`crate::format::MAX_PLAINTEXT`].
+    /// The plaintext is longer than [`crate::format::MAX_PLAINTEXT`] (for the legacy
+    /// form, than KMS's `Encrypt` limit of 4096 bytes).
     #[error("the plaintext is too long")]
     PlaintextTooLong,
+    /// [`crate::Envelope::encrypt_for`] was given no data key and the envelope has no
+    /// legacy writer (no [`crate::LegacyKms`] with a key id, or the crate is built
+    /// without the `kms` feature): generate the context's data key first.
+    #[error("the context has no data key yet and no legacy KMS key is configured to write under")]
+    NoDataKey,
+    /// `LegacyKms::encrypt` was called on a [`crate::LegacyKms`] without a key id
+    /// (`LegacyKms::with_key_id`): it can only decrypt.
+    #[error("the legacy KMS path has no key id to encrypt under")]
+    NoLegacyKeyId,
     /// The context label is longer than [`crate::format::MAX_CONTEXT`] bytes.
     #[error("the context is too long")]
     ContextTooLong,
@@ -80,8 +90,8 @@ pub enum Error {
     /// The key encryption key provider failed.
     #[error("key encryption key: {0}")]
     Kek(#[from] KekError),
-    /// The legacy (direct KMS) decryption failed.
-    #[error("legacy decryption: {0}")]
+    /// The legacy (direct KMS) decryption or encryption failed.
+    #[error("legacy KMS: {0}")]
     Legacy(KekError),
     /// The system random generator or the AEAD failed.
     #[error("cryptographic failure: {0}")]

@@ -1,5 +1,6 @@
 //! AWS KMS as the key encryption key (`GenerateDataKey`, `Decrypt`, `ReEncrypt`), and
-//! the legacy path: values encrypted directly with KMS, one call per value.
+//! the legacy path: values encrypted directly with KMS, one call per value (read, and
+//! written only for a context without a data key yet).
 //!
 //! Every KMS call carries an encryption context that binds the wrapped key to its record:
 //! `keyshift-envelope:dek-id` (the data key id, hex) and `keyshift-envelope:context`
@@ -9,7 +10,7 @@
 //! IAM: `kms:GenerateDataKey` and `kms:DescribeKey` on the current key (alias), and
 //! `kms:Decrypt` on every key a record names; `kms:ReEncryptFrom` on the old key and
 //! `kms:ReEncryptTo` on the new one for [`crate::Envelope::rewrap`]; `kms:Decrypt` for the
-//! legacy values' key.
+//! legacy values' key, and `kms:Encrypt` on it for the legacy writes.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -213,8 +214,18 @@ impl Kek for KmsKek {
     }
 }
 
-/// The legacy read path: a value encrypted directly with KMS (`Encrypt`, no data key).
-/// Each value costs one `Decrypt` call. Writes never use it.
+/// The most a legacy value can hold: KMS's `Encrypt` limit.
+pub const LEGACY_MAX_PLAINTEXT: usize = 4096;
+
+/// The legacy path: values encrypted directly with KMS (`Encrypt`, no data key), one
+/// call per value. It reads every legacy value ([`LegacyKms::decrypt`]), and it writes
+/// ([`LegacyKms::encrypt`]) only for a context that has no data key yet
+/// ([`crate::Envelope::encrypt_for`] without one): once the context's data key exists,
+/// every write is the envelope form, so each row is upgraded by its next write.
+///
+/// The legacy form binds no AAD (no encryption context either, as the values written
+/// before the migration have none): a legacy value copied to another row or context
+/// still decrypts. That is why the upgrade on write matters.
 #[derive(Debug, Clone)]
 pub struct LegacyKms {
     client: Client,
@@ -222,15 +233,22 @@ pub struct LegacyKms {
 }
 
 impl LegacyKms {
-    /// Decrypts legacy values through `client` (KMS finds the key in the blob).
+    /// Decrypts legacy values through `client` (KMS finds the key in the blob). Without
+    /// a key id ([`LegacyKms::with_key_id`]) it cannot encrypt.
     pub fn new(client: Client) -> Self {
         LegacyKms { client, key_id: None }
     }
 
-    /// Only accepts values under `key_id` (KMS refuses others: `IncorrectKeyException`).
+    /// Only accepts values under `key_id` (KMS refuses others: `IncorrectKeyException`),
+    /// and encrypts legacy values under it.
     pub fn with_key_id(mut self, key_id: impl Into<String>) -> Self {
         self.key_id = Some(key_id.into());
         self
+    }
+
+    /// The key id set by [`LegacyKms::with_key_id`], if any.
+    pub fn key_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
     }
 
     /// One `Decrypt` of a legacy value.
@@ -247,5 +265,45 @@ impl LegacyKms {
             .plaintext
             .ok_or_else(|| KekError::new("Decrypt", KekErrorKind::Other, "the answer has no plaintext"))?;
         Ok(Zeroizing::new(plain.into_inner()))
+    }
+
+    /// One `Encrypt` of `plaintext` (at most [`LEGACY_MAX_PLAINTEXT`] bytes) under the
+    /// key id set by [`LegacyKms::with_key_id`]: the legacy form, with no AAD and no
+    /// encryption context (see the type's documentation). [`Error::NoLegacyKeyId`]
+    /// without a key id, [`Error::PlaintextTooLong`] past the limit (both before any
+    /// call), [`Error::Legacy`] when KMS fails.
+    pub async fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let key_id = self.key_id.as_deref().ok_or(Error::NoLegacyKeyId)?;
+        if plaintext.len() > LEGACY_MAX_PLAINTEXT {
+            return Err(Error::PlaintextTooLong);
+        }
+        let out = self
+            .client
+            .encrypt()
+            .key_id(key_id)
+            .plaintext(Blob::new(plaintext))
+            .send()
+            .await
+            .map_err(|e| Error::Legacy(classify(e, "Encrypt")))?;
+        let blob = out
+            .ciphertext_blob
+            .ok_or_else(|| {
+                Error::Legacy(KekError::new(
+                    "Encrypt",
+                    KekErrorKind::Other,
+                    "the answer has no ciphertext",
+                ))
+            })?
+            .into_inner();
+        // Reads tell the forms apart by the first bytes; a KMS blob never starts like an
+        // envelope value, and one that did would be misread, so it is refused.
+        if crate::format::is_envelope(&blob) {
+            return Err(Error::Legacy(KekError::new(
+                "Encrypt",
+                KekErrorKind::Other,
+                "the ciphertext starts like an envelope value",
+            )));
+        }
+        Ok(blob)
     }
 }

@@ -12,13 +12,18 @@
 //!   (a DEK moved to the KEK's current version, values untouched) and
 //!   [`Envelope::rewrap_ciphertext`] (a stored value's header moved to the rewrapped
 //!   DEK: a byte splice, no decryption).
+//! * [`Envelope::encrypt_for`]: a write for a context that may not have a DEK yet (the
+//!   envelope form with one, the legacy form without), saying which [`Form`] it wrote.
+//! * [`Envelope::reencrypt`] and [`Envelope::reencrypt_many`]: values moved to another
+//!   DEK (a context's DEK rotated after a suspected leak).
 //! * KEK providers behind [`Kek`]: [`SecretsManagerKek`] (a `symmetric` secret keyshift
 //!   rotates; records name the exact version id, unwrapping fetches that version through
 //!   keyshift-client) and [`KmsKek`] (AWS KMS: `GenerateDataKey`, `Decrypt`,
 //!   `ReEncrypt`).
 //! * The legacy path: a value encrypted directly with KMS (no DEK) is told apart by its
-//!   first bytes and decrypts through [`LegacyKms`]; writes always produce the envelope
-//!   form.
+//!   first bytes and decrypts through [`LegacyKms`]. A write for a context that has a
+//!   DEK always produces the envelope form (upgrade on write); a context without one
+//!   falls back to the legacy write until its DEK exists.
 //! * A [`DekCache`] with limits ([`CacheLimits`]: maximum age, uses, entries) and a
 //!   per-request [`Scope`]; [`Stats`] counts unwraps, so a caller can check "unwraps ==
 //!   distinct DEKs".
@@ -76,6 +81,28 @@
 //! current version (one unwrap, one wrap) and [`Envelope::rewrap_ciphertext`] moves a
 //! stored value's header to it; [`referenced_keks`] lists the KEK versions still named,
 //! so none is retired while data needs it.
+//!
+//! # Writes and the legacy form
+//!
+//! [`Envelope::encrypt_for`] takes the context's wrapped DEK if it has one. With one, the
+//! value is sealed in the envelope form whatever form the row held before, so every
+//! legacy row is upgraded by its next write. Without one, it falls back to the legacy
+//! form: one KMS `Encrypt` under the key id of the configured [`LegacyKms`]
+//! ([`LegacyKms::with_key_id`]), counted in [`Stats::legacy_encrypts`]; with no such
+//! writer (or without the `kms` feature) it fails with [`Error::NoDataKey`]. The legacy
+//! form binds no AAD: a legacy value copied to another row or context still decrypts,
+//! which is why the upgrade matters and why a context should get its DEK early.
+//!
+//! # DEK rotation
+//!
+//! When one context's DEK may have leaked (not the KEK: [`Envelope::rewrap`] is for
+//! that), rotate that context's DEK: generate a new wrapped DEK for it, re-encrypt the
+//! context's values with [`Envelope::reencrypt_many`] (each distinct old DEK unwrapped
+//! once; values already under the new DEK are left as they are; legacy values are
+//! upgraded too), then store the new wrapped DEK and the new values. Old values carry
+//! their wrapped DEK and keep opening until they are replaced, and a value already under
+//! the new DEK comes back as `None`, so running the rotation again finishes an
+//! interrupted one. Copies of the old values (backups) stay readable with the old DEK.
 
 pub mod cache;
 pub mod dek;
@@ -192,6 +219,29 @@ pub fn referenced_keks<'a>(wrapped: impl IntoIterator<Item = &'a WrappedDek>) ->
     out
 }
 
+/// Which form a write produced ([`Envelope::encrypt_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Form {
+    /// Sealed locally under the context's DEK, binding the caller's AAD (`KSE`, version
+    /// 1).
+    Envelope,
+    /// Encrypted directly with KMS through [`LegacyKms`]: no DEK and no AAD.
+    Legacy,
+}
+
+impl Form {
+    /// The form of a stored value, told apart by its first bytes as
+    /// [`Envelope::decrypt`] does (nothing is parsed or checked).
+    pub fn of(ciphertext: &[u8]) -> Form {
+        if format::is_envelope(ciphertext) {
+            Form::Envelope
+        } else {
+            Form::Legacy
+        }
+    }
+}
+
 /// What an envelope has done so far (all counters only grow).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -204,6 +254,9 @@ pub struct Stats {
     pub rewraps: u64,
     /// Legacy values decrypted directly through KMS.
     pub legacy_decrypts: u64,
+    /// Legacy values written directly through KMS ([`Envelope::encrypt_for`] for a
+    /// context without a DEK; one `Encrypt` each).
+    pub legacy_encrypts: u64,
     /// Shared cache hits.
     pub cache_hits: u64,
     /// Shared cache misses.
@@ -216,6 +269,7 @@ struct Counters {
     generates: AtomicU64,
     rewraps: AtomicU64,
     legacy_decrypts: AtomicU64,
+    legacy_encrypts: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
 }
@@ -225,7 +279,7 @@ fn bump(c: &AtomicU64) {
 }
 
 /// Envelope encryption under one KEK, with a shared DEK cache and, optionally, the
-/// legacy direct-KMS read path.
+/// legacy direct-KMS path (reads, and writes for contexts without a DEK).
 pub struct Envelope<K: Kek> {
     kek: K,
     cache: DekCache,
@@ -256,7 +310,9 @@ impl<K: Kek> Envelope<K> {
         }
     }
 
-    /// Also decrypts legacy values (encrypted directly with KMS) through `legacy`.
+    /// Also decrypts legacy values (encrypted directly with KMS) through `legacy`, and,
+    /// when it has a key id ([`LegacyKms::with_key_id`]), writes the legacy form through
+    /// it for contexts without a DEK ([`Envelope::encrypt_for`]).
     #[cfg(feature = "kms")]
     pub fn with_legacy(mut self, legacy: LegacyKms) -> Self {
         self.legacy = Some(legacy);
@@ -282,6 +338,7 @@ impl<K: Kek> Envelope<K> {
             generates: get(&c.generates),
             rewraps: get(&c.rewraps),
             legacy_decrypts: get(&c.legacy_decrypts),
+            legacy_encrypts: get(&c.legacy_encrypts),
             cache_hits: get(&c.cache_hits),
             cache_misses: get(&c.cache_misses),
         }
@@ -350,6 +407,53 @@ impl<K: Kek> Envelope<K> {
         self.key_for(&record, bytes, 1).await?.seal(plaintext, aad)
     }
 
+    /// A write for a context that may not have a DEK yet. With `wrapped` (the context's
+    /// DEK), always the envelope form bound to `aad`, whatever form the row held before:
+    /// the upgrade on write. Without it, the legacy form: one KMS `Encrypt` through the
+    /// configured [`LegacyKms`] under its key id, binding no AAD (`aad` is not used; a
+    /// legacy value moved to another row still decrypts, which is why the upgrade
+    /// matters). [`Error::NoDataKey`] when there is no DEK and no legacy writer (no
+    /// [`LegacyKms`] with a key id, or the crate built without the `kms` feature).
+    pub async fn encrypt_for(
+        &self,
+        plaintext: &[u8],
+        wrapped: Option<&WrappedDek>,
+        aad: &[u8],
+    ) -> Result<(Vec<u8>, Form), Error> {
+        match wrapped {
+            Some(wrapped) => Ok((self.encrypt(plaintext, wrapped, aad).await?, Form::Envelope)),
+            None => Ok((self.legacy_encrypt(plaintext).await?, Form::Legacy)),
+        }
+    }
+
+    /// Moves one value to `to`'s DEK: see [`Scope::reencrypt`].
+    pub async fn reencrypt(
+        &self,
+        ciphertext: &[u8],
+        aad: &[u8],
+        to: &WrappedDek,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        self.scope().reencrypt(ciphertext, aad, to).await
+    }
+
+    /// Moves many `(ciphertext, aad)` values to `to`'s DEK ([`Scope::reencrypt`] each),
+    /// looking each distinct DEK (the old ones and `to`'s) up once (the shared cache
+    /// first, else one unwrap); one result per item, in order. This is the rotation of
+    /// one context's DEK: generate a new wrapped DEK for the context, re-encrypt its
+    /// values with this, store the new values (`Some`) and the new wrapped DEK.
+    pub async fn reencrypt_many(
+        &self,
+        items: &[(&[u8], &[u8])],
+        to: &WrappedDek,
+    ) -> Vec<Result<Option<Vec<u8>>, Error>> {
+        let mut scope = self.scope();
+        let mut out = Vec::with_capacity(items.len());
+        for (ciphertext, aad) in items {
+            out.push(scope.reencrypt(ciphertext, aad, to).await);
+        }
+        out
+    }
+
     /// Opens `ciphertext` with `aad`: an envelope value through its own wrapped DEK, a
     /// legacy value (not starting with `KSE`) through [`LegacyKms`] when configured.
     pub async fn decrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
@@ -385,6 +489,17 @@ impl<K: Kek> Envelope<K> {
         }
         let _ = blob;
         Err(Error::NotEnvelope)
+    }
+
+    async fn legacy_encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        #[cfg(feature = "kms")]
+        if let Some(legacy) = self.legacy.as_ref().filter(|l| l.key_id().is_some()) {
+            let blob = legacy.encrypt(plaintext).await?;
+            bump(&self.counters.legacy_encrypts);
+            return Ok(blob);
+        }
+        let _ = plaintext;
+        Err(Error::NoDataKey)
     }
 
     /// `wrapped`'s DEK wrapped by the KEK's current version (the same DEK, id and
@@ -449,16 +564,22 @@ impl<K: Kek> fmt::Debug for Scope<'_, K> {
 }
 
 impl<K: Kek> Scope<'_, K> {
-    async fn key(&mut self, parsed: &CiphertextRef<'_>) -> Result<DataKey, Error> {
-        if let Some(k) = self.keys.get(parsed.record_bytes) {
+    async fn lookup(&mut self, record: &RecordRef<'_>, record_bytes: &[u8]) -> Result<DataKey, Error> {
+        if let Some(k) = self.keys.get(record_bytes) {
             return Ok(k.clone());
         }
-        let key = self
-            .envelope
-            .key_for(&parsed.record, parsed.record_bytes, 1)
-            .await?;
-        self.keys.insert(parsed.record_bytes.into(), key.clone());
+        let key = self.envelope.key_for(record, record_bytes, 1).await?;
+        self.keys.insert(record_bytes.into(), key.clone());
         Ok(key)
+    }
+
+    async fn key(&mut self, parsed: &CiphertextRef<'_>) -> Result<DataKey, Error> {
+        self.lookup(&parsed.record, parsed.record_bytes).await
+    }
+
+    async fn key_of(&mut self, wrapped: &WrappedDek) -> Result<DataKey, Error> {
+        let (record, bytes) = wrapped.parts();
+        self.lookup(&record, bytes).await
     }
 
     /// [`Envelope::decrypt`] within the scope.
@@ -478,13 +599,52 @@ impl<K: Kek> Scope<'_, K> {
         wrapped: &WrappedDek,
         aad: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        let (record, bytes) = wrapped.parts();
-        if let Some(k) = self.keys.get(bytes) {
-            return k.seal(plaintext, aad);
+        self.key_of(wrapped).await?.seal(plaintext, aad)
+    }
+
+    /// `ciphertext` (opened with `aad`) moved to `to`'s DEK, within the scope:
+    ///
+    /// * sealed under another DEK, or a legacy value (through [`LegacyKms`]): opened and
+    ///   sealed again under `to`'s DEK with `aad` (a fresh nonce): `Some(new value)`;
+    /// * sealed under `to`'s DEK but with another record of it (the same DEK id and
+    ///   context, wrapped by another KEK version): the header splice of
+    ///   [`Envelope::rewrap_ciphertext`], `Some(new value)`; the sealed bytes are
+    ///   copied unchanged, and the old record is replaced, neither unwrapped nor checked
+    ///   (only the DEK id and context it names are used);
+    /// * sealed under exactly `to`'s record: `None` (nothing to store).
+    ///
+    /// In the last two cases the value is checked by opening it locally under `to`'s
+    /// DEK with `aad`, so an `Ok` always means the value stored afterwards opens with
+    /// `aad`; a value that does not authenticate is [`Error::Open`] in every case, and an
+    /// error never leaves anything to store.
+    pub async fn reencrypt(
+        &mut self,
+        ciphertext: &[u8],
+        aad: &[u8],
+        to: &WrappedDek,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        if !format::is_envelope(ciphertext) {
+            let plain = self.envelope.legacy_decrypt(ciphertext).await?;
+            return self.key_of(to).await?.seal(&plain, aad).map(Some);
         }
-        let key = self.envelope.key_for(&record, bytes, 1).await?;
-        self.keys.insert(bytes.into(), key.clone());
-        key.seal(plaintext, aad)
+        let parsed = parse_ciphertext(ciphertext)?;
+        let (to_record, to_bytes) = to.parts();
+        if parsed.record_bytes == to_bytes {
+            let key = self.key_of(to).await?;
+            key.open_parsed(&parsed.nonce, parsed.record_bytes, parsed.sealed, aad)?;
+            return Ok(None);
+        }
+        if parsed.record.dek_id == to_record.dek_id && parsed.record.context == to_record.context {
+            let moved = Envelope::<K>::rewrap_ciphertext(ciphertext, to)?;
+            let key = self.key_of(to).await?;
+            key.open_parsed(&parsed.nonce, to_bytes, parsed.sealed, aad)?;
+            return Ok(Some(moved));
+        }
+        let plain =
+            self.key(&parsed)
+                .await?
+                .open_parsed(&parsed.nonce, parsed.record_bytes, parsed.sealed, aad)?;
+        self.key_of(to).await?.seal(&plain, aad).map(Some)
     }
 
     /// How many distinct DEKs the scope holds.

@@ -1,16 +1,19 @@
 //! The envelope over an in-memory `symmetric` KEK secret (keyshift-client's `Source`
 //! contract, Secrets Manager's label moves): round trips, AAD binding, every malformed
 //! ciphertext refused with a typed error, batches, the cache's limits, KEK rotation and
-//! rewrap.
+//! rewrap, writes for a context without a DEK, and a context's DEK rotated
+//! (re-encryption).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::time::Duration;
 
-use common::{mem_envelope, symmetric_value};
+use common::{envelope_over, mem_envelope, symmetric_value};
 use keyshift_envelope::format::{FormatError, parse_ciphertext};
-use keyshift_envelope::{CacheLimits, Envelope, Error, KekErrorKind, Provider, WrappedDek, referenced_keks};
+use keyshift_envelope::{
+    CacheLimits, Envelope, Error, Form, KekErrorKind, Provider, WrappedDek, referenced_keks,
+};
 use proptest::prelude::*;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -254,6 +257,253 @@ async fn a_record_naming_a_missing_kek_version_or_another_key_fails_typed() {
     let mut bad = ct.clone();
     bad[pos] = b'x';
     assert_eq!(env.decrypt(&bad, b"").await, Err(Error::KeyMismatch));
+}
+
+/// `n` values of context `env-1` sealed under `k` distinct DEKs (as an interrupted
+/// earlier rotation leaves them), with their plaintexts and AADs.
+async fn values_under_k_deks(
+    env: &common::MemEnvelope,
+    n: usize,
+    k: usize,
+) -> (Vec<WrappedDek>, Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>) {
+    let mut deks = Vec::new();
+    for _ in 0..k {
+        deks.push(env.generate_wrapped_dek("env-1").await.unwrap());
+    }
+    let mut values = Vec::new();
+    for i in 0..n {
+        let plain = format!("secret value {i}").into_bytes();
+        let aad = format!("env-1/VAR_{i}").into_bytes();
+        let ct = env.encrypt(&plain, &deks[i % k], &aad).await.unwrap();
+        values.push((plain, aad, ct));
+    }
+    (deks, values)
+}
+
+#[tokio::test]
+async fn reencrypt_many_moves_a_context_to_a_new_dek_unwrapping_each_old_dek_once() {
+    let (writer, secret) = mem_envelope(CacheLimits::default()).await;
+    let (n, k) = (60usize, 4usize);
+    let (old, values) = values_under_k_deks(&writer, n, k).await;
+    let items: Vec<(&[u8], &[u8])> = values.iter().map(|(_, a, c)| (&c[..], &a[..])).collect();
+
+    // The rotation: a new DEK for the context (generated here, so in the shared cache),
+    // every value re-encrypted under it.
+    let rotator = envelope_over(secret.clone(), CacheLimits::default()).await;
+    let to = rotator.generate_wrapped_dek("env-1").await.unwrap();
+    assert_ne!(to.dek_id(), old[0].dek_id());
+    let out = rotator.reencrypt_many(&items, &to).await;
+    assert_eq!(out.len(), n);
+    assert_eq!(rotator.stats().unwraps, k as u64, "each old DEK unwrapped once");
+    let moved: Vec<Vec<u8>> = out.into_iter().map(|r| r.unwrap().unwrap()).collect();
+
+    // A reader with no cache: the new values carry the new DEK, open with their AAD and
+    // with no other (not another row's, not another environment's).
+    let reader = envelope_over(secret.clone(), CacheLimits::none()).await;
+    for (i, ((plain, aad, ct), new)) in values.iter().zip(&moved).enumerate() {
+        assert_eq!(WrappedDek::of_ciphertext(new).unwrap(), to);
+        assert_ne!(new, ct);
+        assert_eq!(&reader.decrypt(new, aad).await.unwrap()[..], &plain[..]);
+        let other_row = format!("env-1/VAR_{}", i + 1).into_bytes();
+        assert_eq!(reader.decrypt(new, &other_row).await, Err(Error::Open));
+        assert_eq!(
+            reader.decrypt(new, format!("env-2/VAR_{i}").as_bytes()).await,
+            Err(Error::Open)
+        );
+    }
+
+    // Run again on the new values (a finished rotation started again): nothing to store,
+    // and no unwrap (the new DEK is cached).
+    let again: Vec<(&[u8], &[u8])> = moved
+        .iter()
+        .zip(&values)
+        .map(|(c, (_, a, _))| (&c[..], &a[..]))
+        .collect();
+    let out = rotator.reencrypt_many(&again, &to).await;
+    assert!(out.iter().all(|r| r == &Ok(None)), "{out:?}");
+    assert_eq!(rotator.stats().unwraps, k as u64);
+    // A mix of both (an interrupted rotation): only the old ones are re-encrypted.
+    let mixed: Vec<(&[u8], &[u8])> = (0..n)
+        .map(|i| if i % 2 == 0 { again[i] } else { items[i] })
+        .collect();
+    let out = rotator.reencrypt_many(&mixed, &to).await;
+    for (i, r) in out.iter().enumerate() {
+        assert_eq!(r.as_ref().unwrap().is_some(), i % 2 == 1, "{i}");
+    }
+
+    // Without a shared cache: each distinct DEK, the k old ones and the new one, once.
+    let uncached = envelope_over(secret, CacheLimits::none()).await;
+    let to2 = uncached.generate_wrapped_dek("env-1").await.unwrap();
+    let out = uncached.reencrypt_many(&items, &to2).await;
+    assert!(out.iter().all(|r| matches!(r, Ok(Some(_)))));
+    assert_eq!(uncached.stats().unwraps, k as u64 + 1);
+    // One value alone: its old DEK and the new one.
+    let one = uncached
+        .reencrypt(items[0].0, items[0].1, &to2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(uncached.stats().unwraps, k as u64 + 3);
+    assert_eq!(
+        &reader.decrypt(&one, items[0].1).await.unwrap()[..],
+        &values[0].0[..]
+    );
+}
+
+#[tokio::test]
+async fn reencrypt_leaves_a_value_under_to_and_splices_a_rewrapped_header() {
+    let (env, secret) = mem_envelope(CacheLimits::none()).await;
+    let old = env.generate_wrapped_dek("env-1").await.unwrap();
+    let ct = env.encrypt(b"hunter2", &old, b"env-1/PASSWORD").await.unwrap();
+
+    // Already under exactly `to`'s record: nothing to store (checked by opening it).
+    assert_eq!(env.reencrypt(&ct, b"env-1/PASSWORD", &old).await, Ok(None));
+    assert_eq!(
+        env.reencrypt(&ct, b"env-1/OTHER", &old).await,
+        Err(Error::Open),
+        "a value that does not open with its AAD is not reported as done"
+    );
+
+    // The KEK rotated and the DEK rewrapped: the same DEK under another record. The
+    // value's header is spliced; the old record is not unwrapped, the sealed bytes are
+    // copied unchanged.
+    secret.put_current("v2", symmetric_value(2));
+    env.kek().refresh().await.unwrap();
+    let new = env.rewrap(&old).await.unwrap();
+    assert_eq!(new.dek_id(), old.dek_id());
+    assert_ne!(new, old);
+    let before = env.stats().unwraps;
+    let moved = env
+        .reencrypt(&ct, b"env-1/PASSWORD", &new)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        moved,
+        Envelope::<common::MemEnvelopeKek>::rewrap_ciphertext(&ct, &new).unwrap()
+    );
+    // Nonce (12 bytes), sealed value and tag (7 + 16): unchanged.
+    assert_eq!(moved[moved.len() - 35..], ct[ct.len() - 35..]);
+    assert_eq!(env.stats().unwraps, before + 1, "only the new record");
+    assert_eq!(WrappedDek::of_ciphertext(&moved).unwrap(), new);
+    assert_eq!(
+        &env.decrypt(&moved, b"env-1/PASSWORD").await.unwrap()[..],
+        b"hunter2"
+    );
+    assert_eq!(
+        env.reencrypt(&ct, b"env-2/PASSWORD", &new).await,
+        Err(Error::Open)
+    );
+    // And the moved value is then done.
+    assert_eq!(env.reencrypt(&moved, b"env-1/PASSWORD", &new).await, Ok(None));
+}
+
+#[tokio::test]
+async fn reencrypt_of_a_corrupt_value_is_a_typed_error_and_nothing_else() {
+    let (env, _) = mem_envelope(CacheLimits::default()).await;
+    let old = env.generate_wrapped_dek("env-1").await.unwrap();
+    let to = env.generate_wrapped_dek("env-1").await.unwrap();
+    let good = env
+        .encrypt(b"the-plaintext-value", &old, b"env-1/A")
+        .await
+        .unwrap();
+    let mut tag_flipped = good.clone();
+    *tag_flipped.last_mut().unwrap() ^= 1;
+    let truncated = good[..good.len() - 20].to_vec();
+    let mut done_but_corrupt = env
+        .encrypt(b"the-plaintext-value", &to, b"env-1/A")
+        .await
+        .unwrap();
+    *done_but_corrupt.last_mut().unwrap() ^= 1;
+    let items: Vec<(&[u8], &[u8])> = vec![
+        (&good, b"env-1/A"),
+        (&tag_flipped, b"env-1/A"),
+        (&truncated, b"env-1/A"),
+        (b"\x01\x02\x02\x00not an envelope", b"env-1/A"),
+        (&done_but_corrupt, b"env-1/A"),
+        (&good, b"env-1/B"),
+        (&good, b"env-1/A"),
+    ];
+    let out = env.reencrypt_many(&items, &to).await;
+    assert!(matches!(&out[0], Ok(Some(_))));
+    assert_eq!(out[1], Err(Error::Open));
+    assert!(matches!(out[2], Err(Error::Format(_))), "{:?}", out[2]);
+    assert_eq!(out[3], Err(Error::NotEnvelope));
+    assert_eq!(out[4], Err(Error::Open));
+    assert_eq!(out[5], Err(Error::Open));
+    assert!(matches!(&out[6], Ok(Some(_))), "the batch goes on after errors");
+    for r in &out {
+        if let Err(e) = r {
+            let msg = e.to_string();
+            assert!(!msg.contains("plaintext-value"), "{msg}");
+        }
+    }
+    // Every truncation and every flipped bit of the value: an error, never a new value.
+    for cut in 0..good.len() {
+        assert!(
+            env.reencrypt(&good[..cut], b"env-1/A", &to).await.is_err(),
+            "{cut}"
+        );
+        assert!(
+            env.reencrypt(&good[..cut], b"env-1/A", &old).await.is_err(),
+            "{cut}"
+        );
+    }
+    let mut spliced = 0;
+    for bit in 0..good.len() * 8 {
+        let mut flipped = good.clone();
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        assert!(env.reencrypt(&flipped, b"env-1/A", &to).await.is_err(), "{bit}");
+        // Towards its own DEK, a flip in the record's KEK fields or wrapped key makes
+        // "the same DEK under another record": the header is replaced by `to`'s (the
+        // splice), so the result is the genuine value; every other flip is an error.
+        match env.reencrypt(&flipped, b"env-1/A", &old).await {
+            Err(_) => {}
+            Ok(Some(v)) => {
+                assert_eq!(v, good, "{bit}");
+                spliced += 1;
+            }
+            Ok(None) => panic!("{bit}: a flipped value reported as done"),
+        }
+    }
+    assert!(spliced > 0);
+}
+
+#[tokio::test]
+async fn encrypt_for_writes_the_envelope_form_with_a_dek_and_refuses_without_a_legacy_writer() {
+    let (env, _) = mem_envelope(CacheLimits::default()).await;
+    // No DEK yet and no legacy writer: a typed error, no output, nothing counted.
+    let err = env
+        .encrypt_for(b"pl41ntext-secret", None, b"env-1/TOKEN")
+        .await
+        .unwrap_err();
+    assert_eq!(err, Error::NoDataKey);
+    assert!(!err.to_string().contains("pl41ntext"), "{err}");
+    assert_eq!(env.stats().legacy_encrypts, 0);
+    assert!(!Error::NoLegacyKeyId.to_string().contains("pl41ntext"));
+
+    // With the DEK: the envelope form, bound to the AAD.
+    let dek = env.generate_wrapped_dek("env-1").await.unwrap();
+    let (ct, form) = env
+        .encrypt_for(b"pl41ntext-secret", Some(&dek), b"env-1/TOKEN")
+        .await
+        .unwrap();
+    assert_eq!(form, Form::Envelope);
+    assert_eq!(Form::of(&ct), Form::Envelope);
+    assert!(ct.starts_with(b"KSE\x01"));
+    assert_eq!(WrappedDek::of_ciphertext(&ct).unwrap(), dek);
+    assert_eq!(
+        &env.decrypt(&ct, b"env-1/TOKEN").await.unwrap()[..],
+        b"pl41ntext-secret"
+    );
+    assert_eq!(env.decrypt(&ct, b"env-1/OTHER").await, Err(Error::Open));
+    assert_eq!(Form::of(b"\x01\x02\x02\x00legacy"), Form::Legacy);
+    // Too long: the envelope's limit, a typed error.
+    let big = vec![0u8; keyshift_envelope::format::MAX_PLAINTEXT + 1];
+    assert_eq!(
+        env.encrypt_for(&big, Some(&dek), b"").await,
+        Err(Error::PlaintextTooLong)
+    );
 }
 
 fn fixture() -> (tokio::runtime::Runtime, common::MemEnvelope, Vec<u8>) {

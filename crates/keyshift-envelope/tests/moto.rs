@@ -1,7 +1,7 @@
 //! The providers against moto's server (a local Secrets Manager and KMS): the
 //! `symmetric` KEK rotated by a new AWSCURRENT version, the KMS KEK with an alias moved
 //! to a new key (GenerateDataKey, Decrypt, ReEncrypt), and legacy values encrypted
-//! directly with KMS. Starts its own server from `$KEYSHIFT_VENV` (else `.venv` at the
+//! directly with KMS: read, and written for a context until its DEK exists. Starts its own server from `$KEYSHIFT_VENV` (else `.venv` at the
 //! workspace root) and fails, never skips, when it cannot.
 #![allow(clippy::unwrap_used)]
 
@@ -13,7 +13,8 @@ use aws_sdk_kms::primitives::Blob;
 use common::{Moto, symmetric_value};
 use keyshift_client::{Config, SdkSource};
 use keyshift_envelope::{
-    CacheLimits, Envelope, Error, KekErrorKind, KmsKek, LegacyKms, Provider, SecretsManagerKek,
+    CacheLimits, Envelope, Error, Form, KekErrorKind, KmsKek, LegacyKms, Provider, SecretsManagerKek,
+    WrappedDek,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,4 +171,113 @@ async fn kms_kek_and_legacy_values_on_the_emulator() {
     let plain = env.decrypt(&legacy, b"").await.unwrap();
     let upgraded = env.encrypt(&plain, &new, b"env-1/OLD").await.unwrap();
     assert!(upgraded.starts_with(b"KSE\x01"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_context_without_a_dek_writes_the_legacy_form_until_its_dek_exists() {
+    let moto = Moto::start();
+    let kms = moto.kms();
+    let legacy_key = kms.create_key().send().await.unwrap().key_metadata.unwrap();
+    let kek_key = kms.create_key().send().await.unwrap().key_metadata.unwrap();
+    let env = Envelope::new(KmsKek::new(kms.clone(), kek_key.key_id()), CacheLimits::none())
+        .with_legacy(LegacyKms::new(kms.clone()).with_key_id(legacy_key.key_id()));
+
+    // env-1 has no DEK yet: the write falls back to one KMS Encrypt (the legacy form).
+    let (row, form) = env
+        .encrypt_for(b"db-passw0rd", None, b"env-1/DB_PASSWORD")
+        .await
+        .unwrap();
+    assert_eq!(form, Form::Legacy);
+    assert_eq!(Form::of(&row), Form::Legacy);
+    assert!(!row.starts_with(b"KSE"));
+    assert!(WrappedDek::of_ciphertext(&row).is_err());
+    assert_eq!(env.stats().legacy_encrypts, 1);
+    assert_eq!(env.stats().generates, 0);
+    // It decrypts through LegacyKms, also one without a key id (KMS finds the key), and
+    // binds no AAD: any AAD opens it (which is why the upgrade on write matters).
+    assert_eq!(
+        &env.decrypt(&row, b"env-1/DB_PASSWORD").await.unwrap()[..],
+        b"db-passw0rd"
+    );
+    assert_eq!(
+        &env.decrypt(&row, b"env-2/OTHER").await.unwrap()[..],
+        b"db-passw0rd"
+    );
+    assert_eq!(
+        &LegacyKms::new(kms.clone()).decrypt(&row).await.unwrap()[..],
+        b"db-passw0rd"
+    );
+    assert_eq!(env.stats().legacy_decrypts, 2);
+
+    // The DEK exists now: the next write of the same row is the envelope form, bound to
+    // its AAD, and nothing more goes to the legacy path.
+    let dek = env.generate_wrapped_dek("env-1").await.unwrap();
+    let (row, form) = env
+        .encrypt_for(b"db-passw0rd-2", Some(&dek), b"env-1/DB_PASSWORD")
+        .await
+        .unwrap();
+    assert_eq!(form, Form::Envelope);
+    assert!(row.starts_with(b"KSE\x01"));
+    assert_eq!(WrappedDek::of_ciphertext(&row).unwrap(), dek);
+    assert_eq!(
+        &env.decrypt(&row, b"env-1/DB_PASSWORD").await.unwrap()[..],
+        b"db-passw0rd-2"
+    );
+    assert_eq!(env.decrypt(&row, b"env-2/OTHER").await, Err(Error::Open));
+    assert_eq!(env.stats().legacy_encrypts, 1);
+
+    // A legacy row not written again is upgraded by re-encryption under the DEK.
+    let (old_row, _) = env.encrypt_for(b"api-k3y", None, b"").await.unwrap();
+    assert_eq!(env.stats().legacy_encrypts, 2);
+    let upgraded = env
+        .reencrypt(&old_row, b"env-1/API_KEY", &dek)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Form::of(&upgraded), Form::Envelope);
+    assert_eq!(
+        &env.decrypt(&upgraded, b"env-1/API_KEY").await.unwrap()[..],
+        b"api-k3y"
+    );
+    assert_eq!(
+        env.decrypt(&upgraded, b"env-1/DB_PASSWORD").await,
+        Err(Error::Open)
+    );
+
+    // Past KMS's 4096-byte limit: a typed error before any call.
+    let big = vec![7u8; 4097];
+    assert_eq!(
+        env.encrypt_for(&big, None, b"").await,
+        Err(Error::PlaintextTooLong)
+    );
+    assert_eq!(env.stats().legacy_encrypts, 2);
+    // A key KMS does not know: KMS's error, typed, and nothing secret in the message.
+    let missing = LegacyKms::new(kms.clone()).with_key_id("11111111-2222-3333-4444-555555555555");
+    match missing.encrypt(b"db-passw0rd").await {
+        Err(e @ Error::Legacy(_)) => assert!(!e.to_string().contains("passw0rd"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+
+    // LegacyKms without a key id reads but refuses to write, with the typed error, and
+    // an envelope with only such a reader has no legacy writer.
+    let reader = LegacyKms::new(kms.clone());
+    assert_eq!(reader.key_id(), None);
+    let err = reader.encrypt(b"db-passw0rd").await.unwrap_err();
+    assert_eq!(err, Error::NoLegacyKeyId);
+    assert!(!err.to_string().contains("passw0rd"), "{err}");
+    let read_only =
+        Envelope::new(KmsKek::new(kms.clone(), kek_key.key_id()), CacheLimits::none()).with_legacy(reader);
+    let err = read_only
+        .encrypt_for(b"db-passw0rd", None, b"env-3/DB_PASSWORD")
+        .await
+        .unwrap_err();
+    assert_eq!(err, Error::NoDataKey);
+    assert!(!err.to_string().contains("passw0rd"), "{err}");
+    assert_eq!(read_only.stats().legacy_encrypts, 0);
+    // ...while it still reads the legacy values.
+    let (legacy_row, _) = env.encrypt_for(b"still-readable", None, b"").await.unwrap();
+    assert_eq!(
+        &read_only.decrypt(&legacy_row, b"").await.unwrap()[..],
+        b"still-readable"
+    );
 }

@@ -93,6 +93,14 @@ pub async fn mem_envelope(limits: CacheLimits) -> (MemEnvelope, std::sync::Arc<M
     (Envelope::new(kek, limits), secret)
 }
 
+/// Another envelope (its own caches) over the same in-memory KEK secret.
+pub async fn envelope_over(secret: std::sync::Arc<MemSecret>, limits: CacheLimits) -> MemEnvelope {
+    let kek = SecretsManagerKek::start(secret, "kek", Config::new(Duration::from_secs(600)).unwrap())
+        .await
+        .unwrap();
+    Envelope::new(kek, limits)
+}
+
 /// moto's server on a free loopback port; killed on drop.
 pub struct Moto {
     child: Child,
