@@ -29,7 +29,7 @@ OFFLINE_AWS = env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_T
 LAMBDA_BIN = keyshift-rotation
 ARM64_TARGET = aarch64-unknown-linux-gnu
 
-.PHONY: bench bench-keys bench-envelope bench-migrate fuzz-envelope test demo demo-postgres postgres venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
+.PHONY: bench bench-keys bench-envelope bench-migrate fuzz fuzz-ci fuzz-build cargo-fuzz fuzz-envelope test demo demo-postgres postgres venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
 	sim-demo build build-x86 deploy aws-check aws-check-offline
 
 ## make demo: a real rotation on this machine: moto's server as AWS, the release binary
@@ -64,7 +64,7 @@ $(SAM_VENV)/.installed:
 sam-venv: $(SAM_VENV)/.installed
 
 ## make test: everything CI runs.
-test: postgres lint unit sim-test build-x86 aws-check-offline
+test: postgres lint unit sim-test build-x86 aws-check-offline fuzz-ci
 
 ## PostgreSQL 15 for the database-credential tests and `make demo-postgres`: the
 ## machine's Debian package, installed when missing (the tests start their own server,
@@ -158,14 +158,55 @@ MIGRATE_ENVS ?= 3000
 bench-migrate: postgres
 	$(CARGO) run --release -p keyshift-migrate --example migrate-bench -- $(MIGRATE_VALUES) $(MIGRATE_ENVS)
 
-## The envelope ciphertext parser under libFuzzer (nightly and cargo-fuzz; not part of
-## `make test`): FUZZ_SECONDS of fuzzing from the committed seeds.
+## Fuzzing (fuzz/, cargo-fuzz and libFuzzer; README, "Fuzzing"): one target per parser
+## of outside input. Always the stable toolchain with RUSTC_BOOTSTRAP=1, which takes
+## cargo-fuzz's nightly-only flags, so CI and every machine build alike with no nightly;
+## cargo-fuzz is installed when missing. -s none: the code forbids unsafe, so
+## AddressSanitizer would only slow the build; -O -a: optimised, with debug assertions
+## and overflow checks. Builds and crash artefacts go under $(CARGO_TARGET_DIR)/fuzz.
+FUZZ_TARGETS ?= envelope event time decide tags secret_value client_keys cli legacy
 FUZZ_SECONDS ?= 60
+FUZZ_CI_SECONDS ?= 10
+# One input taking this long is a failure (a timeout), as is a process over this memory.
+FUZZ_TIMEOUT ?= 10
+FUZZ_RSS_MB ?= 2048
+FUZZ_DIR = $(CARGO_TARGET_DIR)/fuzz
+FUZZ = cd $(CURDIR)/fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_DIR) $(CARGO) fuzz
+FUZZ_BUILD = -s none -O -a
+FUZZ_FLAGS = -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=$(FUZZ_RSS_MB) -max_len=8192 -print_final_stats=1
+
+cargo-fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+
+fuzz-build: cargo-fuzz
+	$(FUZZ) build $(FUZZ_BUILD)
+
+## make fuzz: each target for FUZZ_SECONDS from the committed corpus. New inputs that
+## reach new code are added to fuzz/corpus/<target>/ in the clone: minimise before
+## committing (README, "Fuzzing"). A crash stops the run and leaves its input in
+## $(FUZZ_DIR)/artifacts/<target>/.
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  mkdir -p $(FUZZ_DIR)/artifacts/$$t; \
+	  ( $(FUZZ) run $(FUZZ_BUILD) $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) \
+	      -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ ) || exit 1; \
+	done
+
+## What `make test` runs: each target for FUZZ_CI_SECONDS on a copy of the committed
+## corpus (the clone stays clean); any crash, panic, timeout or out-of-memory fails it.
+fuzz-ci: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz-ci $$t ($(FUZZ_CI_SECONDS) s)"; \
+	  rm -rf $(FUZZ_DIR)/ci-corpus/$$t; mkdir -p $(FUZZ_DIR)/ci-corpus/$$t $(FUZZ_DIR)/artifacts/$$t; \
+	  cp fuzz/corpus/$$t/* $(FUZZ_DIR)/ci-corpus/$$t/; \
+	  ( $(FUZZ) run $(FUZZ_BUILD) $$t $(FUZZ_DIR)/ci-corpus/$$t -- -max_total_time=$(FUZZ_CI_SECONDS) $(FUZZ_FLAGS) \
+	      -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ ) || exit 1; \
+	done
+
+## The envelope ciphertext parser alone (it used to be the only target).
 fuzz-envelope:
-	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-	mkdir -p crates/keyshift-envelope/fuzz/corpus/parse
-	cp crates/keyshift-envelope/fuzz/seeds/* crates/keyshift-envelope/fuzz/corpus/parse/
-	cd crates/keyshift-envelope/fuzz && CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz cargo +nightly fuzz run -s none -O parse corpus/parse -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
+	$(MAKE) fuzz FUZZ_TARGETS=envelope
 
 ## make aws-check: on a real AWS account (skipped without credentials), settles what the
 ## rotation engine does that AWS does not document (README, "Settling the engine's

@@ -765,10 +765,12 @@ fn engine_step(i: &Input<'_>) -> Decision {
                 due: Due::At(due),
             })];
             if let Some(margin) = i.policy.watchdog {
+                // Saturating: T comes from a secret tag, which may say any number.
+                let after = i.policy.gap.saturating_mul(2).saturating_add(margin);
                 actions.push(Action::Schedule(FollowUp {
                     kind: FollowUpKind::Watchdog,
                     token: token.clone(),
-                    due: Due::At(i.now.plus(i.policy.gap * 2 + margin)),
+                    due: Due::At(i.now.plus(after)),
                 }));
             }
             done(actions, Outcome::SwapScheduled { due })

@@ -287,6 +287,31 @@ fn engine_steps_decide_from_labels_without_knowing_whether_the_token_has_a_value
 /// The engine may abandon its rotation, or refuse the write, when a version with another
 /// ClientRequestToken is written during it: finishSecret writes nothing and moves
 /// nothing; it hands the rotation to a follow-up.
+/// T comes from the secret's `keyshift:gap-seconds` tag, which may say any number: the
+/// watchdog of a T too long for a `Duration` sum is due at the end of time, not a panic.
+#[test]
+fn the_watchdog_of_a_huge_t_is_due_at_the_end_of_time() {
+    let p = Policy::new(Duration::from_secs(u64::MAX), Duration::from_secs(BUDGET))
+        .unwrap()
+        .with_watchdog(Some(Duration::from_secs(u64::MAX)));
+    let d = decide(&Input {
+        invocation: &inv(Step::FinishSecret, '2'),
+        secret: &mid_rotation(),
+        now: at(1),
+        policy: &p,
+        wait_budget_left: p.inline_budget,
+    });
+    let watchdog = Action::Schedule(FollowUp {
+        kind: FollowUpKind::Watchdog,
+        token: v('2'),
+        due: Due::At(Timestamp::from_millis(i64::MAX)),
+    });
+    assert_eq!(
+        plan(d).actions,
+        vec![schedule(FollowUpKind::Swap, '2', 1), watchdog]
+    );
+}
+
 #[test]
 fn finish_only_schedules_the_follow_up_that_copies_and_swaps() {
     for now in [1, 5_000] {

@@ -283,20 +283,35 @@ async fn redrive_command(
     call_function(sdk, lambda_endpoint, &a.function.function, &payload, a.output).await
 }
 
-/// The step and secret a message body names, for the report (never the body itself).
-fn describe_body(body: &str) -> String {
+/// The step and secret a dead-letter message body names, for the report (never the body
+/// itself). Whoever may send to the queue writes the body: control characters in either
+/// field are shown escaped, so a body cannot move the cursor or recolour the terminal.
+pub fn describe_body(body: &str) -> String {
     let v: Option<Value> = serde_json::from_str(body).ok();
     let field = |k: &str| {
         v.as_ref()
             .and_then(|v| v.get(k))
             .and_then(Value::as_str)
-            .map(str::to_owned)
+            .map(escape_controls)
     };
     match (field("Step"), field("SecretId")) {
         (Some(step), Some(secret)) => format!("{step} of {secret}"),
         (Some(step), None) => format!("{step} (no SecretId)"),
         _ => "not a follow-up event".into(),
     }
+}
+
+/// `text` with every control character escaped (`\u{1b}`, `\n`...), the rest as it is.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 async fn dead_letter_command(
@@ -545,5 +560,26 @@ async fn watch_command(sdk: &SdkConfig, a: WatchArgs) -> Result<Exit, CliError> 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_body_is_described_by_its_step_and_secret() {
+        let body = r#"{"Step":"swapPending","SecretId":"app/db","ClientRequestToken":"x"}"#;
+        assert_eq!(describe_body(body), "swapPending of app/db");
+        assert_eq!(describe_body(r#"{"Step":"cancel"}"#), "cancel (no SecretId)");
+        assert_eq!(describe_body("not json"), "not a follow-up event");
+    }
+
+    #[test]
+    fn a_dead_letter_body_cannot_write_control_characters_to_the_terminal() {
+        let body = r#"{"Step":"swapPending\u001b[2J","SecretId":"app\r\u001b[31mdb\n"}"#;
+        let shown = describe_body(body);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert_eq!(shown, r"swapPending\u{1b}[2J of app\r\u{1b}[31mdb\n");
     }
 }

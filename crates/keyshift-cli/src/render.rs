@@ -25,7 +25,8 @@ pub fn duration(ms: i64) -> String {
 
 /// `in 4m12s` for a time ahead, `overdue by 1m03s` for one passed, `now` within a second.
 pub fn relative(ms: i64) -> String {
-    if ms.abs() < 1000 {
+    // unsigned_abs: `abs` of i64::MIN overflows (a due time read from an answer).
+    if ms.unsigned_abs() < 1000 {
         "now".into()
     } else if ms > 0 {
         format!("in {}", duration(ms))

@@ -373,8 +373,9 @@ pub fn pem_body(text: &str, label: &str) -> Option<Vec<u8>> {
     STANDARD.decode(body).ok()
 }
 
-/// Just enough DER to read an RSA private key's integers out of PKCS#8.
-mod der {
+/// Just enough DER to read an RSA private key's integers out of PKCS#8 (public for the
+/// fuzz target: it reads what a stored value holds).
+pub mod der {
     /// One TLV: (tag, contents, rest).
     fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         let (&tag, rest) = input.split_first()?;

@@ -89,6 +89,9 @@ fn durations_read_as_a_person_says_them() {
     assert_eq!(relative(252_000), "in 4m12s");
     assert_eq!(relative(-63_000), "overdue by 1m03s");
     assert_eq!(relative(400), "now");
+    // The ends of i64 (a due time read from a function's answer) do not overflow.
+    assert_eq!(relative(i64::MIN), "overdue by 2562047788015h12m56s");
+    assert_eq!(relative(i64::MAX), "in 2562047788015h12m56s");
 }
 
 #[test]
