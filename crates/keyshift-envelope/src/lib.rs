@@ -117,6 +117,7 @@ pub mod sm;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use zeroize::Zeroizing;
@@ -278,6 +279,9 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Held while a record is unwrapped; shared by those waiting for the same record.
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
 /// Envelope encryption under one KEK, with a shared DEK cache and, optionally, the
 /// legacy direct-KMS path (reads, and writes for contexts without a DEK).
 pub struct Envelope<K: Kek> {
@@ -286,6 +290,10 @@ pub struct Envelope<K: Kek> {
     #[cfg(feature = "kms")]
     legacy: Option<LegacyKms>,
     counters: Counters,
+    /// One gate per record being unwrapped: concurrent misses of the same DEK wait for
+    /// the first unwrap instead of each calling the KEK (a cold start of many requests
+    /// costs one KMS `Decrypt` per DEK, not one per request).
+    unwrapping: Mutex<HashMap<Box<[u8]>, Gate>>,
 }
 
 impl<K: Kek> fmt::Debug for Envelope<K> {
@@ -307,6 +315,7 @@ impl<K: Kek> Envelope<K> {
             #[cfg(feature = "kms")]
             legacy: None,
             counters: Counters::default(),
+            unwrapping: Mutex::new(HashMap::new()),
         }
     }
 
@@ -381,12 +390,34 @@ impl<K: Kek> Envelope<K> {
             bump(&self.counters.cache_hits);
             return Ok(key);
         }
-        bump(&self.counters.cache_misses);
-        bump(&self.counters.unwraps);
-        let raw = self.kek.unwrap(record).await?;
-        let key = DataKey::new(raw, record_bytes, *record.dek_id, record.context)?;
-        self.cache.insert(record_bytes, key.clone(), uses, now);
-        Ok(key)
+        let gate = Arc::clone(
+            self.unwrapping
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(record_bytes.into())
+                .or_default(),
+        );
+        let result = async {
+            let _turn = gate.lock().await;
+            // Whoever held the gate before may have cached the key meanwhile.
+            if let Some(key) = self.cache.get(record_bytes, uses, Instant::now()) {
+                bump(&self.counters.cache_hits);
+                return Ok(key);
+            }
+            bump(&self.counters.cache_misses);
+            bump(&self.counters.unwraps);
+            let raw = self.kek.unwrap(record).await?;
+            let key = DataKey::new(raw, record_bytes, *record.dek_id, record.context)?;
+            self.cache.insert(record_bytes, key.clone(), uses, now);
+            Ok(key)
+        }
+        .await;
+        let mut gates = self.unwrapping.lock().unwrap_or_else(PoisonError::into_inner);
+        // The last one through removes the gate (a waiter still holds a clone of it).
+        if gates.get(record_bytes).is_some_and(|g| Arc::ptr_eq(g, &gate)) && Arc::strong_count(&gate) == 2 {
+            gates.remove(record_bytes);
+        }
+        result
     }
 
     /// The unwrapped DEK of `wrapped`, for sealing and opening many values locally

@@ -575,3 +575,78 @@ fn every_truncation_of_a_ciphertext_is_refused_exhaustively() {
         );
     }
 }
+
+/// A KEK that takes its time to unwrap (as KMS does: a few milliseconds per call), so
+/// that concurrent misses of one DEK really overlap.
+struct SlowKek(common::MemEnvelopeKek);
+
+impl keyshift_envelope::Kek for SlowKek {
+    fn provider(&self) -> Provider {
+        self.0.provider()
+    }
+
+    fn rewrap_needs_key(&self) -> bool {
+        self.0.rewrap_needs_key()
+    }
+
+    async fn generate(
+        &self,
+        dek_id: &[u8; keyshift_envelope::format::DEK_ID_LEN],
+        context: &str,
+    ) -> Result<keyshift_envelope::Generated, Error> {
+        self.0.generate(dek_id, context).await
+    }
+
+    async fn unwrap(
+        &self,
+        record: &keyshift_envelope::format::RecordRef<'_>,
+    ) -> Result<keyshift_envelope::dek::DekBytes, Error> {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        self.0.unwrap(record).await
+    }
+
+    async fn rewrap(
+        &self,
+        record: &keyshift_envelope::format::RecordRef<'_>,
+        dek: Option<&keyshift_envelope::dek::DekBytes>,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        self.0.rewrap(record, dek).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_of_one_dek_unwrap_it_once() {
+    let (writer, secret) = mem_envelope(CacheLimits::default()).await;
+    let deks = [
+        writer.generate_wrapped_dek("env-1").await.unwrap(),
+        writer.generate_wrapped_dek("env-2").await.unwrap(),
+    ];
+    let mut values = Vec::new();
+    for i in 0..32 {
+        let dek = &deks[i % 2];
+        let aad = format!("{}/V{i}", dek.context()).into_bytes();
+        values.push((writer.encrypt(b"value", dek, &aad).await.unwrap(), aad));
+    }
+    let kek = keyshift_envelope::SecretsManagerKek::start(
+        secret,
+        "kek",
+        keyshift_client::Config::new(Duration::from_secs(600)).unwrap(),
+    )
+    .await
+    .unwrap();
+    // A cold reader: 32 requests at once over two DEKs.
+    let reader = std::sync::Arc::new(Envelope::new(SlowKek(kek), CacheLimits::default()));
+    let tasks: Vec<_> = values
+        .into_iter()
+        .map(|(ct, aad)| {
+            let reader = reader.clone();
+            tokio::spawn(async move { reader.decrypt(&ct, &aad).await.map(|p| p.to_vec()) })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), b"value");
+    }
+    // One unwrap per DEK, not one per request; the other 30 waited for it.
+    let stats = reader.stats();
+    assert_eq!((stats.unwraps, stats.cache_hits), (2, 30), "{stats:?}");
+}
