@@ -46,15 +46,17 @@
 //! a value already in the form the step produces is skipped, so a run killed at any
 //! point (kill -9) and started again finishes the work, redoing at most the batch that
 //! was in flight on each connection (its single `UPDATE` either committed or did not).
-//! Value passes split the id range among `--workers` connections (2 by default), so
-//! PostgreSQL works on two backends. `rotate-dek` keeps
+//! Value passes split the id range among `--workers` connections (4 by default), each
+//! its own PostgreSQL backend. `rotate-dek` keeps
 //! one row in `keyshift_migrate_state`: the cutoff of the rotation in progress (an
 //! environment whose DEK was made after it is done), removed when nothing is left.
 //!
 //! # The legacy form
 //!
-//! A legacy value is encrypted directly by the KEK (no data key): [`legacy`] describes
-//! the bytes. It never starts with `KSE`, which is how the two forms are told apart.
+//! A legacy value is encrypted directly by the KEK (no data key): with the KEK secret,
+//! [`legacy`] describes the bytes; with KMS ([`MigrateKek::Kms`]), it is a KMS `Encrypt`
+//! blob, one `Decrypt` each. Neither starts with `KSE`, which is how the forms are told
+//! apart.
 
 pub mod db;
 pub mod kek;

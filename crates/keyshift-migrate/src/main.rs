@@ -56,7 +56,7 @@ struct Cli {
     #[arg(long)]
     quiet: bool,
     /// Connections (workers) for the value passes, each over its share of the id range.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     workers: usize,
     /// Pause after every batch, milliseconds (throttling).
     #[arg(long, default_value_t = 0)]
