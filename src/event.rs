@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::ports::schedule_matches;
 use crate::secret::{SecretId, VersionId};
 use crate::time::Timestamp;
 
@@ -262,6 +263,21 @@ impl Invocation {
             },
             _ => return Err(EventError::UnknownStep),
         };
+        if let Some(name) = &schedule {
+            // The function deletes the schedule (or rule) that delivered a follow-up: a
+            // name it did not give this very follow-up must never reach that delete.
+            let named = match &step {
+                Step::SwapPending { .. } => Some((&["swap", crate::executor::WATCHDOG_KIND][..], &token)),
+                Step::RemovePending { release, .. } => Some((&["release"][..], release)),
+                _ => None,
+            };
+            if !named.is_some_and(|(kinds, version)| schedule_matches(name, &secret_id, kinds, version)) {
+                return Err(EventError::Invalid {
+                    field: "Schedule",
+                    reason: "is not the name keyshift gives this follow-up's schedule",
+                });
+            }
+        }
         if !step.is_engine_step() && rotation_token.is_some() {
             // Follow-ups are built by keyshift and never carry the engine's token; one that
             // does was hand-made from an engine event, and the token would end up stored in

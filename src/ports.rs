@@ -437,6 +437,21 @@ pub fn schedule_name(secret: &SecretId, kind: &str, version: &VersionId, fire_at
     ScheduleName::parse(&name).unwrap_or_else(|_| unreachable!("schedule names are built from [0-9a-z-]"))
 }
 
+/// Whether `name` is one [`schedule_name`] gives a follow-up of `secret` of one of
+/// `kinds`, named after `version` (at any fire time).
+pub fn schedule_matches(name: &ScheduleName, secret: &SecretId, kinds: &[&str], version: &VersionId) -> bool {
+    let Some(rest) = name.as_str().strip_prefix(&schedule_prefix(secret)) else {
+        return false;
+    };
+    kinds.iter().any(|kind| {
+        rest.strip_prefix(kind)
+            .and_then(|r| r.strip_prefix('-'))
+            .and_then(|r| r.strip_prefix(short_hash(version.as_str(), 8).as_str()))
+            .and_then(|r| r.strip_prefix('-'))
+            .is_some_and(|secs| !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
 /// The name prefix shared by every follow-up of `secret`.
 pub fn schedule_prefix(secret: &SecretId) -> String {
     format!("ks-{}-", short_hash(secret.as_str(), 12))

@@ -42,24 +42,82 @@ fn rotation_token_is_kept_but_never_shown() {
 fn follow_ups_round_trip() {
     let due = Timestamp::parse_rfc3339("2026-11-24T10:05:00Z").unwrap();
     let release = VersionId::new("0".repeat(32));
-    for step in [
-        Step::SwapPending { due },
-        Step::RemovePending {
-            due,
-            release: release.clone(),
-        },
+    let secret = SecretId::new(ARN);
+    let token = VersionId::new(TOKEN);
+    for (step, schedule) in [
+        (
+            Step::SwapPending { due },
+            crate::ports::schedule_name(&secret, "swap", &token, due),
+        ),
+        (
+            Step::SwapPending { due },
+            crate::ports::schedule_name(&secret, "watch", &token, due),
+        ),
+        (
+            Step::RemovePending {
+                due,
+                release: release.clone(),
+            },
+            crate::ports::schedule_name(&secret, "release", &release, due),
+        ),
     ] {
         let inv = Invocation {
             step,
-            secret_id: SecretId::new(ARN),
-            token: VersionId::new(TOKEN),
+            secret_id: secret.clone(),
+            token: token.clone(),
             rotation_token: None,
-            schedule: Some(ScheduleName::parse("ks-abc.def_1").unwrap()),
+            schedule: Some(schedule),
         };
         let back = Invocation::from_value(&inv.to_value()).unwrap();
         assert_eq!(back, inv);
         assert!(!back.step.is_engine_step());
     }
+}
+
+#[test]
+fn a_schedule_name_keyshift_did_not_give_this_follow_up_is_refused() {
+    // The function deletes the schedule (or rule) named in `Schedule`: a hand-made
+    // payload must not get it to delete another secret's, another version's, or another
+    // kind's follow-up.
+    let due = Timestamp::parse_rfc3339("2026-11-24T10:05:00Z").unwrap();
+    let secret = SecretId::new(ARN);
+    let token = VersionId::new(TOKEN);
+    let other_secret = SecretId::new("arn:aws:secretsmanager:us-east-1:123456789012:secret:other-AbCdEf");
+    let other_version = VersionId::new("1".repeat(32));
+    let release = VersionId::new("0".repeat(32));
+    let swap = |schedule: &str| {
+        json!({"Step": "swapPending", "SecretId": ARN, "ClientRequestToken": TOKEN,
+               "DueAt": "2026-11-24T10:05:00Z", "Schedule": schedule})
+    };
+    let remove = |schedule: &str| {
+        json!({"Step": "removePending", "SecretId": ARN, "ClientRequestToken": TOKEN,
+               "DueAt": "2026-11-24T10:05:00Z", "ReleaseVersionId": release.as_str(), "Schedule": schedule})
+    };
+    let name =
+        |s: &SecretId, kind: &str, v: &VersionId| crate::ports::schedule_name(s, kind, v, due).to_string();
+    let refused = |v: Value| {
+        assert_eq!(
+            err(v),
+            EventError::Invalid {
+                field: "Schedule",
+                reason: "is not the name keyshift gives this follow-up's schedule"
+            }
+        );
+    };
+    refused(swap(&name(&other_secret, "swap", &token)));
+    refused(swap(&name(&secret, "swap", &other_version)));
+    refused(swap(&name(&secret, "release", &token)));
+    refused(swap("ks-anything"));
+    refused(swap(&format!("{}-x", name(&secret, "swap", &token))));
+    refused(remove(&name(&secret, "release", &token)));
+    refused(remove(&name(&secret, "swap", &release)));
+    let mut engine_with_schedule = engine("createSecret");
+    engine_with_schedule["Schedule"] = name(&secret, "swap", &token).into();
+    refused(engine_with_schedule);
+    // Its own names pass, at any fire time.
+    assert!(Invocation::from_value(&swap(&name(&secret, "swap", &token))).is_ok());
+    assert!(Invocation::from_value(&swap(&name(&secret, "watch", &token))).is_ok());
+    assert!(Invocation::from_value(&remove(&name(&secret, "release", &release))).is_ok());
 }
 
 fn err(v: Value) -> EventError {
