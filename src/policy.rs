@@ -34,12 +34,20 @@ pub struct Policy {
     pub watchdog: Option<Duration>,
 }
 
+/// The longest T keyshift accepts: 7 days. A rotation takes at least 2T; consumers that
+/// refresh less often than weekly are not what keyshift's windows are built for.
+pub const MAX_GAP: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Why a policy is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     /// T of zero would make every gap empty.
     #[error("the propagation gap T must be at least one second")]
     GapTooShort,
+    /// A T past [`MAX_GAP`]: a rotation would take weeks, and the follow-ups' times would
+    /// leave what a schedule can name.
+    #[error("the propagation gap T must be at most 7 days (604800 s)")]
+    GapTooLong,
     /// The budget must leave room below the Lambda limit.
     #[error(
         "the inline-wait budget ({budget:?}) must stay at least {headroom:?} below the Lambda limit of {limit:?}"
@@ -74,6 +82,9 @@ impl Policy {
     ) -> Result<Self, PolicyError> {
         if gap < Duration::from_secs(1) {
             return Err(PolicyError::GapTooShort);
+        }
+        if gap > MAX_GAP {
+            return Err(PolicyError::GapTooLong);
         }
         if precision < Duration::from_secs(1) {
             return Err(PolicyError::PrecisionTooFine);
@@ -150,6 +161,15 @@ mod tests {
     #[test]
     fn validates_its_bounds() {
         assert_eq!(Policy::new(secs(0), secs(60)), Err(PolicyError::GapTooShort));
+        assert_eq!(
+            Policy::new(MAX_GAP + secs(1), secs(60)),
+            Err(PolicyError::GapTooLong)
+        );
+        assert!(Policy::new(MAX_GAP, secs(60)).is_ok());
+        assert_eq!(
+            Policy::new(secs(60), secs(60)).unwrap().with_gap(secs(u64::MAX)),
+            Err(PolicyError::GapTooLong)
+        );
         assert!(matches!(
             Policy::new(secs(60), secs(841)),
             Err(PolicyError::BudgetTooLong { .. })

@@ -287,11 +287,11 @@ fn engine_steps_decide_from_labels_without_knowing_whether_the_token_has_a_value
 /// The engine may abandon its rotation, or refuse the write, when a version with another
 /// ClientRequestToken is written during it: finishSecret writes nothing and moves
 /// nothing; it hands the rotation to a follow-up.
-/// T comes from the secret's `keyshift:gap-seconds` tag, which may say any number: the
-/// watchdog of a T too long for a `Duration` sum is due at the end of time, not a panic.
+/// The watchdog's margin comes from configuration and T from a tag: a due time past
+/// what a `Duration` sum can hold is the end of time, not a panic.
 #[test]
-fn the_watchdog_of_a_huge_t_is_due_at_the_end_of_time() {
-    let p = Policy::new(Duration::from_secs(u64::MAX), Duration::from_secs(BUDGET))
+fn the_watchdog_of_a_huge_margin_is_due_at_the_end_of_time() {
+    let p = Policy::new(crate::policy::MAX_GAP, Duration::from_secs(BUDGET))
         .unwrap()
         .with_watchdog(Some(Duration::from_secs(u64::MAX)));
     let d = decide(&Input {

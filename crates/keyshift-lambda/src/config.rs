@@ -140,7 +140,7 @@ impl Config {
         };
         let policy = Policy::new(Duration::from_secs(gap), Duration::from_secs(budget)).map_err(|e| {
             let variable = match e {
-                keyshift::policy::PolicyError::GapTooShort => GAP,
+                keyshift::policy::PolicyError::GapTooShort | keyshift::policy::PolicyError::GapTooLong => GAP,
                 _ => INLINE_BUDGET,
             };
             err(variable, e.to_string())

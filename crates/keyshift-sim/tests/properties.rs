@@ -1355,17 +1355,20 @@ fn a_gap_tag_overrides_t_and_a_bad_one_changes_nothing() {
             "T from the tag: {g:?}"
         );
     }
-    world
-        .sm
-        .tag(&world.secret, "keyshift:gap-seconds", "soon")
-        .expect("tag");
     let token = world.start_rotation().expect("a new rotation");
-    let before = world.snapshot();
-    let out = world
-        .invoke(&world.engine_invocation(Step::CreateSecret, &token))
-        .expect("completes in one poll");
-    let err = out.expect_err("a bad tag fails the step");
-    assert!(matches!(err, ExecError::Configuration(_)), "{err}");
-    assert!(err.to_string().contains("keyshift:gap-seconds"), "{err}");
-    assert_eq!(world.snapshot(), before, "nothing changed");
+    // Not a number, zero, and past the longest T (7 days).
+    for bad in ["soon", "0", "604801", "18446744073709551615"] {
+        world
+            .sm
+            .tag(&world.secret, "keyshift:gap-seconds", bad)
+            .expect("tag");
+        let before = world.snapshot();
+        let out = world
+            .invoke(&world.engine_invocation(Step::CreateSecret, &token))
+            .expect("completes in one poll");
+        let err = out.expect_err("a bad tag fails the step");
+        assert!(matches!(err, ExecError::Configuration(_)), "{bad}: {err}");
+        assert!(err.to_string().contains("keyshift:gap-seconds"), "{err}");
+        assert_eq!(world.snapshot(), before, "{bad}: nothing changed");
+    }
 }
