@@ -292,26 +292,13 @@ pub fn describe_body(body: &str) -> String {
         v.as_ref()
             .and_then(|v| v.get(k))
             .and_then(Value::as_str)
-            .map(escape_controls)
+            .map(crate::render::escape_controls)
     };
     match (field("Step"), field("SecretId")) {
         (Some(step), Some(secret)) => format!("{step} of {secret}"),
         (Some(step), None) => format!("{step} (no SecretId)"),
         _ => "not a follow-up event".into(),
     }
-}
-
-/// `text` with every control character escaped (`\u{1b}`, `\n`...), the rest as it is.
-fn escape_controls(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 async fn dead_letter_command(

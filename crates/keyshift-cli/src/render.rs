@@ -87,6 +87,21 @@ fn due_words(next: &Next) -> String {
     }
 }
 
+/// `text` with every control character escaped (`\u{1b}`, `\n`...), the rest as it is:
+/// what the CLI prints of values it did not write itself (labels and version ids as
+/// Secrets Manager returns them, the function's answers, dead-letter bodies).
+pub fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// The human status report: the phase, a label timeline (each version with its labels
 /// and creation time, oldest first), what is accepted and used, the next move with its
 /// due time ("in 4m12s" or "overdue by ..."), the expected schedule, stuck advice and
@@ -124,7 +139,12 @@ pub fn status_text(report: &Status, secret: &SecretId, gap: GapSource, schedule:
             |t| format!("created {t}"),
         );
         let copy = if v.keyshift_copy { "  [keyshift copy]" } else { "" };
-        let _ = writeln!(w, "  {created}  {}  {}{copy}", v.id, v.labels.join(" "));
+        let _ = writeln!(
+            w,
+            "  {created}  {}  {}{copy}",
+            escape_controls(v.id.as_str()),
+            escape_controls(&v.labels.join(" "))
+        );
     }
     let accepted: Vec<&str> = report.accepted.iter().map(VersionId::as_str).collect();
     let _ = writeln!(
@@ -133,13 +153,13 @@ pub fn status_text(report: &Status, secret: &SecretId, gap: GapSource, schedule:
         if accepted.is_empty() {
             "none".to_string()
         } else {
-            accepted.join(", ")
+            escape_controls(&accepted.join(", "))
         }
     );
     let _ = writeln!(
         w,
         "in use:   {}",
-        report.in_use.as_ref().map_or("none", VersionId::as_str)
+        escape_controls(report.in_use.as_ref().map_or("none", VersionId::as_str))
     );
     match &report.next {
         None => {
@@ -162,9 +182,9 @@ pub fn status_text(report: &Status, secret: &SecretId, gap: GapSource, schedule:
                             let _ = writeln!(
                                 w,
                                 "          found: {} {} {}",
-                                f.name,
-                                f.expression.as_deref().unwrap_or("(no expression)"),
-                                f.state.as_deref().unwrap_or("")
+                                escape_controls(&f.name),
+                                escape_controls(f.expression.as_deref().unwrap_or("(no expression)")),
+                                escape_controls(f.state.as_deref().unwrap_or(""))
                             );
                         }
                         Lookup::Missing => {
@@ -186,7 +206,7 @@ pub fn status_text(report: &Status, secret: &SecretId, gap: GapSource, schedule:
             let _ = writeln!(w, "stuck:    no");
         }
         Some(advice) => {
-            let _ = writeln!(w, "stuck:    YES. {advice}");
+            let _ = writeln!(w, "stuck:    YES. {}", escape_controls(&advice.to_string()));
             let _ = writeln!(
                 w,
                 "          Or: keyshift redrive {secret} --function <the rotation function>"
@@ -194,7 +214,7 @@ pub fn status_text(report: &Status, secret: &SecretId, gap: GapSource, schedule:
         }
     }
     for note in &report.notes {
-        let _ = writeln!(w, "note:     {note}");
+        let _ = writeln!(w, "note:     {}", escape_controls(&note.to_string()));
     }
     out
 }
@@ -266,8 +286,10 @@ pub fn answer_text(answer: &Value) -> String {
     };
     let mut out = String::new();
     let w = &mut out;
+    // The function's answer: whoever controls it (or the labels it names) must not
+    // write control sequences to the operator's terminal.
     let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => escape_controls(s),
         other => other.to_string(),
     };
     for key in ["step", "outcome"] {

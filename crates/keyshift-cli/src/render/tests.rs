@@ -286,3 +286,31 @@ fn an_answer_is_summarised_with_every_field() {
         "{text}"
     );
 }
+
+#[test]
+fn labels_version_ids_and_answers_cannot_write_control_characters_to_the_terminal() {
+    // Labels and version ids are what Secrets Manager returns, the answer is what the
+    // function (or whoever answers in its place) says: an escape sequence in any of
+    // them is shown escaped, one line stays one line.
+    let mut s = first_gap();
+    put(
+        &mut s,
+        VersionId::new("evil\u{1b}[2Jid"),
+        &["LABEL\n\u{1b}]0;x\u{7}"],
+        Some(50),
+    );
+    let report = status(&s, &policy(), at(250));
+    let text = status_text(&report, &secret(), GapSource::Tag, &Lookup::NotExpected);
+    assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+    assert!(text.contains("evil\\u{1b}[2Jid"), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with('\u{1b}') || l.starts_with("]0;")),
+        "{text}"
+    );
+    let answer = json!({"step": "status", "outcome": "x\u{1b}[31m\nFORGED: line"});
+    let shown = answer_text(&answer);
+    assert!(!shown.chars().any(|c| c.is_control() && c != '\n'), "{shown:?}");
+    assert!(!shown.lines().any(|l| l.starts_with("FORGED")), "{shown}");
+}
