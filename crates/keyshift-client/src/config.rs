@@ -11,6 +11,7 @@ use std::time::Duration;
 
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A duration that must be positive is zero.
     #[error("{what} must be longer than zero")]

@@ -9,6 +9,7 @@ use crate::source::SourceErrorKind;
 
 /// Why a lookup failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LookupError {
     /// No refresh has succeeded yet: there is nothing to serve.
     #[error("no view of the secret yet: the first refresh has not succeeded")]

@@ -28,6 +28,7 @@ const PUBLIC_MEMBERS: [&str; 10] = ["kty", "crv", "x", "y", "n", "e", "alg", "x5
 
 /// Why a value cannot be published as a public signing JWK. Never names the content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum JwkProblem {
     /// Not a JSON object.
     NotJsonObject,

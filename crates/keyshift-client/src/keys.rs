@@ -27,6 +27,7 @@ use crate::view::Version;
 
 /// Why a value is not the key asked for. Never names the content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KeyProblem {
     /// Not a JSON object.
     NotJsonObject,

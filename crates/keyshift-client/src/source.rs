@@ -85,6 +85,7 @@ impl From<&SecretState> for LabelMap {
 /// What kind of failure a source call met; the cache treats them all as "keep serving
 /// the last good view", the kind is for logs, metrics and [`crate::LookupError::Expired`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SourceErrorKind {
     /// The secret does not exist (or is scheduled for deletion).
     NotFound,

@@ -64,6 +64,7 @@ impl Version {
 
 /// How fresh the published view is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Health {
     /// The last refresh succeeded.
     Fresh,

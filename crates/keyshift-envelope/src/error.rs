@@ -17,6 +17,7 @@ pub struct KekError {
 
 /// The kind of a [`KekError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum KekErrorKind {
     /// The key (or the version) does not exist, or the caller may not use it.
     KeyUnavailable,
@@ -44,6 +45,7 @@ impl KekError {
 
 /// Why an envelope operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The bytes are not a well-formed ciphertext or wrapped data key.
     #[error("malformed input: {0}")]

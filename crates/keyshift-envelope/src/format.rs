@@ -99,6 +99,7 @@ impl fmt::Display for KekId {
 /// Why bytes are not a ciphertext or a wrapped data key of this format. Names the field,
 /// never its content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
 pub enum FormatError {
     /// No bytes at all.
     #[error("empty input")]

@@ -131,6 +131,8 @@ pub fn health<K: KeyWindow>(window: &K) -> (StatusCode, Value) {
                     body["failures"] = json!(failures);
                     "stale"
                 }
+                // A state a later keyshift-client adds: not known to be serving.
+                _ => "unknown",
             }
         }
         Err(LookupError::NotReady) => "not_ready",

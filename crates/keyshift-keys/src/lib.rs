@@ -36,6 +36,7 @@ use serde_json::{Value, json};
 /// A kind of key keyshift generates itself (every kind but `password`, which Secrets
 /// Manager generates, and `json`, which is made of the others).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum KeyKind {
     /// AES-256 key, a JWK `oct`.
     Symmetric,

@@ -23,7 +23,26 @@ pub fn phase(outcome: &Outcome) -> Option<&'static str> {
         Outcome::Released => Some("released"),
         Outcome::Abandoned | Outcome::Cancelled { .. } => Some("rotation-cancelled"),
         Outcome::EmergencyCut { .. } => Some("emergency-cut"),
-        _ => None,
+        // Every other outcome listed, no wildcard: a new outcome must be placed here
+        // (phase change or not) before this compiles.
+        Outcome::KeptExisting
+        | Outcome::TargetSet
+        | Outcome::Tested
+        | Outcome::AlreadyCurrent
+        | Outcome::SwapScheduled { .. }
+        | Outcome::Rescheduled { .. }
+        | Outcome::Marked
+        | Outcome::Tidied
+        | Outcome::AcceptedEverywhere
+        | Outcome::Moved
+        | Outcome::AlreadyReleased
+        | Outcome::Vanished { .. }
+        | Outcome::SecretGone
+        | Outcome::EmergencyWritten { .. }
+        | Outcome::EmergencyDone { .. }
+        | Outcome::CancelMarked { .. }
+        | Outcome::NothingToCancel
+        | Outcome::NothingToRedrive => None,
     }
 }
 
