@@ -27,10 +27,13 @@ OFFLINE_AWS = env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_T
 	AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
 	AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 SAM_CLI_TELEMETRY=0
 LAMBDA_BIN = keyshift-rotation
+# The Cargo profile of the deployed bootstrap (Cargo.toml: opt-level s, fat LTO, one codegen
+# unit, stripped).
+LAMBDA_PROFILE = bootstrap
 ARM64_TARGET = aarch64-unknown-linux-gnu
 
 .PHONY: bench bench-keys bench-envelope bench-migrate bench-migrate-kms fuzz fuzz-ci fuzz-build cargo-fuzz fuzz-envelope test demo demo-postgres postgres venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
-	sim-demo build build-x86 deploy aws-check aws-check-offline
+	sim-demo build build-x86 measure-bootstrap deploy aws-check aws-check-offline
 
 ## make demo: a real rotation on this machine: moto's server as AWS, the release binary
 ## under `cargo lambda watch`, a consumer fleet on the real SDK, a live label timeline.
@@ -87,16 +90,27 @@ build: venv
 	    echo "make build: cannot build for arm64: the Rust standard library for $(ARM64_TARGET) is missing and 'rustup target add $(ARM64_TARGET)' failed (no rustup, or no network to static.rust-lang.org). Install that target, or use 'make build-x86' and deploy with Architectures: [x86_64]." >&2; \
 	    exit 1; }; \
 	fi
-	PATH="$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --manifest-path crates/keyshift-lambda/Cargo.toml --bin $(LAMBDA_BIN)
+	PATH="$(VENV)/bin:$$PATH" $(CARGO) lambda build --profile $(LAMBDA_PROFILE) --arm64 --manifest-path crates/keyshift-lambda/Cargo.toml --bin $(LAMBDA_BIN)
 	@ls -l $(CARGO_TARGET_DIR)/lambda/$(LAMBDA_BIN)/bootstrap
 	@file $(CARGO_TARGET_DIR)/lambda/$(LAMBDA_BIN)/bootstrap 2>/dev/null || true
 
-## The x86-64 release build of the function (CI runs it; the emulator tests run this binary).
+## The x86-64 bootstrap, built as `make build` builds the arm64 one (the `bootstrap`
+## profile); CI runs it. The emulator tests build and run the plain release binary.
 build-x86:
-	$(CARGO) build --release -p keyshift-lambda --bin $(LAMBDA_BIN)
+	$(CARGO) build --profile $(LAMBDA_PROFILE) -p keyshift-lambda --bin $(LAMBDA_BIN)
 	mkdir -p $(CARGO_TARGET_DIR)/lambda-x86_64/$(LAMBDA_BIN)
-	cp $(CARGO_TARGET_DIR)/release/$(LAMBDA_BIN) $(CARGO_TARGET_DIR)/lambda-x86_64/$(LAMBDA_BIN)/bootstrap
+	cp $(CARGO_TARGET_DIR)/$(LAMBDA_PROFILE)/$(LAMBDA_BIN) $(CARGO_TARGET_DIR)/lambda-x86_64/$(LAMBDA_BIN)/bootstrap
 	@ls -l $(CARGO_TARGET_DIR)/lambda-x86_64/$(LAMBDA_BIN)/bootstrap
+
+## make measure-bootstrap: the x86-64 bootstrap's zip size, cold start (process start to
+## its first request to a local Runtime API) and peak memory, beside the AWS Python
+## rotation template's start (import boto3 and its client); README, "Size and cold start".
+## RUNS runs each; BOOTSTRAP=path measures a binary you built instead.
+RUNS ?= 20
+BOOTSTRAP ?=
+measure-bootstrap: venv
+	$(PYTHON) tools/bootstrap-size/measure.py --profile $(LAMBDA_PROFILE) --runs $(RUNS) \
+	  $(if $(BOOTSTRAP),--bootstrap $(BOOTSTRAP))
 
 ## make deploy: SAM builds the arm64 bootstrap itself (BuildMethod rust-cargolambda) and
 ## asks for every parameter (README, "Deploying"). Needs AWS credentials.
