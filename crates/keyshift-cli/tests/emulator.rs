@@ -861,7 +861,7 @@ async fn dead_letter_redrive_and_watch_until_released() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Operator steps: the function's emergencyRotate, cancel and redrive (issue 13).
+// Operator steps: the function's emergencyRotate, cancel and redrive.
 // ---------------------------------------------------------------------------------------
 
 /// Plays EventBridge Scheduler: invokes the function with every schedule of the group

@@ -16,7 +16,7 @@
 //!       --past-schedule-refused off|on     --operator off|on
 //!       --operator-action write|strip-pending|add-label|remove-label
 //!       --combination N (all six at once; 0 is the baseline)
-//! REQUESTS (issue 13; default: drawn per seed, half the seeds):
+//! REQUESTS (default: drawn per seed, half the seeds):
 //!       --request none|emergency|cancel|redrive
 //!       --request-phase engine|after-finish|first-gap|second-gap
 //!       --refresh-on-miss on|off (default on; off is a fleet that waits for its

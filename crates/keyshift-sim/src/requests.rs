@@ -1,4 +1,4 @@
-//! The operator's requests (issue 13): `emergencyRotate`, `cancel` and `redrive` sent
+//! The operator's requests: `emergencyRotate`, `cancel` and `redrive` sent
 //! through keyshift's real [`keyshift::Executor::operate`], with the world's store,
 //! scheduler, clock and target, at a random moment of the first rotation (while the
 //! engine's steps run, between finishSecret and the first follow-up, in the first gap,

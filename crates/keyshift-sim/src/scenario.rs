@@ -441,7 +441,7 @@ impl OperatorAction {
     }
 }
 
-/// An operator's request through `Executor::operate` (issue 13): what keyshift's
+/// An operator's request through `Executor::operate`: what keyshift's
 /// `emergencyRotate`, `cancel` and `redrive` do when an operator sends them in the middle
 /// of a rotation, overlapping with the engine's retries and the scheduler's duplicate and
 /// late deliveries.
@@ -748,7 +748,7 @@ pub struct Selection {
     pub replicas: bool,
     /// Every secret's kind (`None`: drawn, see [`SecretKind::drawn`]).
     pub kind: Option<SecretKind>,
-    /// The operator's requests (issue 13): drawn per seed, none, or one kind.
+    /// The operator's requests: drawn per seed, none, or one kind.
     pub request: RequestPin,
     /// The phase every request is aimed at (`None`: drawn).
     pub request_phase: Option<RequestPhase>,
@@ -896,7 +896,7 @@ pub struct Scenario {
     pub replica_lag: Option<Duration>,
     /// What the secret holds.
     pub kind: SecretKind,
-    /// The operator's request, if any (issue 13).
+    /// The operator's request, if any.
     pub request: Option<RequestPlan>,
     /// Whether the fleet heals a miss the way keyshift-client offers: a consumer that
     /// does not find a key id looks it up again through `fetch_accepted` /

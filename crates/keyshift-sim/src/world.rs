@@ -146,7 +146,7 @@ pub struct RunResult {
     pub keys: KeyStats,
     /// Who used each kid for real (a key secret's producers and consumers by version id).
     pub kids: BTreeMap<VersionId, KidUse>,
-    /// The operator's requests, as sent and as they ended (issue 13).
+    /// The operator's requests, as sent and as they ended.
     pub requests: Vec<RequestRecord>,
     /// Whether the run planned a request whose phase its first rotation never reached
     /// (so it was never sent).

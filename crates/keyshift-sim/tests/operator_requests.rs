@@ -1,4 +1,4 @@
-//! The operator's requests (issue 13) as tests: emergencies, cancels and re-drives sent at
+//! The operator's requests as tests: emergencies, cancels and re-drives sent at
 //! every phase of a rotation, over every fault class and engine-behaviour combination,
 //! break nothing (labels, gaps, revocation, convergence, no consumer failure but an
 //! emergency's by-design ones); each failing instance heals within one refresh round
