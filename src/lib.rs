@@ -12,10 +12,11 @@
 //!   calls anything**; if it seems to need to, the design is wrong.
 //! * [`ports`]: the small traits the world is reached through (store, scheduler, clock,
 //!   target), in keyshift's own types.
-//! * [`executor`]: loads the labels, asks the core, applies the plan, re-derives after
-//!   every wait or failure. The Lambda and the simulation drive this same executor.
-//! * [`memory`]: a faithful in-memory Secrets Manager that enforces AWS's label rules,
-//!   with typed fault verbs, for the simulation and the tests.
+//! * `executor` (feature `executor`): loads the labels, asks the core, applies the plan,
+//!   re-derives after every wait or failure. The Lambda and the simulation drive this
+//!   same executor.
+//! * `memory` (feature `test-util`): a faithful in-memory Secrets Manager that enforces
+//!   AWS's label rules, with typed fault verbs, for the simulation and the tests.
 //! * [`operate`]: an operator's emergency rotation, cancel or re-drive, resolved against
 //!   the labels into an invocation the core decides like any other.
 //! * [`status`]: a pure report on where a secret's rotation stands, what comes next and
@@ -26,10 +27,22 @@
 //! The protocol (docs/protocol.md, section 1): the new version is accepted for at least T
 //! before it becomes AWSCURRENT, and the old one stays accepted (ROTATING) for at least
 //! T after. Every step is idempotent and derived from the labels as they are.
+//!
+//! # Features
+//!
+//! None by default: a consumer (keyshift-client) needs only the types, and gets no
+//! executor, no in-memory store and no `tracing`.
+//!
+//! * `executor`: `Executor` and `ExecError`, the `executor` module.
+//! * `test-util`: the in-memory Secrets Manager, `memory::MemorySecretsManager`.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod decide;
 pub mod event;
+#[cfg(any(test, feature = "executor"))]
 pub mod executor;
+#[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod operate;
 pub mod policy;
@@ -40,6 +53,7 @@ pub mod time;
 
 pub use decide::{Action, Decision, Outcome, Rejection};
 pub use event::{Invocation, Step};
+#[cfg(any(test, feature = "executor"))]
 pub use executor::{ExecError, Executor};
 pub use policy::Policy;
 pub use secret::{SecretId, SecretState, SecretValue, VersionId};

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::primitives::DateTime;
 use aws_sdk_secretsmanager::types::StatusType;
-use aws_smithy_types::DateTime;
 use keyshift::ports::{Detail, LabelMove, SecretStore, StoreError, StoreErrorKind, short_error};
 use keyshift::secret::{
     AWSPENDING, Replica, ReplicaStatus, SecretId, SecretState, SecretValue, VersionId, VersionInfo,

@@ -2,8 +2,6 @@
 
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ErrorMetadata, SdkError};
-use aws_smithy_runtime_api::http::StatusCode;
-use aws_smithy_types::body::SdkBody;
 
 /// The error metadata a service answer carries: its code and message.
 pub fn meta(code: &str, message: &str) -> ErrorMetadata {
@@ -12,6 +10,10 @@ pub fn meta(code: &str, message: &str) -> ErrorMetadata {
 
 /// `err` as the service's answer to a request, with a 400 response.
 pub fn service_error<E>(err: E) -> SdkError<E, HttpResponse> {
-    let status = StatusCode::try_from(400).unwrap_or_else(|_| unreachable!("400 is a status code"));
-    SdkError::service_error(err, HttpResponse::new(status, SdkBody::empty()))
+    // The status and the empty body through their conversions: the SDK re-exports the
+    // response type but not these two, and naming them would take two more crates.
+    let status = 400_u16
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("400 is a status code"));
+    SdkError::service_error(err, HttpResponse::new(status, Vec::<u8>::new().into()))
 }
