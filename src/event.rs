@@ -267,7 +267,7 @@ impl Invocation {
             // The function deletes the schedule (or rule) that delivered a follow-up: a
             // name it did not give this very follow-up must never reach that delete.
             let named = match &step {
-                Step::SwapPending { .. } => Some((&["swap", crate::executor::WATCHDOG_KIND][..], &token)),
+                Step::SwapPending { .. } => Some((&["swap", crate::ports::WATCHDOG_KIND][..], &token)),
                 Step::RemovePending { release, .. } => Some((&["release"][..], release)),
                 _ => None,
             };

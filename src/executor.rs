@@ -129,8 +129,7 @@ impl Report {
     }
 }
 
-/// The kind word in a watchdog's schedule name (`ks-<secret>-watch-...`).
-pub const WATCHDOG_KIND: &str = "watch";
+pub use crate::ports::WATCHDOG_KIND;
 
 /// Whether `schedule` (the schedule that delivered a follow-up) is a watchdog's.
 pub fn is_watchdog(schedule: Option<&ScheduleName>) -> bool {

@@ -437,6 +437,9 @@ pub fn schedule_name(secret: &SecretId, kind: &str, version: &VersionId, fire_at
     ScheduleName::parse(&name).unwrap_or_else(|_| unreachable!("schedule names are built from [0-9a-z-]"))
 }
 
+/// The kind word in a watchdog's schedule name (`ks-<secret>-watch-...`).
+pub const WATCHDOG_KIND: &str = "watch";
+
 /// Whether `name` is one [`schedule_name`] gives a follow-up of `secret` of one of
 /// `kinds`, named after `version` (at any fire time).
 pub fn schedule_matches(name: &ScheduleName, secret: &SecretId, kinds: &[&str], version: &VersionId) -> bool {
