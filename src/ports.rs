@@ -446,10 +446,11 @@ pub fn schedule_matches(name: &ScheduleName, secret: &SecretId, kinds: &[&str], 
     let Some(rest) = name.as_str().strip_prefix(&schedule_prefix(secret)) else {
         return false;
     };
+    let version = short_hash(version.as_str(), 8);
     kinds.iter().any(|kind| {
         rest.strip_prefix(kind)
             .and_then(|r| r.strip_prefix('-'))
-            .and_then(|r| r.strip_prefix(short_hash(version.as_str(), 8).as_str()))
+            .and_then(|r| r.strip_prefix(version.as_str()))
             .and_then(|r| r.strip_prefix('-'))
             .is_some_and(|secs| !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit()))
     })

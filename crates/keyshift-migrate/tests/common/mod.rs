@@ -152,13 +152,7 @@ pub fn skewed_counts(envs: usize, total: usize) -> Vec<usize> {
 /// `envs` environments without DEKs and `total` legacy values (KEK version v1).
 pub async fn populate(f: &Fixture, envs: usize, total: usize) {
     let db = f.db().await;
-    let ids: Vec<i64> = (1..=envs as i64).collect();
-    db.execute(
-        "INSERT INTO environments (id) SELECT * FROM unnest($1::bigint[])",
-        &[&ids],
-    )
-    .await
-    .unwrap();
+    insert_environments(&db, envs).await;
     let kek = KekFile::load(&f.kek_path).unwrap();
     let k = kek.key(&kek.current).unwrap();
     let counts = skewed_counts(envs, total);
@@ -192,13 +186,7 @@ pub async fn populate_kms(
     parallel: usize,
 ) {
     let db = f.db().await;
-    let ids: Vec<i64> = (1..=envs as i64).collect();
-    db.execute(
-        "INSERT INTO environments (id) SELECT * FROM unnest($1::bigint[])",
-        &[&ids],
-    )
-    .await
-    .unwrap();
+    insert_environments(&db, envs).await;
     let rows: Vec<(i64, String)> = skewed_counts(envs, total)
         .iter()
         .enumerate()
@@ -231,6 +219,17 @@ pub async fn populate_kms(
         insert(&db, &mut e, &mut n, &mut v).await;
     }
     db.batch_execute("ANALYZE").await.unwrap();
+}
+
+/// Environments 1..=`envs`, without DEKs.
+async fn insert_environments(db: &Client, envs: usize) {
+    let ids: Vec<i64> = (1..=envs as i64).collect();
+    db.execute(
+        "INSERT INTO environments (id) SELECT * FROM unnest($1::bigint[])",
+        &[&ids],
+    )
+    .await
+    .unwrap();
 }
 
 async fn insert(db: &Client, e: &mut Vec<i64>, n: &mut Vec<String>, v: &mut Vec<Vec<u8>>) {
