@@ -33,7 +33,7 @@ LAMBDA_PROFILE = bootstrap
 ARM64_TARGET = aarch64-unknown-linux-gnu
 
 .PHONY: bench bench-keys bench-envelope package-check bench-migrate bench-migrate-kms fuzz fuzz-ci fuzz-build cargo-fuzz fuzz-envelope test demo demo-postgres postgres venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
-	sim-demo build build-x86 measure-bootstrap deploy aws-check aws-check-offline
+	sim-demo build build-x86 sam-build sam-build-x86 measure-bootstrap deploy aws-check aws-check-offline
 
 ## make demo: a real rotation on this machine: moto's server as AWS, the release binary
 ## under `cargo lambda watch`, a consumer fleet on the real SDK, a live label timeline.
@@ -67,7 +67,7 @@ $(SAM_VENV)/.installed:
 sam-venv: $(SAM_VENV)/.installed
 
 ## make test: everything CI runs.
-test: postgres lint package-check unit sim-test build-x86 aws-check-offline fuzz-ci
+test: postgres lint package-check unit sim-test sam-build-x86 aws-check-offline fuzz-ci
 
 ## Every published crate (keyshift, -client, -keys, -envelope, -postgres, -lambda, -cli;
 ## the others are `publish = false`) packages and builds from its package alone, with
@@ -120,11 +120,38 @@ measure-bootstrap: venv
 	$(PYTHON) tools/bootstrap-size/measure.py --profile $(LAMBDA_PROFILE) --runs $(RUNS) \
 	  $(if $(BOOTSTRAP),--bootstrap $(BOOTSTRAP))
 
-## make deploy: SAM builds the arm64 bootstrap itself (BuildMethod rust-cargolambda) and
-## asks for every parameter (README, "Deploying"). Needs AWS credentials.
-deploy: venv sam-venv
-	PATH="$(VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
-	$(SAM_VENV)/bin/sam deploy --guided --capabilities CAPABILITY_IAM
+## make sam-build: the deploy path as `sam deploy` ships it: `sam build` of template.yaml
+## (BuildMethod rust-cargolambda: `cargo lambda build --release`) into .aws-sam/build, for
+## SAM_ARCHITECTURE (the template's `Architecture`, default arm64; CI builds x86_64, the
+## one standard library it has). SAM cannot be given a Cargo profile, so the `release`
+## profile is given the `bootstrap` profile's settings for this build only (the same four
+## lines as [profile.bootstrap] in Cargo.toml), in a target dir of its own so that the
+## plain release build the emulator tests run is not rebuilt. Offline: no credentials.
+SAM_ARCHITECTURE ?= arm64
+SAM_TARGET_DIR ?= $(HOME)/.cache/keyshift/sam-target
+SAM_BUILD_DIR ?= .aws-sam/build
+SAM_LEAN = CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=fat \
+	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_STRIP=symbols
+sam-build: venv sam-venv
+	$(OFFLINE_AWS) $(SAM_LEAN) CARGO_TARGET_DIR=$(SAM_TARGET_DIR) PATH="$(VENV)/bin:$$PATH" \
+	  $(SAM_VENV)/bin/sam build --template template.yaml --build-dir $(SAM_BUILD_DIR) \
+	  --parameter-overrides Architecture=$(SAM_ARCHITECTURE)
+	@ls -l $(SAM_BUILD_DIR)/RotationFunction/bootstrap
+	@file $(SAM_BUILD_DIR)/RotationFunction/bootstrap 2>/dev/null || true
+
+## The SAM artefact for x86_64, in CI (the arm64 standard library cannot be installed
+## there): proves that `sam build` works and what it ships.
+sam-build-x86:
+	$(MAKE) sam-build SAM_ARCHITECTURE=x86_64 SAM_BUILD_DIR=$(SAM_TARGET_DIR)/sam-build-x86_64
+
+## make deploy: `make sam-build`, then `sam deploy` with samconfig.toml (stack `keyshift`,
+## the template's defaults); give your own values as
+## DEPLOY_PARAMS="SecretNamePrefix=orders/ GapSeconds=7200" (README, "Deploying").
+## Needs AWS credentials and a Region.
+DEPLOY_PARAMS ?=
+deploy: sam-build
+	$(SAM_VENV)/bin/sam deploy --template-file $(SAM_BUILD_DIR)/template.yaml \
+	  --parameter-overrides "Architecture=$(SAM_ARCHITECTURE) $(DEPLOY_PARAMS)"
 
 ## Unit, property and integration tests of every crate, the contract suite against the
 ## in-memory model and moto's server, the rotation through `cargo lambda watch`, the
@@ -178,14 +205,14 @@ bench-envelope: venv
 MIGRATE_VALUES ?= 300000
 MIGRATE_ENVS ?= 3000
 bench-migrate: postgres
-	$(CARGO) run --release -p keyshift-migrate --example migrate-bench -- $(MIGRATE_VALUES) $(MIGRATE_ENVS)
+	$(CARGO) run --release -p keyshift-migrate --example migrate-bench -- --values $(MIGRATE_VALUES) --envs $(MIGRATE_ENVS)
 
 ## The same steps with the KEK in KMS (moto's KMS, legacy values one KMS Encrypt each):
 ## KMS calls per step and per value before and after, and one KMS call's measured cost.
 MIGRATE_KMS_VALUES ?= 30000
 MIGRATE_KMS_ENVS ?= 300
 bench-migrate-kms: postgres venv
-	$(CARGO) run --release -p keyshift-migrate --example kms-migrate-bench -- $(MIGRATE_KMS_VALUES) $(MIGRATE_KMS_ENVS)
+	$(CARGO) run --release -p keyshift-migrate --example kms-migrate-bench -- --values $(MIGRATE_KMS_VALUES) --envs $(MIGRATE_KMS_ENVS)
 
 ## Fuzzing (fuzz/, cargo-fuzz and libFuzzer; README, "Fuzzing"): one target per parser
 ## of outside input. Always the stable toolchain with RUSTC_BOOTSTRAP=1, which takes
@@ -265,13 +292,15 @@ control:
 sim-test:
 	$(CARGO) test --release -p keyshift-sim
 
-## Formatting, clippy, and the template: cfn-lint and `sam validate --lint`, offline.
+## Formatting, clippy, and the template: cfn-lint, `sam validate --lint` and samconfig.toml
+## against the template (tools/samconfig-check.py), offline.
 ## (The template's IAM review is a cargo test: crates/keyshift-lambda/tests/template.rs.)
 lint: fmt clippy template-lint
 
 template-lint: sam-venv
 	$(OFFLINE_AWS) $(SAM_VENV)/bin/cfn-lint template.yaml
 	$(OFFLINE_AWS) $(SAM_VENV)/bin/sam validate --lint --template template.yaml
+	$(OFFLINE_AWS) $(SAM_VENV)/bin/python tools/samconfig-check.py
 
 fmt:
 	$(CARGO) fmt --all --check

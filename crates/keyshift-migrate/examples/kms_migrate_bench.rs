@@ -6,13 +6,14 @@
 //! reader pays per value before (legacy) and after (envelope), and the measured cost of
 //! one KMS call.
 //!
-//! `cargo run --release -p keyshift-migrate --example kms-migrate-bench -- [VALUES]
-//! [ENVS] [CONNECTIONS]` (defaults 30000, 300, 4).
+//! `cargo run --release -p keyshift-migrate --example kms-migrate-bench -- [--values N]
+//! [--envs N] [--connections N]` (defaults 30000, 300, 4; `--help`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use clap::Parser;
 use std::time::Instant;
 
 use common::{Fixture, initial_plaintext, populate_kms, skewed_counts};
@@ -40,12 +41,30 @@ fn line(r: &Report) {
     );
 }
 
+/// The benchmark's sizes.
+#[derive(Debug, clap::Parser)]
+#[command(
+    about = "The migration with the KEK in KMS (moto's KMS) and a real PostgreSQL 15: KMS calls per step and per value."
+)]
+struct Args {
+    /// Legacy values (one KMS Encrypt each).
+    #[arg(long, default_value_t = 30_000)]
+    values: usize,
+    /// Environments (one DEK each) the values are spread over, with skewed sizes.
+    #[arg(long, default_value_t = 300)]
+    envs: usize,
+    /// Connections (workers) each step uses.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let values: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(30_000);
-    let envs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(300);
-    let workers: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(4);
+    let Args {
+        values,
+        envs,
+        connections: workers,
+    } = Args::parse();
     let moto = keyshift_local::moto::Moto::start().unwrap();
     let conf = moto.sdk_config().await;
     let calls = CallCounter::default();

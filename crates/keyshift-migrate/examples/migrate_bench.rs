@@ -3,14 +3,17 @@
 //! throughout, then step 1, step 2, a KEK rotation and step 3, step 4 for every
 //! environment, and verify; elapsed, rows/s and unwraps per step, and the writes checked.
 //!
-//! `cargo run --release -p keyshift-migrate --example migrate-bench -- [VALUES] [ENVS]
-//! [WRITER_PAUSE_MS] [CONNECTIONS] [BATCH]` (defaults 300000, 3000, 2, 4, 1000).
+//! `cargo run --release -p keyshift-migrate --example migrate-bench -- [--values N]
+//! [--envs N] [--writer-pause-ms N] [--connections N] [--batch N]` (defaults 300000, 3000,
+//! 2, 4, 1000; `--help`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
+
+use clap::Parser;
 
 use common::{Fixture, Writer, check_all, populate, skewed_counts};
 use keyshift_migrate::progress::Mode;
@@ -73,14 +76,37 @@ async fn table(f: &common::Fixture) {
     );
 }
 
+/// The benchmark's sizes.
+#[derive(Debug, clap::Parser)]
+#[command(about = "The migration's four steps and verify on a real PostgreSQL 15, with a concurrent writer.")]
+struct Args {
+    /// Legacy values to migrate.
+    #[arg(long, default_value_t = 300_000)]
+    values: usize,
+    /// Environments (one DEK each) the values are spread over, with skewed sizes.
+    #[arg(long, default_value_t = 3_000)]
+    envs: usize,
+    /// The application writer's pause between writes, in milliseconds.
+    #[arg(long, default_value_t = 2)]
+    writer_pause_ms: u64,
+    /// Connections (workers) each step uses.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 1000)]
+    batch: i64,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let values: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(300_000);
-    let envs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3_000);
-    let pause = Duration::from_millis(args.get(2).and_then(|a| a.parse().ok()).unwrap_or(2));
-    let workers: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(4);
-    let batch: i64 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let Args {
+        values,
+        envs,
+        writer_pause_ms,
+        connections: workers,
+        batch,
+    } = Args::parse();
+    let pause = Duration::from_millis(writer_pause_ms);
     let counts = skewed_counts(envs, values);
     let mut sorted = counts.clone();
     sorted.sort_unstable();

@@ -28,12 +28,15 @@
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
 use keyshift_sim::{
     BehaviourPins, EngineBehaviours, FaultClass, Job, OperatorAction, RequestKind, RequestPhase, RequestPin,
     RunResult, Scenario, SecretKind, Selection, Strategy, Switch, matrix_jobs, replay_command, run_jobs,
     run_seed, run_world, seed_jobs, world_jobs,
 };
 
+/// What a run is asked to do, after parsing.
 struct Args {
     seeds: u64,
     first: u64,
@@ -46,120 +49,182 @@ struct Args {
     list: bool,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut a = Args {
-        seeds: 1000,
-        first: 1,
-        one: None,
-        sel: Selection::seeded(),
-        matrix: false,
-        worlds: 0,
-        secrets: None,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        list: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
-        let number =
-            |v: String, name: &str| v.parse::<u64>().map_err(|_| format!("{name}: not a number: {v}"));
-        if let Some(switch) = flag.strip_prefix("--").and_then(Switch::from_name) {
-            let v = value(&flag)?;
-            a.sel.pins.pin(switch, &v)?;
-            continue;
-        }
-        match flag.as_str() {
-            "--seeds" => a.seeds = number(value("--seeds")?, "--seeds")?,
-            "--first" => a.first = number(value("--first")?, "--first")?,
-            "--seed" => a.one = Some(number(value("--seed")?, "--seed")?),
-            "--threads" => a.threads = number(value("--threads")?, "--threads")? as usize,
-            "--worlds" => a.worlds = number(value("--worlds")?, "--worlds")?,
-            "--secrets" => a.secrets = Some(number(value("--secrets")?, "--secrets")?.max(1) as usize),
-            "--class" => {
-                let v = value("--class")?;
-                a.sel.class = Some(FaultClass::from_name(&v).ok_or_else(|| {
-                    let names: Vec<_> = FaultClass::EVERY.iter().map(|c| c.name()).collect();
-                    format!("unknown class {v}; one of {}", names.join(", "))
-                })?);
-            }
-            "--classes" => {
-                let v = value("--classes")?;
-                let mut list = Vec::new();
-                for name in v.split(',') {
-                    list.push(
-                        FaultClass::from_name(name)
-                            .ok_or_else(|| format!("--classes: unknown class {name}"))?,
-                    );
-                }
-                a.sel.classes = Some(Box::leak(list.into_boxed_slice()));
-            }
-            "--combination" => {
-                let n = number(value("--combination")?, "--combination")? as usize;
-                if n >= EngineBehaviours::COMBINATIONS {
-                    return Err(format!(
-                        "--combination: 0 to {}",
-                        EngineBehaviours::COMBINATIONS - 1
-                    ));
-                }
-                a.sel.pins = BehaviourPins::all(EngineBehaviours::from_index(n));
-            }
-            "--operator-action" => {
-                let v = value("--operator-action")?;
-                a.sel.operator_action = Some(OperatorAction::from_name(&v).ok_or_else(|| {
-                    let names: Vec<_> = OperatorAction::EVERY.iter().map(|c| c.name()).collect();
-                    format!("unknown operator action {v}; one of {}", names.join(", "))
-                })?);
-            }
-            "--kind" => {
-                let v = value("--kind")?;
-                a.sel.kind = Some(SecretKind::from_name(&v).ok_or_else(|| {
-                    let names: Vec<_> = SecretKind::EVERY.iter().map(|k| k.name()).collect();
-                    format!("unknown kind {v}; one of {}", names.join(", "))
-                })?);
-            }
-            "--request" => {
-                let v = value("--request")?;
-                a.sel.request = match v.as_str() {
-                    "none" => RequestPin::Off,
-                    name => RequestPin::Kind(RequestKind::from_name(name).ok_or_else(|| {
-                        format!("--request: unknown request {v}; one of none, emergency, cancel, redrive")
-                    })?),
-                };
-            }
-            "--request-phase" => {
-                let v = value("--request-phase")?;
-                a.sel.request_phase = Some(RequestPhase::from_name(&v).ok_or_else(|| {
-                    format!("--request-phase: unknown phase {v}; one of engine, after-finish, first-gap, second-gap")
-                })?);
-            }
-            "--refresh-on-miss" => {
-                let v = value("--refresh-on-miss")?;
-                a.sel.refresh_on_miss = Some(match v.as_str() {
-                    "on" => true,
-                    "off" => false,
-                    _ => return Err(format!("--refresh-on-miss: on or off, not {v}")),
-                });
-            }
-            "--matrix" => a.matrix = true,
-            "--list-failures" => a.list = true,
-            "--control" => a.sel.strategy = Strategy::OneStep,
-            "--replicas" => a.sel.replicas = true,
-            "-h" | "--help" => return Err(HELP.into()),
-            other => return Err(format!("unknown argument {other}\n{HELP}")),
-        }
-    }
-    Ok(a)
+/// The command line. The six engine-behaviour pins keep the names the report prints and
+/// [`replay_command`] writes; `--combination` pins all six first, then any single pin
+/// given beside it wins.
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyshift-sim",
+    about = "Runs seeded keyshift rotations against a simulated Secrets Manager, scheduler and consumer fleet, and prints the report.",
+    after_help = "Exits 1 when a run fails (it prints the failing combinations and how to replay a seed), or when the control fails to fail; 2 on a usage error."
+)]
+struct Cli {
+    /// Seeds to run (each picks its class and engine behaviours); with --matrix, seeds
+    /// per combination.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    first: u64,
+    /// Replays one seed (or one many-secrets world with --secrets) with its trace.
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Many-secrets worlds on top of the seeds.
+    #[arg(long, default_value_t = 0, value_name = "W")]
+    worlds: u64,
+    /// Secrets per many-secrets world (at least 1).
+    #[arg(long, value_name = "N")]
+    secrets: Option<usize>,
+    /// Every seed in this fault class.
+    #[arg(long, value_name = "NAME", value_parser = parse_class)]
+    class: Option<FaultClass>,
+    /// Seeds draw their class from these (comma-separated).
+    #[arg(long, value_name = "A,B", value_delimiter = ',', value_parser = parse_class)]
+    classes: Option<Vec<FaultClass>>,
+    /// Pins all six engine behaviours to combination N (0 is the baseline).
+    #[arg(long, value_name = "N", value_parser = parse_combination)]
+    combination: Option<usize>,
+    /// (a) A foreign PutSecretValue during the engine's rotation abandons it.
+    #[arg(long, value_name = "off|token|holder", value_parser = ["off", "token", "holder"])]
+    copy_abandons: Option<String>,
+    /// (b) The engine strips AWSPENDING after a finishSecret that left AWSCURRENT elsewhere.
+    #[arg(long, value_name = "off|on", value_parser = ["off", "on"])]
+    strip_after_finish: Option<String>,
+    /// (c) A PutSecretValue with another token than the rotation's is refused.
+    #[arg(long, value_name = "off|on", value_parser = ["off", "on"])]
+    validate_rotation_token: Option<String>,
+    /// (d) How the engine retries a rotation.
+    #[arg(long, value_name = "off|step-error|not-current", value_parser = ["off", "step-error", "not-current"])]
+    retry_reattach: Option<String>,
+    /// (e) CreateSchedule refuses a fire time not strictly in the future.
+    #[arg(long, value_name = "off|on", value_parser = ["off", "on"])]
+    past_schedule_refused: Option<String>,
+    /// (f) An operator acts by hand during a rotation.
+    #[arg(long, value_name = "off|on", value_parser = ["off", "on"])]
+    operator: Option<String>,
+    /// What the operator does (with --operator on).
+    #[arg(long, value_name = "ACTION", value_parser = parse_operator_action)]
+    operator_action: Option<OperatorAction>,
+    /// Every secret of this kind (default: drawn per seed).
+    #[arg(long, value_name = "KIND", value_parser = parse_kind)]
+    kind: Option<SecretKind>,
+    /// An operator request in every seed, or none (default: drawn, half the seeds).
+    #[arg(long, value_name = "none|emergency|cancel|redrive", value_parser = parse_request)]
+    request: Option<RequestPin>,
+    /// When the request is sent.
+    #[arg(long, value_name = "PHASE", value_parser = parse_request_phase)]
+    request_phase: Option<RequestPhase>,
+    /// off: a fleet that waits for its scheduled refresh after a miss (the failure-window
+    /// check then fails).
+    #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+    refresh_on_miss: Option<String>,
+    /// N seeds for EVERY engine-behaviour combination.
+    #[arg(long)]
+    matrix: bool,
+    /// Lists every failing seed, not only the first per combination.
+    #[arg(long)]
+    list_failures: bool,
+    /// The one-step control (which must fail).
+    #[arg(long)]
+    control: bool,
+    /// Replica Regions that trail the primary (opt-in).
+    #[arg(long)]
+    replicas: bool,
 }
 
-const HELP: &str =
-    "usage: keyshift-sim [--seeds N] [--first S] [--class NAME] [--classes A,B] [--threads N] [--matrix] \
-[--worlds W] [--secrets N] [--replicas] [--kind opaque|ed25519|symmetric] [--list-failures] [PINS] \
-| --seed S [--secrets N] [PINS] | --control
-PINS: --copy-abandons off|token|holder --strip-after-finish off|on --validate-rotation-token off|on
-      --retry-reattach off|step-error|not-current --past-schedule-refused off|on --operator off|on
-      --operator-action write|strip-pending|add-label|remove-label --combination N
-REQUESTS: --request none|emergency|cancel|redrive --request-phase engine|after-finish|first-gap|second-gap
-      --refresh-on-miss on|off";
+fn from_names<T: Copy>(what: &str, v: &str, every: &[T], name: fn(&T) -> &'static str) -> Result<T, String> {
+    every.iter().copied().find(|x| name(x) == v).ok_or_else(|| {
+        let names: Vec<_> = every.iter().map(name).collect();
+        format!("unknown {what} {v}; one of {}", names.join(", "))
+    })
+}
+
+fn parse_class(v: &str) -> Result<FaultClass, String> {
+    from_names("class", v, &FaultClass::EVERY, |c| c.name())
+}
+
+fn parse_operator_action(v: &str) -> Result<OperatorAction, String> {
+    from_names("operator action", v, &OperatorAction::EVERY, |c| c.name())
+}
+
+fn parse_kind(v: &str) -> Result<SecretKind, String> {
+    from_names("kind", v, &SecretKind::EVERY, |k| k.name())
+}
+
+fn parse_request(v: &str) -> Result<RequestPin, String> {
+    match v {
+        "none" => Ok(RequestPin::Off),
+        name => RequestKind::from_name(name)
+            .map(RequestPin::Kind)
+            .ok_or_else(|| format!("unknown request {v}; one of none, emergency, cancel, redrive")),
+    }
+}
+
+fn parse_request_phase(v: &str) -> Result<RequestPhase, String> {
+    RequestPhase::from_name(v)
+        .ok_or_else(|| format!("unknown phase {v}; one of engine, after-finish, first-gap, second-gap"))
+}
+
+fn parse_combination(v: &str) -> Result<usize, String> {
+    let n: usize = v.parse().map_err(|_| format!("not a number: {v}"))?;
+    if n >= EngineBehaviours::COMBINATIONS {
+        return Err(format!("0 to {}", EngineBehaviours::COMBINATIONS - 1));
+    }
+    Ok(n)
+}
+
+impl Cli {
+    fn into_args(self) -> Result<Args, String> {
+        let mut sel = Selection::seeded();
+        if let Some(n) = self.combination {
+            sel.pins = BehaviourPins::all(EngineBehaviours::from_index(n));
+        }
+        let pins = [
+            (Switch::CopyAbandons, &self.copy_abandons),
+            (Switch::StripAfterFinish, &self.strip_after_finish),
+            (Switch::ValidateRotationToken, &self.validate_rotation_token),
+            (Switch::RetryReattach, &self.retry_reattach),
+            (Switch::PastScheduleRefused, &self.past_schedule_refused),
+            (Switch::Operator, &self.operator),
+        ];
+        for (switch, value) in pins {
+            if let Some(v) = value {
+                sel.pins.pin(switch, v)?;
+            }
+        }
+        sel.class = self.class;
+        if let Some(list) = self.classes {
+            sel.classes = Some(Box::leak(list.into_boxed_slice()));
+        }
+        sel.operator_action = self.operator_action;
+        sel.kind = self.kind;
+        if let Some(pin) = self.request {
+            sel.request = pin;
+        }
+        sel.request_phase = self.request_phase;
+        sel.refresh_on_miss = self.refresh_on_miss.map(|v| v == "on");
+        if self.control {
+            sel.strategy = Strategy::OneStep;
+        }
+        sel.replicas = self.replicas;
+        Ok(Args {
+            seeds: self.seeds,
+            first: self.first,
+            one: self.seed,
+            sel,
+            matrix: self.matrix,
+            worlds: self.worlds,
+            secrets: self.secrets.map(|n| n.max(1)),
+            threads: self
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            list: self.list_failures,
+        })
+    }
+}
 
 fn print_run(r: &RunResult) {
     let sc = &r.scenario;
@@ -288,10 +353,10 @@ fn replay_one(seed: u64, args: &Args) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let args = match parse() {
+    let args = match Cli::parse().into_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("keyshift-sim: {e}");
             return ExitCode::from(2);
         }
     };
@@ -475,5 +540,66 @@ fn main() -> ExitCode {
     } else {
         println!("result: FAIL");
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Result<Args, String> {
+        let cli = Cli::try_parse_from(std::iter::once("keyshift-sim").chain(line.split_whitespace()))
+            .map_err(|e| e.to_string())?;
+        cli.into_args()
+    }
+
+    #[test]
+    fn every_replay_command_the_report_prints_parses_back_to_its_scenario() {
+        let sel = Selection::seeded();
+        for seed in 1..=200 {
+            let r = run_seed(Scenario::from_seed(seed, &sel), false);
+            let cmd = replay_command(&r, "");
+            let flags = cmd
+                .split_once(" -- ")
+                .map(|(_, f)| f)
+                .unwrap_or_else(|| panic!("no `--` in {cmd}"));
+            let a = args(flags).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+            assert_eq!(a.one, Some(seed));
+            let again = Scenario::from_seed(seed, &a.sel);
+            assert_eq!(format!("{again:?}"), format!("{:?}", r.scenario), "{cmd}");
+        }
+    }
+
+    #[test]
+    fn a_single_pin_beside_a_combination_wins() {
+        let a = args("--combination 0 --operator on").expect("parses");
+        let b = BehaviourPins::all(EngineBehaviours::from_index(0));
+        let op = Switch::EVERY
+            .iter()
+            .position(|s| *s == Switch::Operator)
+            .expect("a switch");
+        assert_eq!(a.sel.pins.values[op], Some(1));
+        for i in (0..6).filter(|&i| i != op) {
+            assert_eq!(a.sel.pins.values[i], b.values[i]);
+        }
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for line in [
+            "--class nope",
+            "--combination 100000",
+            "--copy-abandons maybe",
+            "--request sometimes",
+            "--seeds many",
+            "--frobnicate",
+        ] {
+            assert!(args(line).is_err(), "{line} was accepted");
+        }
+        let a =
+            args("--classes none,none --kind ed25519 --request none --refresh-on-miss off").expect("parses");
+        assert_eq!(a.sel.classes.map(<[_]>::len), Some(2));
+        assert_eq!(a.sel.request, RequestPin::Off);
+        assert_eq!(a.sel.refresh_on_miss, Some(false));
     }
 }
