@@ -1,5 +1,5 @@
-//! The rotation engine model, the operator, and the fault injector, one per secret of a
-//! world (methods on [`World`], taking the secret's index).
+//! The rotation engine model and the operator, one per secret of a world (methods on
+//! [`World`], taking the secret's index). The fault injector is [`crate::faults`].
 //!
 //! The engine: RotateSecret leaves the value-less AWSPENDING placeholder under the
 //! rotation's token, then createSecret, setSecret, testSecret and finishSecret run one
@@ -32,7 +32,6 @@
 use std::time::Duration;
 
 use keyshift::event::Step;
-use keyshift::memory::{Fault, Op};
 use keyshift::ports::{LabelMove, SecretStore, StoreErrorKind};
 use keyshift::secret::{AWSCURRENT, AWSPENDING};
 use keyshift::{Invocation, SecretValue, Timestamp, VersionId};
@@ -475,64 +474,5 @@ impl World {
         if self.secrets[s].rotations[r].operator_hit && self.secrets[s].rotations[r].engine_over {
             self.engine_done(s, r);
         }
-    }
-
-    pub(crate) fn inject_fault(&mut self, s: usize) {
-        let sw = &self.secrets[s];
-        if sw.faults >= sw.sc.max_faults || sw.rotations.iter().all(|r| r.became_current.is_some()) {
-            return;
-        }
-        let class = sw.sc.class;
-        let (id, inner) = (sw.id.clone(), sw.inner.clone());
-        let ops = [Op::Describe, Op::GetValue, Op::PutPending, Op::UpdateStage];
-        let mut injected = Vec::new();
-        if class.has(FaultClass::StoreErrors) && self.rng.random_bool(0.5) {
-            let op = ops[self.rng.random_range(0..ops.len())];
-            inner.inject(Fault::FailNext {
-                op,
-                kind: StoreErrorKind::Transient,
-            });
-            injected.push(format!("{op:?} fails next"));
-        }
-        if class.has(FaultClass::LostResponses) && self.rng.random_bool(0.5) {
-            let op = [Op::PutPending, Op::UpdateStage][self.rng.random_range(0..2)];
-            inner.inject(Fault::LoseResponse { op });
-            injected.push(format!("{op:?} response lost next"));
-        }
-        if class.has(FaultClass::Throttling) && self.rng.random_bool(0.5) {
-            let calls = self.rng.random_range(1..=3);
-            inner.inject(Fault::Throttle { op: None, calls });
-            injected.push(format!("{calls} calls throttled"));
-        }
-        if class.has(FaultClass::SchedulerErrors) && self.rng.random_bool(0.5) {
-            *self
-                .scheduler
-                .state()
-                .fail_next_creates
-                .entry(id.clone())
-                .or_default() += 1;
-            injected.push("CreateSchedule fails next".into());
-        }
-        if class.has(FaultClass::EngineStrip) && self.rng.random_bool(0.2) {
-            // A strip at any moment, behind everyone's back.
-            self.push_in(
-                Duration::ZERO,
-                Ev::Strip {
-                    s,
-                    after_finish: false,
-                },
-            );
-            injected.push("AWSPENDING stripped at a random moment".into());
-        }
-        if class.has(FaultClass::EngineStepFailures) && self.rng.random_bool(0.3) {
-            self.target.with_service(&id, |d| d.fail_next += 1);
-            injected.push("service B refuses next set/test".into());
-        }
-        if !injected.is_empty() {
-            self.secrets[s].faults += injected.len() as u32;
-            self.note(Some(s), format!("FAULT {}", injected.join(", ")));
-        }
-        let next = self.rand_secs(5.0, 60.0);
-        self.push_in(next, Ev::Fault(s));
     }
 }

@@ -48,8 +48,9 @@
 //! window cache on the virtual clock), [`keys`] (the real operations of the key
 //! secrets), [`checker`] (invariants, gaps, revocation),
 //! [`scenario`] (what a seed means: fault class, engine behaviours, timing, the operator's
-//! request), [`world`] (the event loop, delivery model, convergence), [`engine`] (the
-//! engine, operator and fault models), [`requests`] (the operator's emergencyRotate,
+//! request), [`world`] (the event loop; its delivery model, fleet operations and
+//! checks in submodules), [`engine`] (the engine and operator models), [`faults`] (the
+//! fault injector), [`requests`] (the operator's emergencyRotate,
 //! cancel and redrive through the real `Executor::operate`, and what an emergency may
 //! cost the consumers: by-design failures only, healed within one round trip),
 //! [`control`] (the one-step rotation that must fail), [`report`] (tallies). A failing
@@ -59,6 +60,7 @@ pub mod checker;
 pub mod clock;
 pub mod control;
 pub mod engine;
+pub mod faults;
 pub mod fleet;
 pub mod keys;
 pub mod ports;
