@@ -1,40 +1,23 @@
 //! One secret of every kind, rotated at once through the real runtime path (moto's
 //! server, the release binary under `cargo lambda watch`), each with a fleet of
-//! keyshift-client instances that really use what it holds between refreshes:
-//!
-//! | kind | a producer... | a consumer... |
-//! |---|---|---|
-//! | signing key pairs | signs a JWT (jsonwebtoken) with its AWSCURRENT key, `kid` = version id | verifies it with the key under that `kid` in its own JWKS, checking `exp`, `aud` and `iss` |
-//! | `symmetric` | seals with AES-256-GCM under its AWSCURRENT key, the `kid` bound into the AAD | opens it with the accepted version named by the `kid` |
-//! | `password` | presents its AWSCURRENT value | accepts it if one of its accepted versions holds it |
-//! | `json` | presents the generated `password` field | as `password`; and every other field must carry over unchanged |
-//!
-//! A consumer looks only at its own published view (no refresh on a miss), so a failure
-//! counts whenever the fleet would have failed under the consumer contract.
+//! keyshift-client instances that really use what it holds between refreshes (what each
+//! kind's producers and consumers do is in [`crate::fleet`]). The `json` secret's other
+//! fields must carry over unchanged, and generated passwords must follow the tags.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_sdk_secretsmanager::types::{RotationRulesType, Tag};
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use keyshift::secret::{AWSCURRENT, AWSPENDING, ROTATING};
-use keyshift_client::{Client, Config, SdkSource};
+use keyshift_client::Config;
 use keyshift_keys::KeyKind;
 use rand::Rng;
 use serde_json::{Value, json};
 
 use crate::calls::Origin;
-use crate::local::{
-    FUNCTION_ARN, GROUP, Gap, Invoker, SCHEDULER_ROLE_ARN, Samples, SchedulerDriver, Timeline, continued,
-    gaps, holder, labels, monitor_labels, short, show, uuid_v4,
-};
-use crate::moto::{Moto, emulator_env};
-use crate::proxy::CountingProxy;
-use crate::watch::Watch;
+use crate::fleet::{Fleet, presented};
+use crate::local::{FUNCTION_ARN, Gap, Samples, Timeline, gaps, labels, monitor_labels, uuid_v4};
+use crate::rig::{Invoker, Rig, SchedulerDriver, await_convergence, begin_rotation, engine_steps};
 
 /// Every kind the stock function makes, as its tag spells it.
 pub const ALL_KINDS: [&str; 9] = [
@@ -159,171 +142,19 @@ fn secret_parts(value: &str) -> Vec<String> {
     out
 }
 
-type Fleet = Vec<Client<SdkSource>>;
-
-/// What one secret's operation loop needs.
-struct Operating {
-    kind: String,
-    fleet: Arc<Fleet>,
-    ops: AtomicU64,
-    failed: AtomicU64,
-    kids: Mutex<std::collections::BTreeSet<String>>,
-    signers: Mutex<HashMap<String, (EncodingKey, Algorithm)>>,
-}
-
-fn alg(name: &str) -> Option<Algorithm> {
-    match name {
-        "EdDSA" => Some(Algorithm::EdDSA),
-        "ES256" => Some(Algorithm::ES256),
-        "ES384" => Some(Algorithm::ES384),
-        "RS256" => Some(Algorithm::RS256),
-        _ => None,
-    }
-}
-
-impl Operating {
-    /// One operation from instance `p` to instance `c`: `None` when `p` has nothing to
-    /// use yet, else whether `c` accepted it.
-    fn once(&self, p: usize, c: usize) -> Option<Result<(), String>> {
-        let current = self.fleet[p].current().ok()?;
-        let consumer = &self.fleet[c];
-        self.kids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(current.id().as_str().to_owned());
-        Some(match self.kind.as_str() {
-            "password" | "json" => {
-                let used = presented(&self.kind, current.value().expose());
-                let accepted = consumer.accepted().map_err(|e| e.to_string());
-                accepted.and_then(|a| {
-                    a.iter()
-                        .any(|v| used.is_some() && presented(&self.kind, v.value().expose()) == used)
-                        .then_some(())
-                        .ok_or_else(|| "the consumer accepts no version with that value".to_owned())
-                })
-            }
-            "symmetric" => self.seal_open(&current, consumer),
-            _ => self.sign_verify(&current, consumer),
-        })
-    }
-
-    fn sign_verify(
-        &self,
-        current: &keyshift_client::Version,
-        consumer: &Client<SdkSource>,
-    ) -> Result<(), String> {
-        let kid = current.id().as_str().to_owned();
-        let (key, algorithm) = {
-            let mut signers = self.signers.lock().unwrap_or_else(|e| e.into_inner());
-            if !signers.contains_key(&kid) {
-                let k = current.signing_key().map_err(|e| e.to_string())?;
-                let algorithm = alg(k.alg()).ok_or("unknown alg")?;
-                let pem = k.private_key_pem().as_bytes();
-                let key = match algorithm {
-                    Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
-                    Algorithm::RS256 => EncodingKey::from_rsa_pem(pem),
-                    _ => EncodingKey::from_ec_pem(pem),
-                }
-                .map_err(|e| format!("signing key: {e}"))?;
-                signers.insert(kid.clone(), (key, algorithm));
-            }
-            signers.get(&kid).cloned().ok_or("no signer")?
-        };
-        let mut header = Header::new(algorithm);
-        header.kid = Some(kid.clone());
-        let exp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() + 60)
-            .unwrap_or_default();
-        let claims = json!({"sub": "fleet", "iss": "keyshift-local", "aud": "fleet", "exp": exp});
-        let token = jsonwebtoken::encode(&header, &claims, &key).map_err(|e| format!("sign: {e}"))?;
-        // The consumer: its own JWKS, the key under the token's kid, full validation.
-        let kid_in = jsonwebtoken::decode_header(&token)
-            .map_err(|e| format!("header: {e}"))?
-            .kid
-            .ok_or("no kid")?;
-        let jwks = consumer.jwks().map_err(|e| e.to_string())?;
-        let jwk = jwks.as_json()["keys"]
-            .as_array()
-            .and_then(|keys| keys.iter().find(|k| k["kid"] == kid_in.as_str()))
-            .ok_or("the consumer's JWKS has no key under that kid")?;
-        // The algorithm comes from the consumer's JWK, never from the token's header.
-        let expected = jwk["alg"]
-            .as_str()
-            .and_then(alg)
-            .ok_or("the JWK names no known alg")?;
-        let jwk: Jwk = serde_json::from_value(jwk.clone()).map_err(|e| format!("jwk: {e}"))?;
-        let mut validation = Validation::new(expected);
-        validation.set_audience(&["fleet"]);
-        validation.set_issuer(&["keyshift-local"]);
-        validation.set_required_spec_claims(&["exp", "aud", "iss"]);
-        let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("decoding key: {e}"))?;
-        jsonwebtoken::decode::<Value>(&token, &decoding, &validation)
-            .map(drop)
-            .map_err(|e| format!("verify: {e}"))
-    }
-
-    fn seal_open(
-        &self,
-        current: &keyshift_client::Version,
-        consumer: &Client<SdkSource>,
-    ) -> Result<(), String> {
-        let key = current.symmetric_key().map_err(|e| e.to_string())?;
-        let kid = key.kid().as_str().to_owned();
-        let sealing = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key.bytes()).map_err(|_| "key")?);
-        let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "random")?;
-        let mut data = b"order 42: 3 widgets".to_vec();
-        sealing
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(kid.as_bytes()),
-                &mut data,
-            )
-            .map_err(|_| "seal")?;
-        // The consumer: the accepted version the kid names, from its own view.
-        let version = consumer
-            .accepted_version(&kid)
-            .map_err(|e| format!("the consumer does not accept the kid: {e}"))?;
-        let opening = version.symmetric_key().map_err(|e| e.to_string())?;
-        let opening = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, opening.bytes()).map_err(|_| "key")?);
-        let plain = opening
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(kid.as_bytes()),
-                &mut data,
-            )
-            .map_err(|_| "open failed")?;
-        (plain == b"order 42: 3 widgets")
-            .then_some(())
-            .ok_or_else(|| "wrong plaintext".to_owned())
-    }
-}
-
-/// What a producer presents of a `password` or `json` value.
-fn presented(kind: &str, value: &str) -> Option<String> {
-    match kind {
-        "json" => serde_json::from_str::<Value>(value).ok()?["password"]
-            .as_str()
-            .map(str::to_owned),
-        _ => Some(value.to_owned()),
-    }
-}
-
 /// Rotates one secret of each kind at once, through `cargo lambda watch`, with a fleet
 /// per secret.
 pub async fn run_kinds(opts: &KindsOptions, timeline: &Timeline) -> Result<KindsSummary, String> {
-    let moto = Moto::start()?;
-    timeline.say(format!("moto's server is up on 127.0.0.1:{}", moto.port));
-    let sdk = moto.sdk_config().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-    let sched = aws_sdk_scheduler::Client::new(&sdk);
-    sched
-        .create_schedule_group()
-        .name(GROUP)
-        .send()
-        .await
-        .map_err(|e| format!("CreateScheduleGroup: {e}"))?;
+    let rig = Rig::start(
+        opts.gap_secs,
+        opts.budget_secs,
+        "info",
+        Vec::new(),
+        &opts.log,
+        timeline,
+    )
+    .await?;
+    let (sm, sched, invoker) = (rig.sm.clone(), rig.sched.clone(), rig.invoker.clone());
     let mut summary = KindsSummary::default();
     let mut secrets: Vec<(String, String, String)> = Vec::new(); // (kind, arn, name)
     let mut initials: Vec<String> = Vec::new();
@@ -347,28 +178,6 @@ pub async fn run_kinds(opts: &KindsOptions, timeline: &Timeline) -> Result<Kinds
         secrets.push((kind.clone(), created.arn().unwrap_or_default().to_owned(), name));
     }
 
-    let proxy = CountingProxy::start(moto.port)
-        .await
-        .map_err(|e| format!("counting proxy: {e}"))?;
-    let mut env = emulator_env(&proxy.endpoint());
-    env.extend([
-        ("KEYSHIFT_GAP_SECONDS", opts.gap_secs.to_string()),
-        ("KEYSHIFT_INLINE_BUDGET_SECONDS", opts.budget_secs.to_string()),
-        ("KEYSHIFT_SCHEDULE_GROUP", GROUP.to_owned()),
-        ("KEYSHIFT_SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN.to_owned()),
-        ("KEYSHIFT_FUNCTION_ARN", FUNCTION_ARN.to_owned()),
-        ("RUST_LOG", "info".to_owned()),
-    ]);
-    timeline.say("building the release binary and starting `cargo lambda watch`");
-    let watch = Watch::start(&env, &opts.log)?;
-    let invoker = Arc::new(Invoker {
-        watch,
-        proxy,
-        one_at_a_time: tokio::sync::Mutex::new(()),
-        rows: Mutex::default(),
-        rotations: Mutex::default(),
-    });
-
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     let gap = Duration::from_secs(opts.gap_secs);
@@ -381,49 +190,9 @@ pub async fn run_kinds(opts: &KindsOptions, timeline: &Timeline) -> Result<Kinds
     let mut operating = Vec::new();
     let mut samples: Vec<Samples> = Vec::new();
     for (kind, arn, _) in &secrets {
-        let mut fleet = Vec::new();
-        for _ in 0..opts.consumers {
-            let source = SdkSource::new(sm.clone(), arn.clone());
-            fleet.push(
-                Client::start(source, config.clone())
-                    .await
-                    .map_err(|e| format!("keyshift-client: {e}"))?,
-            );
-        }
-        let op = Arc::new(Operating {
-            kind: kind.clone(),
-            fleet: Arc::new(fleet),
-            ops: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            kids: Mutex::default(),
-            signers: Mutex::default(),
-        });
-        operating.push(op.clone());
-        let (stop2, tl) = (stop.clone(), timeline.clone());
-        tasks.push(tokio::spawn(async move {
-            while !stop2.load(Ordering::SeqCst) {
-                let (p, c) = {
-                    let mut rng = rand::rng();
-                    (
-                        rng.random_range(0..op.fleet.len()),
-                        rng.random_range(0..op.fleet.len()),
-                    )
-                };
-                let op2 = op.clone();
-                let result = tokio::task::spawn_blocking(move || op2.once(p, c))
-                    .await
-                    .ok()
-                    .flatten();
-                if let Some(result) = result {
-                    op.ops.fetch_add(1, Ordering::SeqCst);
-                    if let Err(e) = result {
-                        op.failed.fetch_add(1, Ordering::SeqCst);
-                        tl.say(format!("FAILED {} operation: instance {p} -> {c}: {e}", op.kind));
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-        }));
+        let fleet = Fleet::start(&sm, arn, kind, opts.consumers, &config).await?;
+        tasks.push(fleet.operate_until(Duration::from_millis(25), &stop, timeline));
+        operating.push(fleet);
         // The label monitor: samples every 50 ms.
         let (seen, monitor) = monitor_labels(&sm, arn, format!("{kind:<10} "), &stop, timeline);
         samples.push(seen);
@@ -478,10 +247,10 @@ pub async fn run_kinds(opts: &KindsOptions, timeline: &Timeline) -> Result<Kinds
             kind: kind.clone(),
             secret: name.clone(),
             converged: converged[i],
-            operations: op.ops.load(Ordering::SeqCst),
-            failed: op.failed.load(Ordering::SeqCst),
+            operations: op.operations(),
+            failed: op.failed(),
             gaps: gaps(&samples[i].lock().unwrap_or_else(|e| e.into_inner())),
-            kids_used: op.kids.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            kids_used: op.kids_used(),
             ..Default::default()
         };
         // Every version's value: for the log check, and the json and password checks.
@@ -533,7 +302,7 @@ pub async fn run_kinds(opts: &KindsOptions, timeline: &Timeline) -> Result<Kinds
     }
     drop(operating);
     drop(invoker);
-    drop(moto);
+    drop(rig);
     Ok(summary)
 }
 
@@ -617,52 +386,11 @@ pub(crate) async fn rotate(
     number: usize,
     gap_secs: u64,
 ) -> Result<bool, String> {
-    let before = labels(sm, arn).await?;
-    let old = holder(&before, AWSCURRENT).cloned().unwrap_or_default();
-    let token = uuid_v4();
-    invoker
-        .rotations
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(token.clone(), number);
-    let rotation_token = format!("{}-{}", uuid_v4(), uuid_v4());
-    timeline.say(format!("{kind:<10} RotateSecret with token {}", short(&token)));
-    let _expected_error = sm
-        .rotate_secret()
-        .secret_id(arn)
-        .client_request_token(&token)
-        .rotation_lambda_arn(FUNCTION_ARN)
-        .rotation_rules(RotationRulesType::builder().automatically_after_days(30).build())
-        .send()
-        .await;
-    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-        let event = json!({"Step": step, "SecretId": arn, "ClientRequestToken": token, "RotationToken": rotation_token});
-        match invoker.invoke(Origin::Engine, &event).await {
-            Ok(r) => timeline.say(format!(
-                "{kind:<10} engine: {step} ok: {}{}",
-                r["outcome"].as_str().unwrap_or("?"),
-                continued(&r)
-            )),
-            Err(e) => return Err(format!("{kind}: {step} failed: {e}")),
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(gap_secs * 3 + 240);
-    loop {
-        let l = labels(sm, arn).await?;
-        let current = holder(&l, AWSCURRENT);
-        if current.is_some_and(|c| *c != old)
-            && holder(&l, AWSPENDING).is_none_or(|p| Some(p) == current)
-            && holder(&l, ROTATING).is_none()
-        {
-            timeline.say(format!("{kind:<10} converged: {}", show(&l)));
-            return Ok(true);
-        }
-        if Instant::now() > deadline {
-            timeline.say(format!("{kind:<10} did NOT converge: {}", show(&l)));
-            return Ok(false);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let label = format!("{kind:<10}");
+    let started = begin_rotation(sm, invoker, timeline, &label, arn, number).await?;
+    engine_steps(invoker, timeline, &label, arn, &started).await?;
+    let within = Duration::from_secs(gap_secs * 3 + 240);
+    await_convergence(sm, timeline, &label, arn, &started, within).await
 }
 
 /// The gaps of `result` that are shorter than T (none, in a correct run).

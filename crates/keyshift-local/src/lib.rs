@@ -6,7 +6,11 @@
 //!   operation), counted on the wire.
 //! * [`watch`]: the rotation function's release binary under `cargo lambda watch`,
 //!   invoked through the Lambda Invoke API.
+//! * [`rig`]: moto, the counting proxy and the function under `cargo lambda watch`
+//!   started together, the invoker, the scheduler driver, and one engine rotation.
 //! * [`calls`]: the AWS calls the function made, per invocation, as a table.
+//! * [`fleet`]: a consumer fleet of keyshift-client instances on the real SDK, whose
+//!   producers use each kind of value and whose consumers check it.
 //! * [`local`]: a whole rotation: a driver that plays the rotation engine and the
 //!   scheduler, a consumer fleet on the real SDK, a label timeline and the gaps measured.
 //! * [`kinds`]: one secret of every kind rotated at once, each with a keyshift-client
@@ -15,6 +19,7 @@
 //!   its own and every statement logged, for the PostgreSQL target's tests and the demo.
 
 pub mod calls;
+pub mod fleet;
 pub mod http;
 pub mod kinds;
 pub mod local;
@@ -23,4 +28,5 @@ pub mod pgdemo;
 pub mod pgfleet;
 pub mod postgres;
 pub mod proxy;
+pub mod rig;
 pub mod watch;

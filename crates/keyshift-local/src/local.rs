@@ -1,7 +1,7 @@
 //! A whole rotation on the emulator, through the real runtime path: moto's server as
 //! Secrets Manager and EventBridge Scheduler, the release binary under `cargo lambda
-//! watch`, a driver that plays the rotation engine and the scheduler, and a fleet of
-//! consumers on the real Rust SDK.
+//! watch` ([`crate::rig`]), a driver that plays the rotation engine and the scheduler,
+//! and a fleet of keyshift-client instances on the real Rust SDK ([`crate::fleet`]).
 //!
 //! The function reaches moto through a counting proxy, and the driver makes one
 //! invocation at a time, so every AWS call the function makes is counted against the
@@ -9,21 +9,20 @@
 //! schedule list, the fleet, the label monitor) talks to moto directly and is not
 //! counted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_secretsmanager::types::RotationRulesType;
 use keyshift::secret::{AWSCURRENT, AWSPENDING, ROTATING};
+use keyshift_client::Config;
 use rand::Rng;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::calls::{CallTable, Origin, Row};
-use crate::moto::{Moto, emulator_env};
-use crate::proxy::{CountingProxy, delta};
-use crate::watch::{FUNCTION, InvokeError, Watch};
+use crate::calls::{CallTable, Origin};
+use crate::fleet::Fleet;
+use crate::rig::{Invoker, Rig, SchedulerDriver, await_convergence, begin_rotation, engine_steps};
 
 /// The schedule group the function schedules into (created on the emulator).
 pub const GROUP: &str = "keyshift";
@@ -127,53 +126,6 @@ pub(crate) fn monitor_labels(
     (samples, task)
 }
 
-/// The scheduler driver: fires each schedule at its at() time and deletes it, as
-/// ActionAfterCompletion DELETE does; once `drain` is set, fires what is left at once.
-pub(crate) struct SchedulerDriver {
-    /// Set to fire every listed schedule now.
-    pub(crate) drain: Arc<AtomicBool>,
-    /// Follow-ups fired.
-    pub(crate) fired: Arc<AtomicU64>,
-    /// Deliveries in flight.
-    pub(crate) deliveries: Deliveries,
-    /// The driver's loop (ends with `stop`).
-    pub(crate) task: tokio::task::JoinHandle<()>,
-}
-
-impl SchedulerDriver {
-    /// Starts the loop, every 200 ms until `stop`.
-    pub(crate) fn start(
-        sched: &aws_sdk_scheduler::Client,
-        invoker: &Arc<Invoker>,
-        stop: &Arc<AtomicBool>,
-        timeline: &Timeline,
-    ) -> SchedulerDriver {
-        let (drain, fired, deliveries): (Arc<AtomicBool>, Arc<AtomicU64>, Deliveries) = Default::default();
-        let (sched, invoker, stop, drain2, fired2, tl, deliveries2) = (
-            sched.clone(),
-            invoker.clone(),
-            stop.clone(),
-            drain.clone(),
-            fired.clone(),
-            timeline.clone(),
-            deliveries.clone(),
-        );
-        let task = tokio::spawn(async move {
-            while !stop.load(Ordering::SeqCst) {
-                let all = drain2.load(Ordering::SeqCst);
-                let _ = fire_due(&sched, &invoker, all, &fired2, &tl, &deliveries2).await;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        });
-        SchedulerDriver {
-            drain,
-            fired,
-            deliveries,
-            task,
-        }
-    }
-}
-
 /// Prints timeline lines with the time since the start.
 #[derive(Debug, Clone)]
 pub struct Timeline {
@@ -235,79 +187,62 @@ pub(crate) fn holder<'a>(l: &'a Labels, stage: &str) -> Option<&'a String> {
     l.iter().find(|(_, s)| s.contains(stage)).map(|(v, _)| v)
 }
 
-/// The function under `cargo lambda watch`, invoked one invocation at a time, with the
-/// calls the counting proxy saw while each was in flight.
-#[derive(Debug)]
-pub(crate) struct Invoker {
-    pub(crate) watch: Watch,
-    pub(crate) proxy: CountingProxy,
-    pub(crate) one_at_a_time: tokio::sync::Mutex<()>,
-    pub(crate) rows: Mutex<Vec<Row>>,
-    /// The rotation of each engine token and of each schedule an invocation of the
-    /// rotation reported (`scheduled[].name`), to place the follow-ups.
-    pub(crate) rotations: Mutex<HashMap<String, usize>>,
-}
-
-impl Invoker {
-    /// Invokes the function with `payload` once no other invocation is in flight, and
-    /// records the calls it made.
-    pub(crate) async fn invoke(&self, origin: Origin, payload: &Value) -> Result<Value, InvokeError> {
-        let _one = self.one_at_a_time.lock().await;
-        let before = self.proxy.by_operation();
-        let result = self.watch.invoke(payload).await;
-        let calls = delta(&before, &self.proxy.by_operation());
-        let rotation = match origin {
-            Origin::Refused | Origin::Operator => None,
-            _ => {
-                let mut rotations = self.rotations.lock().unwrap_or_else(|e| e.into_inner());
-                let of = |key: &Value| key.as_str().and_then(|k| rotations.get(k).copied());
-                let rotation = of(&payload["Schedule"]).or_else(|| of(&payload["ClientRequestToken"]));
-                if let (Some(n), Ok(reply)) = (rotation, &result) {
-                    for job in reply["scheduled"].as_array().into_iter().flatten() {
-                        if let Some(name) = job["name"].as_str() {
-                            rotations.insert(name.to_owned(), n);
-                        }
-                    }
-                }
-                rotation
-            }
-        };
-        self.rows.lock().unwrap_or_else(|e| e.into_inner()).push(Row {
-            rotation,
-            step: payload["Step"].as_str().unwrap_or("?").to_owned(),
-            origin,
-            calls,
-        });
-        result
-    }
-}
-
-/// One consumer's view: the value it uses and the values it accepts.
-#[derive(Debug, Clone, Default)]
-struct View {
-    current: Option<String>,
-    accepted: HashSet<String>,
-}
-
 /// Runs the whole thing: start the emulator and the runtime, rotate, stop everything.
 pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String> {
-    let moto = Moto::start()?;
-    timeline.say(format!("moto's server is up on 127.0.0.1:{}", moto.port));
-    let sdk = moto.sdk_config().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-    let sched = aws_sdk_scheduler::Client::new(&sdk);
-    sched
-        .create_schedule_group()
-        .name(GROUP)
-        .send()
-        .await
-        .map_err(|e| format!("CreateScheduleGroup: {e}"))?;
+    let rig = Rig::start(
+        opts.gap_secs,
+        opts.budget_secs,
+        &opts.rust_log,
+        Vec::new(),
+        &opts.log,
+        timeline,
+    )
+    .await?;
+    let arn = create_secret(&rig, timeline).await?;
+    let mut summary = Summary::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    // The label monitor: samples every 50 ms, prints each change.
+    let (samples, monitor) = monitor_labels(&rig.sm, &arn, String::new(), &stop, timeline);
+    tasks.push(monitor);
+    // The consumer fleet: keyshift-client instances refreshing every R/2 to R; every
+    // 20 ms one instance's current value is checked against another's window.
+    let fleet = Fleet::start(&rig.sm, &arn, "password", opts.consumers, &fleet_config(opts)?).await?;
+    tasks.push(fleet.operate_until(Duration::from_millis(20), &stop, timeline));
+    let scheduler = SchedulerDriver::start(&rig.sched, &rig.invoker, &stop, timeline);
+
+    tokio::time::sleep(opts.refresh * 2).await;
+    for n in 0..opts.rotations {
+        let converged = rotation(&rig, opts, timeline, &arn, n, &mut summary).await?;
+        summary.converged += usize::from(converged);
+        tokio::time::sleep(opts.refresh * 2).await;
+    }
+    // Every delivery ends before the calls are summed up.
+    let deadline = Duration::from_secs(opts.budget_secs + 60);
+    summary.fired = scheduler
+        .finish(&stop, tasks, Duration::from_secs(3), deadline)
+        .await;
+    summary.calls = CallTable {
+        rows: std::mem::take(&mut *rig.invoker.rows.lock().unwrap_or_else(|e| e.into_inner())),
+        counted: rig.invoker.proxy.by_operation().values().sum(),
+    };
+    summary.operations = fleet.operations();
+    summary.failed = fleet.failed();
+    summary.gaps = gaps(&samples.lock().unwrap_or_else(|e| e.into_inner()));
+    // Every value the secret ever had, for the log check.
+    summary.values = rig.values(&arn).await?;
+    Ok(summary)
+}
+
+/// The demo's secret, with a random 40-character first value.
+async fn create_secret(rig: &Rig, timeline: &Timeline) -> Result<String, String> {
     let initial: String = rand::rng()
         .sample_iter(rand::distr::Alphanumeric)
         .take(40)
         .map(char::from)
         .collect();
-    let created = sm
+    let created = rig
+        .sm
         .create_secret()
         .name("keyshift-demo/api-key")
         .secret_string(&initial)
@@ -316,227 +251,57 @@ pub async fn run(opts: &Options, timeline: &Timeline) -> Result<Summary, String>
         .map_err(|e| format!("CreateSecret: {e}"))?;
     let arn = created.arn().unwrap_or_default().to_owned();
     timeline.say(format!("created the secret {arn}"));
+    Ok(arn)
+}
 
-    // The function's calls go through the proxy; the driver's go to moto directly.
-    let proxy = CountingProxy::start(moto.port)
-        .await
-        .map_err(|e| format!("counting proxy: {e}"))?;
-    timeline.say(format!(
-        "the function reaches moto through a counting proxy on 127.0.0.1:{}",
-        proxy.port
-    ));
-    let mut env = emulator_env(&proxy.endpoint());
-    env.extend([
-        ("KEYSHIFT_GAP_SECONDS", opts.gap_secs.to_string()),
-        ("KEYSHIFT_INLINE_BUDGET_SECONDS", opts.budget_secs.to_string()),
-        ("KEYSHIFT_SCHEDULE_GROUP", GROUP.to_owned()),
-        ("KEYSHIFT_SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN.to_owned()),
-        ("KEYSHIFT_FUNCTION_ARN", FUNCTION_ARN.to_owned()),
-        ("RUST_LOG", opts.rust_log.clone()),
-    ]);
-    timeline.say("building the release binary and starting `cargo lambda watch`");
-    let watch = Watch::start(&env, &opts.log)?;
-    timeline.say(format!(
-        "the local Lambda runtime serves {FUNCTION} on 127.0.0.1:{}",
-        watch.port
-    ));
-    let invoker = Arc::new(Invoker {
-        watch,
-        proxy,
-        one_at_a_time: tokio::sync::Mutex::new(()),
-        rows: Mutex::default(),
-        rotations: Mutex::default(),
-    });
+/// The fleet's client configuration: T, refreshes every R/2 to R, and a read lag of T/8
+/// (moto is consistent; the bound still has to fit under T).
+fn fleet_config(opts: &Options) -> Result<Config, String> {
+    let gap = Duration::from_secs(opts.gap_secs);
+    Config::builder(gap)
+        .read_lag(gap / 8)
+        .refresh(opts.refresh / 2, opts.refresh)
+        .build()
+        .map_err(|e| format!("the fleet's configuration: {e}"))
+}
 
-    let mut summary = Summary {
-        values: vec![initial.clone()],
-        ..Default::default()
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let ops = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-
-    // The label monitor: samples every 50 ms, prints each change.
-    let (samples, monitor) = monitor_labels(&sm, &arn, String::new(), &stop, timeline);
-    tasks.push(monitor);
-
-    // The consumer fleet: each instance refreshes every R from a random phase.
-    let views: Arc<Mutex<Vec<View>>> = Arc::new(Mutex::new(vec![View::default(); opts.consumers]));
-    let values: Arc<Mutex<HashMap<String, String>>> = Arc::default();
-    for i in 0..opts.consumers {
-        let (sm, arn, stop, views, values) = (
-            sm.clone(),
-            arn.clone(),
-            stop.clone(),
-            views.clone(),
-            values.clone(),
-        );
-        let refresh = opts.refresh;
-        tasks.push(tokio::spawn(async move {
-            let phase = rand::rng().random_range(0..refresh.as_millis() as u64);
-            tokio::time::sleep(Duration::from_millis(phase)).await;
-            while !stop.load(Ordering::SeqCst) {
-                if let Ok(view) = refresh_view(&sm, &arn, &values).await {
-                    views.lock().unwrap_or_else(|e| e.into_inner())[i] = view;
-                }
-                tokio::time::sleep(refresh).await;
-            }
-        }));
+/// Rotation `n`: RotateSecret, the engine's four steps, and the wait for the clean end
+/// state. The first rotation also asks the function for its status report before, after
+/// finishSecret and after, and tries the malformed and wrong invocations.
+async fn rotation(
+    rig: &Rig,
+    opts: &Options,
+    timeline: &Timeline,
+    arn: &str,
+    n: usize,
+    summary: &mut Summary,
+) -> Result<bool, String> {
+    let label = format!("rotation {n}:");
+    let invoker = &rig.invoker;
+    if n == 0 {
+        summary
+            .statuses
+            .push(("before".into(), status(invoker, arn, timeline).await?));
     }
-    // Producers: every 20 ms, one instance's current value is checked by another's window.
-    {
-        let (stop, views, ops, failed, tl) = (
-            stop.clone(),
-            views.clone(),
-            ops.clone(),
-            failed.clone(),
-            timeline.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::SeqCst) {
-                {
-                    let views = views.lock().unwrap_or_else(|e| e.into_inner());
-                    let mut rng = rand::rng();
-                    let (p, c) = (rng.random_range(0..views.len()), rng.random_range(0..views.len()));
-                    if let Some(used) = &views[p].current {
-                        if !views[c].accepted.is_empty() {
-                            ops.fetch_add(1, Ordering::SeqCst);
-                            if !views[c].accepted.contains(used) {
-                                failed.fetch_add(1, Ordering::SeqCst);
-                                tl.say(format!("FAILED consumer operation: instance {c} does not accept what instance {p} uses"));
-                            }
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }));
+    let started = begin_rotation(&rig.sm, invoker, timeline, &label, arn, n).await?;
+    summary.rotation_tokens.push(started.rotation_token.clone());
+    if n == 0 {
+        summary.refused = refusals(invoker, &rig.sm, arn, &started.token, timeline).await?;
     }
-    let scheduler = SchedulerDriver::start(&sched, &invoker, &stop, timeline);
-
-    tokio::time::sleep(opts.refresh * 2).await;
-    for n in 0..opts.rotations {
-        let before = labels(&sm, &arn).await?;
-        let old = holder(&before, AWSCURRENT).cloned().unwrap_or_default();
-        let token = uuid_v4();
-        invoker
-            .rotations
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(token.clone(), n);
-        let rotation_token = format!("{}-{}", uuid_v4(), uuid_v4());
-        summary.rotation_tokens.push(rotation_token.clone());
-        if n == 0 {
-            summary
-                .statuses
-                .push(("before".into(), status(&invoker, &arn, timeline).await?));
-        }
-        timeline.say(format!("rotation {n}: RotateSecret with token {}", short(&token)));
-        // moto cannot run the Lambda: RotateSecret fails on the function's ARN but leaves
-        // the engine's value-less AWSPENDING placeholder, as AWS does before createSecret.
-        let _expected_error = sm
-            .rotate_secret()
-            .secret_id(&arn)
-            .client_request_token(&token)
-            .rotation_lambda_arn(FUNCTION_ARN)
-            .rotation_rules(RotationRulesType::builder().automatically_after_days(30).build())
-            .send()
-            .await;
-        let l = labels(&sm, &arn).await?;
-        if holder(&l, AWSPENDING) != Some(&token) {
-            return Err(format!(
-                "RotateSecret left no placeholder for {token}: {}",
-                show(&l)
-            ));
-        }
-        if n == 0 {
-            summary.refused = refusals(&invoker, &sm, &arn, &token, timeline).await?;
-        }
-        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-            let event = json!({"Step": step, "SecretId": arn, "ClientRequestToken": token, "RotationToken": rotation_token});
-            timeline.say(format!("engine: invoke {step}"));
-            match invoker.invoke(Origin::Engine, &event).await {
-                Ok(r) => timeline.say(format!(
-                    "engine: {step} ok: {}{}",
-                    r["outcome"].as_str().unwrap_or("?"),
-                    continued(&r)
-                )),
-                Err(e) => return Err(format!("{step} failed: {e}")),
-            }
-        }
-        if n == 0 {
-            summary.statuses.push((
-                "after finishSecret".into(),
-                status(&invoker, &arn, timeline).await?,
-            ));
-        }
-        // Converged: AWSCURRENT moved off the old version, no ROTATING, and AWSPENDING
-        // on the current version or none (both are AWS's documented end states).
-        let deadline = Instant::now() + Duration::from_secs(opts.gap_secs * 3 + 150);
-        loop {
-            let l = labels(&sm, &arn).await?;
-            let current = holder(&l, AWSCURRENT);
-            if current.is_some_and(|c| *c != old)
-                && holder(&l, AWSPENDING).is_none_or(|p| Some(p) == current)
-                && holder(&l, ROTATING).is_none()
-            {
-                summary.converged += 1;
-                timeline.say(format!("rotation {n} converged: {}", show(&l)));
-                if n == 0 {
-                    summary
-                        .statuses
-                        .push(("after".into(), status(&invoker, &arn, timeline).await?));
-                }
-                break;
-            }
-            if Instant::now() > deadline {
-                timeline.say(format!("rotation {n} did NOT converge: {}", show(&l)));
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        tokio::time::sleep(opts.refresh * 2).await;
+    engine_steps(invoker, timeline, &label, arn, &started).await?;
+    if n == 0 {
+        summary
+            .statuses
+            .push(("after finishSecret".into(), status(invoker, arn, timeline).await?));
     }
-    // Deliver every schedule still listed (a follow-up left for later): early, which
-    // keyshift tolerates.
-    scheduler.drain.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::SeqCst);
-    let _ = scheduler.task.await;
-    for t in tasks {
-        let _ = t.await;
+    let within = Duration::from_secs(opts.gap_secs * 3 + 150);
+    let converged = await_convergence(&rig.sm, timeline, &label, arn, &started, within).await?;
+    if converged && n == 0 {
+        summary
+            .statuses
+            .push(("after".into(), status(invoker, arn, timeline).await?));
     }
-    // Every delivery ends before the calls are summed up (one still waiting inline after
-    // the budget and a minute is cut short).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(opts.budget_secs + 60);
-    let pending: Vec<_> =
-        std::mem::take(&mut *scheduler.deliveries.lock().unwrap_or_else(|e| e.into_inner()));
-    for mut delivery in pending {
-        if tokio::time::timeout_at(deadline, &mut delivery).await.is_err() {
-            delivery.abort();
-            let _ = delivery.await;
-        }
-    }
-    summary.calls = CallTable {
-        rows: std::mem::take(&mut *invoker.rows.lock().unwrap_or_else(|e| e.into_inner())),
-        counted: invoker.proxy.by_operation().values().sum(),
-    };
-    summary.operations = ops.load(Ordering::SeqCst);
-    summary.failed = failed.load(Ordering::SeqCst);
-    summary.fired = scheduler.fired.load(Ordering::SeqCst);
-    summary.gaps = gaps(&samples.lock().unwrap_or_else(|e| e.into_inner()));
-    // Every value the secret ever had, for the log check.
-    for v in labels(&sm, &arn).await?.keys() {
-        if let Ok(out) = sm.get_secret_value().secret_id(&arn).version_id(v).send().await {
-            if let Some(s) = out.secret_string() {
-                summary.values.push(s.to_owned());
-            }
-        }
-    }
-    drop(invoker);
-    drop(moto);
-    Ok(summary)
+    Ok(converged)
 }
 
 /// Asks the function for the secret's status report (`{"Step":"status"}`); its phase.
@@ -552,18 +317,6 @@ async fn status(invoker: &Invoker, arn: &str, timeline: &Timeline) -> Result<Str
         r["next"]["move"].as_str().unwrap_or("none")
     ));
     Ok(phase)
-}
-
-pub(crate) fn continued(r: &Value) -> String {
-    let c: Vec<&str> = r["continued"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if c.is_empty() {
-        String::new()
-    } else {
-        format!("; carried on inline: {}", c.join("; "))
-    }
 }
 
 /// Malformed and wrong invocations: each must be refused, and change no label.
@@ -609,118 +362,6 @@ async fn refusals(
         }
     }
     Ok(refused)
-}
-
-async fn refresh_view(
-    sm: &aws_sdk_secretsmanager::Client,
-    arn: &str,
-    values: &Mutex<HashMap<String, String>>,
-) -> Result<View, String> {
-    let l = labels(sm, arn).await?;
-    let mut view = View::default();
-    for (version, stages) in &l {
-        if !stages
-            .iter()
-            .any(|s| s == AWSCURRENT || s == AWSPENDING || s == ROTATING)
-        {
-            continue;
-        }
-        let cached = values
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(version)
-            .cloned();
-        let value = match cached {
-            Some(v) => v,
-            None => {
-                let Ok(out) = sm
-                    .get_secret_value()
-                    .secret_id(arn)
-                    .version_id(version)
-                    .send()
-                    .await
-                else {
-                    continue; // the engine's placeholder has no value yet
-                };
-                let v = out.secret_string().unwrap_or_default().to_owned();
-                values
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(version.clone(), v.clone());
-                v
-            }
-        };
-        if stages.contains(AWSCURRENT) {
-            view.current = Some(value.clone());
-        }
-        view.accepted.insert(value);
-    }
-    Ok(view)
-}
-
-/// Follow-up deliveries in flight (the scheduler invokes asynchronously).
-pub(crate) type Deliveries = Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>;
-
-pub(crate) async fn fire_due(
-    sched: &aws_sdk_scheduler::Client,
-    invoker: &Arc<Invoker>,
-    all: bool,
-    fired: &AtomicU64,
-    tl: &Timeline,
-    deliveries: &Deliveries,
-) -> Result<(), String> {
-    let list = sched
-        .list_schedules()
-        .group_name(GROUP)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let now = keyshift_lambda::clock::SystemClock;
-    for s in list.schedules() {
-        let Some(name) = s.name() else { continue };
-        let Ok(got) = sched.get_schedule().group_name(GROUP).name(name).send().await else {
-            continue;
-        };
-        let at = got
-            .schedule_expression()
-            .and_then(|e| e.strip_prefix("at(")?.strip_suffix(')').map(str::to_owned))
-            .and_then(|t| keyshift::Timestamp::parse_rfc3339(&format!("{t}Z")).ok());
-        let due = at.is_some_and(|at| keyshift::ports::Clock::now(&now) >= at);
-        if !(due || all) {
-            continue;
-        }
-        let input = got
-            .target()
-            .map(|t| t.input().unwrap_or_default().to_owned())
-            .unwrap_or_default();
-        let _ = sched.delete_schedule().group_name(GROUP).name(name).send().await;
-        let Ok(payload) = serde_json::from_str::<Value>(&input) else {
-            continue;
-        };
-        fired.fetch_add(1, Ordering::SeqCst);
-        tl.say(format!(
-            "scheduler: fire {name}{}",
-            if due { "" } else { " (early, draining)" }
-        ));
-        // Scheduler invokes asynchronously: do not wait for the function.
-        let (invoker, tl) = (invoker.clone(), tl.clone());
-        let name = name.to_owned();
-        let delivery = tokio::spawn(async move {
-            match invoker.invoke(Origin::FollowUp, &payload).await {
-                Ok(v) => tl.say(format!(
-                    "follow-up {name}: {}{}",
-                    v["outcome"].as_str().unwrap_or("?"),
-                    continued(&v)
-                )),
-                Err(e) => tl.say(format!("follow-up {name} failed: {e}")),
-            }
-        });
-        deliveries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(delivery);
-    }
-    Ok(())
 }
 
 /// The gaps each rotation left, bounded by the samples around each end.

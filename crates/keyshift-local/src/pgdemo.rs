@@ -8,8 +8,8 @@
 //! that no session of it is left (the forgotten one included) once the grace is over.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::types::Tag;
@@ -18,15 +18,10 @@ use keyshift_client::{Client, Config, SdkSource};
 use serde_json::json;
 
 use crate::kinds::rotate;
-use crate::local::{
-    FUNCTION_ARN, GROUP, Gap, Invoker, SCHEDULER_ROLE_ARN, SchedulerDriver, Timeline, gaps, holder, labels,
-    monitor_labels,
-};
-use crate::moto::{Moto, emulator_env};
+use crate::local::{Gap, Timeline, gaps, holder, labels, monitor_labels};
 use crate::pgfleet::{self, Counts, Credential, Fleet};
 use crate::postgres::{Postgres, random_password};
-use crate::proxy::CountingProxy;
-use crate::watch::Watch;
+use crate::rig::{Rig, SchedulerDriver};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -105,16 +100,20 @@ pub async fn run_postgres(opts: &PgRunOptions, timeline: &Timeline) -> Result<Pg
     pg.create_master("keyshift_master", &master_password, true)?;
     timeline.say("created database orders, its owner app, and keyshift_master (CREATEROLE)");
 
-    let moto = Moto::start()?;
-    let sdk = moto.sdk_config().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-    let sched = aws_sdk_scheduler::Client::new(&sdk);
-    sched
-        .create_schedule_group()
-        .name(GROUP)
-        .send()
-        .await
-        .map_err(|e| format!("CreateScheduleGroup: {e}"))?;
+    let extra_env = vec![
+        ("KEYSHIFT_PG_CA_BUNDLE", pg.ca_pem_path.display().to_string()),
+        ("KEYSHIFT_PG_SESSION_GRACE_SECONDS", opts.grace_secs.to_string()),
+    ];
+    let rig = Rig::start(
+        opts.gap_secs,
+        opts.budget_secs,
+        "info",
+        extra_env,
+        &opts.log,
+        timeline,
+    )
+    .await?;
+    let (sm, sched, invoker) = (rig.sm.clone(), rig.sched.clone(), rig.invoker.clone());
     let endpoint = |user: &str, password: &str| {
         json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": user,
                "password": password, "dbname": "orders"})
@@ -138,30 +137,6 @@ pub async fn run_postgres(opts: &PgRunOptions, timeline: &Timeline) -> Result<Pg
         .map_err(|e| format!("CreateSecret: {e}"))?;
     let arn = secret.arn().unwrap_or_default().to_owned();
     timeline.say("created keyshift-demo/orders-db (keyshift:kind=postgres, masterarn = the master secret)");
-
-    let proxy = CountingProxy::start(moto.port)
-        .await
-        .map_err(|e| format!("counting proxy: {e}"))?;
-    let mut env = emulator_env(&proxy.endpoint());
-    env.extend([
-        ("KEYSHIFT_GAP_SECONDS", opts.gap_secs.to_string()),
-        ("KEYSHIFT_INLINE_BUDGET_SECONDS", opts.budget_secs.to_string()),
-        ("KEYSHIFT_SCHEDULE_GROUP", GROUP.to_owned()),
-        ("KEYSHIFT_SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN.to_owned()),
-        ("KEYSHIFT_FUNCTION_ARN", FUNCTION_ARN.to_owned()),
-        ("KEYSHIFT_PG_CA_BUNDLE", pg.ca_pem_path.display().to_string()),
-        ("KEYSHIFT_PG_SESSION_GRACE_SECONDS", opts.grace_secs.to_string()),
-        ("RUST_LOG", "info".to_owned()),
-    ]);
-    timeline.say("building the release binary and starting `cargo lambda watch`");
-    let watch = Watch::start(&env, &opts.log)?;
-    let invoker = Arc::new(Invoker {
-        watch,
-        proxy,
-        one_at_a_time: tokio::sync::Mutex::new(()),
-        rows: Mutex::default(),
-        rotations: Mutex::default(),
-    });
 
     let gap = Duration::from_secs(opts.gap_secs);
     let config = Config::builder(gap)
@@ -309,7 +284,7 @@ pub async fn run_postgres(opts: &PgRunOptions, timeline: &Timeline) -> Result<Pg
     }
     summary.server_log = pg.log();
     drop(invoker);
-    drop(moto);
+    drop(rig);
     drop(pg);
     Ok(summary)
 }
