@@ -36,7 +36,7 @@ ARM64_TARGET = aarch64-unknown-linux-gnu
 	sim-demo build build-x86 sam-build sam-build-x86 measure-bootstrap deploy aws-check aws-check-offline
 
 ## make demo: a real rotation on this machine: moto's server as AWS, the release binary
-## under `cargo lambda watch`, a consumer fleet on the real SDK, a live label timeline.
+## under `cargo lambda watch`, a keyshift-client fleet on the real SDK, a live label timeline.
 demo: venv
 	$(CARGO) build --release -p keyshift-local --bin keyshift-demo
 	$(CARGO_TARGET_DIR)/release/keyshift-demo
@@ -125,7 +125,8 @@ measure-bootstrap: venv
 ## SAM_ARCHITECTURE (the template's `Architecture`, default arm64; CI builds x86_64, the
 ## one standard library it has). SAM cannot be given a Cargo profile, so the `release`
 ## profile is given the `bootstrap` profile's settings for this build only (the same four
-## lines as [profile.bootstrap] in Cargo.toml), in a target dir of its own so that the
+## lines as [profile.bootstrap] in Cargo.toml; tools/cargo-lambda-sam.toml stops
+## cargo-lambda from replacing them with its own), in a target dir of its own so that the
 ## plain release build the emulator tests run is not rebuilt. Offline: no credentials.
 SAM_ARCHITECTURE ?= arm64
 SAM_TARGET_DIR ?= $(HOME)/.cache/keyshift/sam-target
@@ -133,7 +134,8 @@ SAM_BUILD_DIR ?= .aws-sam/build
 SAM_LEAN = CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=fat \
 	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_STRIP=symbols
 sam-build: venv sam-venv
-	$(OFFLINE_AWS) $(SAM_LEAN) CARGO_TARGET_DIR=$(SAM_TARGET_DIR) PATH="$(VENV)/bin:$$PATH" \
+	$(OFFLINE_AWS) $(SAM_LEAN) CARGO_LAMBDA_GLOBAL=$(CURDIR)/tools/cargo-lambda-sam.toml \
+	  CARGO_TARGET_DIR=$(SAM_TARGET_DIR) PATH="$(VENV)/bin:$$PATH" \
 	  $(SAM_VENV)/bin/sam build --template template.yaml --build-dir $(SAM_BUILD_DIR) \
 	  --parameter-overrides Architecture=$(SAM_ARCHITECTURE)
 	@ls -l $(SAM_BUILD_DIR)/RotationFunction/bootstrap
