@@ -254,22 +254,9 @@ pub async fn run_kinds(opts: &KindsOptions, timeline: &Timeline) -> Result<Kinds
             ..Default::default()
         };
         // Every version's value: for the log check, and the json and password checks.
-        let mut values = Vec::new();
-        let listed = sm
-            .list_secret_version_ids()
-            .secret_id(arn)
-            .include_deprecated(true)
-            .send()
-            .await
-            .map_err(|e| format!("ListSecretVersionIds: {e}"))?;
-        for v in listed.versions() {
-            let Some(id) = v.version_id() else { continue };
-            if let Ok(out) = sm.get_secret_value().secret_id(arn).version_id(id).send().await {
-                if let Some(s) = out.secret_string() {
-                    summary.secrets.extend(secret_parts(s));
-                    values.push(s.to_owned());
-                }
-            }
+        let values = rig.values(arn).await?;
+        for v in &values {
+            summary.secrets.extend(secret_parts(v));
         }
         if kind == "json" {
             let parsed: Vec<Value> = values
