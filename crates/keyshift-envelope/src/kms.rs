@@ -187,6 +187,16 @@ impl Kek for KmsKek {
         _dek: Option<&DekBytes>,
     ) -> Result<Option<Vec<u8>>, Error> {
         let current = self.current_arn().await?;
+        self.rewrap_to(record, &current).await
+    }
+}
+
+impl KmsKek {
+    /// [`Kek::rewrap`] to the key `current` (an ARN from [`KmsKek::current_arn`]) without
+    /// resolving it again: one `ReEncrypt`, or nothing when `record` is already under
+    /// `current`. For a pass over many records, resolve once and rewrap each to that key,
+    /// instead of one `DescribeKey` per record.
+    pub async fn rewrap_to(&self, record: &RecordRef<'_>, current: &str) -> Result<Option<Vec<u8>>, Error> {
         if record.key_id == current {
             return Ok(None);
         }
@@ -196,7 +206,7 @@ impl Kek for KmsKek {
             .re_encrypt()
             .ciphertext_blob(Blob::new(record.wrapped_key))
             .source_key_id(record.key_id)
-            .destination_key_id(&current)
+            .destination_key_id(current)
             .set_source_encryption_context(Some(ec.clone()))
             .set_destination_encryption_context(Some(ec))
             .send()

@@ -229,6 +229,9 @@ pub enum MigrateKek {
         kek: KmsKek,
         /// The KMS requests sent through the client.
         calls: CallCounter,
+        /// The key ARN [`MigrateKek::current`] last resolved: a step's rewraps go to it,
+        /// with no `DescribeKey` per environment.
+        current: std::sync::Mutex<Option<String>>,
     },
 }
 
@@ -259,10 +262,14 @@ impl MigrateKek {
                 key_id: k.secret_id().to_owned(),
                 key_version: k.client().source().current_version().await?,
             }),
-            MigrateKek::Kms { kek, .. } => Ok(CurrentKek {
-                key_id: kek.current_arn().await?,
-                key_version: String::new(),
-            }),
+            MigrateKek::Kms { kek, current, .. } => {
+                let arn = kek.current_arn().await?;
+                *current.lock().unwrap_or_else(|e| e.into_inner()) = Some(arn.clone());
+                Ok(CurrentKek {
+                    key_id: arn,
+                    key_version: String::new(),
+                })
+            }
         }
     }
 
@@ -316,7 +323,13 @@ impl Kek for MigrateKek {
     ) -> Result<Option<Vec<u8>>, keyshift_envelope::Error> {
         match self {
             MigrateKek::Secret(k) => k.rewrap(record, dek).await,
-            MigrateKek::Kms { kek, .. } => kek.rewrap(record, dek).await,
+            MigrateKek::Kms { kek, current, .. } => {
+                let resolved = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                match resolved {
+                    Some(arn) => kek.rewrap_to(record, &arn).await,
+                    None => kek.rewrap(record, dek).await,
+                }
+            }
         }
     }
 }
@@ -362,8 +375,15 @@ pub async fn open_envelope(source: KekSource) -> Result<MigrateEnvelope, Migrate
 /// `calls`), legacy values decrypted through the same client.
 pub fn open_kms_envelope(client: aws_sdk_kms::Client, key_id: &str, calls: CallCounter) -> MigrateEnvelope {
     let kek = KmsKek::new(client.clone(), key_id);
-    Envelope::new(MigrateKek::Kms { kek, calls }, migration_cache_limits())
-        .with_legacy(LegacyKms::new(client))
+    Envelope::new(
+        MigrateKek::Kms {
+            kek,
+            calls,
+            current: std::sync::Mutex::default(),
+        },
+        migration_cache_limits(),
+    )
+    .with_legacy(LegacyKms::new(client))
 }
 
 /// The KMS envelope for key `key_id`, credentials, Region and endpoint from the
