@@ -524,6 +524,87 @@ mod tests {
         );
     }
 
+    /// Ids computed by the release before the ids went through the `uuid` crate: a
+    /// rotation or an emergency that release started is recognised by this one only if
+    /// the derived ids stay bit for bit the same.
+    const PINNED: [(&str, u32, &str); 6] = [
+        (
+            "0b6b0e4e-5d49-4bd5-9c4f-6a1f5c8e2d31",
+            1_700_000_000,
+            "f5fd91c1-a871-8416-ab73-68576553f100",
+        ),
+        (
+            "0b6b0e4e-5d49-4bd5-9c4f-6a1f5c8e2d31",
+            0,
+            "f5fd91c1-a871-8416-ab73-685700000000",
+        ),
+        (
+            "0b6b0e4e-5d49-4bd5-9c4f-6a1f5c8e2d31",
+            u32::MAX,
+            "f5fd91c1-a871-8416-ab73-6857ffffffff",
+        ),
+        (
+            "0B6B0E4E-5D49-4BD5-9C4F-6A1F5C8E2D31",
+            1,
+            "6c5e5e57-4857-814d-ab73-967500000001",
+        ),
+        (
+            "AWSCURRENT-token-of-32-characters",
+            1_700_000_000,
+            "8142d692-6dd4-8d16-ab73-6c1e6553f100",
+        ),
+        (
+            "AWSCURRENT-token-of-32-characters",
+            1,
+            "8142d692-6dd4-8d16-ab73-6c1e00000001",
+        ),
+    ];
+
+    const PINNED_EMERGENCY: [(&str, &str); 3] = [
+        (
+            "0b6b0e4e-5d49-4bd5-9c4f-6a1f5c8e2d31",
+            "4ff2e80f-f120-8c9d-abe9-ee1b9ce27461",
+        ),
+        (
+            "0B6B0E4E-5D49-4BD5-9C4F-6A1F5C8E2D31",
+            "b058ba69-5776-84ed-abe9-5325a9642624",
+        ),
+        (
+            "AWSCURRENT-token-of-32-characters",
+            "4bf5392f-b0c7-8e0e-abe9-a8d0b89fc67b",
+        ),
+    ];
+
+    #[test]
+    fn derived_ids_are_those_of_the_previous_release() {
+        for (token, generation, id) in PINNED {
+            let token = VersionId::new(token);
+            assert_eq!(token.copy(generation).as_str(), id);
+            let copy = VersionId::new(id);
+            assert_eq!(copy.copy_generation_of(&token), Some(generation), "{id}");
+            assert!(copy.is_keyshift_copy() && !copy.is_keyshift_emergency(), "{id}");
+            // Secrets Manager may answer in either case; the id is the same.
+            let upper = VersionId::new(id.to_uppercase());
+            assert_eq!(upper.copy_generation_of(&token), Some(generation), "{id}");
+        }
+        for (compromised, id) in PINNED_EMERGENCY {
+            let emergency = VersionId::new(compromised).emergency();
+            assert_eq!(emergency.as_str(), id);
+            assert!(
+                emergency.is_keyshift_emergency() && !emergency.is_keyshift_copy(),
+                "{id}"
+            );
+            assert!(VersionId::new(id.to_uppercase()).is_keyshift_emergency(), "{id}");
+        }
+        // Only the hyphenated form is one of keyshift's ids.
+        let simple = PINNED[0].2.replace('-', "");
+        assert!(!VersionId::new(simple.as_str()).is_keyshift_copy());
+        let braced = format!("{{{}}}", PINNED[0].2);
+        assert!(!VersionId::new(braced.as_str()).is_keyshift_copy());
+        let urn = format!("urn:uuid:{}", PINNED_EMERGENCY[0].1);
+        assert!(!VersionId::new(urn.as_str()).is_keyshift_emergency());
+    }
+
     #[test]
     fn swap_markers_round_trip_to_the_millisecond() {
         let t = Timestamp::parse_rfc3339("2026-11-30T13:17:52.001Z").unwrap();
