@@ -85,13 +85,11 @@ impl VersionId {
         let h = copy_hash(self);
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&h[..8]);
-        b[6] = 0x80 | (h[6] & 0x0f);
-        b[8] = COPY_TAG[0];
-        b[9] = COPY_TAG[1];
+        b[8..10].copy_from_slice(&COPY_TAG);
         b[10] = h[8];
         b[11] = h[9];
         b[12..].copy_from_slice(&generation.to_be_bytes());
-        VersionId(uuid_text(&b))
+        VersionId::v8(b)
     }
 
     /// The generation of `self` if it is one of keyshift's copies of `token`.
@@ -110,8 +108,24 @@ impl VersionId {
     }
 
     fn copy_bytes(&self) -> Option<[u8; 16]> {
-        let b = parse_uuid(&self.0)?;
-        (b[6] >> 4 == 0x8 && b[8] == COPY_TAG[0] && b[9] == COPY_TAG[1]).then_some(b)
+        self.v8_bytes().filter(|b| b[8..10] == COPY_TAG)
+    }
+
+    /// The id of a version 8 (custom), RFC 4122 variant UUID with `bytes` as its other
+    /// bits (the version nibble and the variant bits of `bytes` are overwritten).
+    fn v8(bytes: [u8; 16]) -> VersionId {
+        VersionId(
+            uuid::Builder::from_custom_bytes(bytes)
+                .into_uuid()
+                .hyphenated()
+                .to_string(),
+        )
+    }
+
+    /// The bytes of `self` if it is a version 8 UUID in hyphenated text (either case).
+    fn v8_bytes(&self) -> Option<[u8; 16]> {
+        let uuid = parse_uuid(&self.0)?;
+        (uuid.get_version() == Some(uuid::Version::Custom)).then(|| uuid.into_bytes())
     }
 }
 
@@ -132,15 +146,13 @@ impl VersionId {
         let h: [u8; 32] = Sha256::digest(format!("keyshift-emergency:{}", self.0).as_bytes()).into();
         let mut b = [0u8; 16];
         b.copy_from_slice(&h[..16]);
-        b[6] = 0x80 | (h[6] & 0x0f);
-        b[8] = EMERGENCY_TAG[0];
-        b[9] = EMERGENCY_TAG[1];
-        VersionId(uuid_text(&b))
+        b[8..10].copy_from_slice(&EMERGENCY_TAG);
+        VersionId::v8(b)
     }
 
     /// Whether `self` has the shape of an emergency version ([`VersionId::emergency`]).
     pub fn is_keyshift_emergency(&self) -> bool {
-        parse_uuid(&self.0).is_some_and(|b| b[6] >> 4 == 0x8 && b[8..10] == EMERGENCY_TAG)
+        self.v8_bytes().is_some_and(|b| b[8..10] == EMERGENCY_TAG)
     }
 }
 
@@ -151,36 +163,15 @@ fn copy_hash(token: &VersionId) -> [u8; 32] {
 
 /// The 8-4-4-4-12 lower-case text of a UUID.
 pub fn uuid_text(b: &[u8; 16]) -> String {
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::from_bytes(*b).hyphenated().to_string()
 }
 
-/// The bytes of a UUID in 8-4-4-4-12 text form (either case), or `None`.
-fn parse_uuid(text: &str) -> Option<[u8; 16]> {
-    let t = text.as_bytes();
-    if t.len() != 36 || [8, 13, 18, 23].iter().any(|&i| t[i] != b'-') {
-        return None;
-    }
-    let digits: Vec<u8> = t
-        .iter()
-        .filter(|&&c| c != b'-')
-        .map(|&c| (c as char).to_digit(16).map(|d| d as u8))
-        .collect::<Option<_>>()?;
-    if digits.len() != 32 {
-        return None;
-    }
-    let mut b = [0u8; 16];
-    for (i, pair) in digits.chunks(2).enumerate() {
-        b[i] = pair[0] << 4 | pair[1];
-    }
-    Some(b)
+/// A UUID in 8-4-4-4-12 text form (either case), or `None`: the only form keyshift
+/// writes, and the one Secrets Manager's own version ids take.
+fn parse_uuid(text: &str) -> Option<uuid::Uuid> {
+    text.parse::<uuid::fmt::Hyphenated>()
+        .ok()
+        .map(uuid::fmt::Hyphenated::into_uuid)
 }
 
 /// The label keyshift puts on the old version once AWSCURRENT has left it: the time
@@ -595,6 +586,18 @@ mod tests {
                 "{id}"
             );
             assert!(VersionId::new(id.to_uppercase()).is_keyshift_emergency(), "{id}");
+        }
+        // Valid UUIDs: version 8 (custom), RFC 4122 variant, both kinds.
+        for id in PINNED
+            .iter()
+            .map(|p| p.2)
+            .chain(PINNED_EMERGENCY.iter().map(|p| p.1))
+        {
+            let uuid = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(uuid.get_version(), Some(uuid::Version::Custom), "{id}");
+            assert_eq!(uuid.get_version_num(), 8, "{id}");
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert_eq!(uuid_text(uuid.as_bytes()), id);
         }
         // Only the hyphenated form is one of keyshift's ids.
         let simple = PINNED[0].2.replace('-', "");
