@@ -410,7 +410,7 @@ mod tests {
     fn retryable_and_type(e: SchedulerError) -> (bool, &'static str) {
         (
             e.retryable,
-            HandlerError::from(&ExecError::Scheduler(e)).error_type,
+            HandlerError::from(&ExecError::Scheduler(e)).error_type(),
         )
     }
 

@@ -475,7 +475,7 @@ mod tests {
 
     /// The kind, and the Lambda error type an invocation failing with it reports.
     fn kind_and_type(e: StoreError) -> (StoreErrorKind, &'static str) {
-        (e.kind, HandlerError::from(&ExecError::Store(e)).error_type)
+        (e.kind, HandlerError::from(&ExecError::Store(e)).error_type())
     }
 
     #[test]
