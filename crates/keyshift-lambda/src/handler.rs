@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::clock::SystemClock;
-use crate::config::{BackendKind, Config, GAP_TAG};
+use crate::config::{Config, GAP_TAG, SchedulerConfig};
 use crate::lifecycle::Lifecycle;
 use crate::metrics;
 use crate::scheduler::{Backend, Delivery, EventBridgeRules, EventBridgeScheduler};
@@ -391,17 +391,17 @@ impl<T: Target> Function<T> {
 
     /// The configured scheduler backend, delivering to `function_arn`.
     fn backend(&self, function_arn: String) -> Backend {
-        match self.config.backend {
-            BackendKind::Scheduler => Backend::Scheduler(EventBridgeScheduler::new(
+        match &self.config.backend {
+            SchedulerConfig::Scheduler { group, role_arn } => Backend::Scheduler(EventBridgeScheduler::new(
                 self.scheduler.clone(),
-                &self.config.group,
+                group,
                 Delivery {
                     function_arn,
-                    role_arn: self.config.role_arn.clone().unwrap_or_default(),
+                    role_arn: role_arn.clone(),
                     dead_letter_arn: self.config.dead_letter_arn.clone(),
                 },
             )),
-            BackendKind::Rules => Backend::Rules(EventBridgeRules::new(self.rules.clone(), function_arn)),
+            SchedulerConfig::Rules => Backend::Rules(EventBridgeRules::new(self.rules.clone(), function_arn)),
         }
     }
 }
