@@ -309,16 +309,10 @@ mod tests {
 
     use super::*;
 
+    /// The kind of a Decrypt answered with `code` (KMS's message plays no part).
     fn kind(code: &str) -> KekErrorKind {
-        let meta = ErrorMetadata::builder()
-            .code(code)
-            .message("the service's message")
-            .build();
-        classify(
-            SdkError::service_error(DecryptError::generic(meta), ()),
-            "Decrypt",
-        )
-        .kind
+        let e = DecryptError::generic(ErrorMetadata::builder().code(code).build());
+        classify(SdkError::service_error(e, ()), "Decrypt").kind
     }
 
     #[test]
