@@ -21,6 +21,9 @@
 //!   the labels into an invocation the core decides like any other.
 //! * [`status`]: a pure report on where a secret's rotation stands, what comes next and
 //!   when (by the core's own due-time rules), and what to do by hand when it is stuck.
+//! * [`aws_errors`]: the one table of AWS error codes and their class, which each
+//!   adapter (the function's, the client's) maps to its own error kind.
+//! * [`hex`]: the one hex codec (hashes, key ids, schedule names).
 //! * [`policy`] and [`time`]: T, the inline budget, the scheduler's precision, and UTC
 //!   timestamps as plain data.
 //!
@@ -38,10 +41,12 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod aws_errors;
 pub mod decide;
 pub mod event;
 #[cfg(any(test, feature = "executor"))]
 pub mod executor;
+pub mod hex;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod operate;

@@ -463,12 +463,10 @@ pub fn schedule_prefix(secret: &SecretId) -> String {
 
 fn short_hash(text: &str, hex_len: usize) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .flat_map(|b| [b >> 4, b & 0xf])
-        .take(hex_len)
-        .map(|n| char::from_digit(u32::from(n), 16).unwrap_or('0'))
-        .collect()
+    let digest = Sha256::digest(text.as_bytes());
+    let mut hex = crate::hex::encode(&digest[..hex_len.div_ceil(2).min(digest.len())]);
+    hex.truncate(hex_len);
+    hex
 }
 
 /// Back-off between attempts inside one invocation: exponential, capped, jittered, and
@@ -532,4 +530,27 @@ pub fn short_error(e: &dyn std::error::Error) -> String {
         .chars()
         .take(300)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_names_are_those_of_the_previous_release() {
+        // SHA-256 prefixes in hex: the first 12 digits of the secret's, the first 8 of
+        // the version's. A rename would orphan the follow-ups already scheduled.
+        let secret = SecretId::new("arn:aws:secretsmanager:eu-west-1:123456789012:secret:app-db-AbCdEf");
+        let version = VersionId::new("0b6b0e4e-5d49-4bd5-9c4f-6a1f5c8e2d31");
+        assert_eq!(schedule_prefix(&secret), "ks-114a106f9e89-");
+        let name = schedule_name(
+            &secret,
+            WATCHDOG_KIND,
+            &version,
+            Timestamp::from_secs(1_700_000_040),
+        );
+        assert_eq!(name.as_str(), "ks-114a106f9e89-watch-3e529da8-1700000040");
+        assert!(schedule_matches(&name, &secret, &[WATCHDOG_KIND], &version));
+        assert_eq!(short_hash("", 3), "e3b");
+    }
 }

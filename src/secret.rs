@@ -85,13 +85,11 @@ impl VersionId {
         let h = copy_hash(self);
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&h[..8]);
-        b[6] = 0x80 | (h[6] & 0x0f);
-        b[8] = COPY_TAG[0];
-        b[9] = COPY_TAG[1];
+        b[8..10].copy_from_slice(&COPY_TAG);
         b[10] = h[8];
         b[11] = h[9];
         b[12..].copy_from_slice(&generation.to_be_bytes());
-        VersionId(uuid_text(&b))
+        VersionId::v8(b)
     }
 
     /// The generation of `self` if it is one of keyshift's copies of `token`.
@@ -110,8 +108,24 @@ impl VersionId {
     }
 
     fn copy_bytes(&self) -> Option<[u8; 16]> {
-        let b = parse_uuid(&self.0)?;
-        (b[6] >> 4 == 0x8 && b[8] == COPY_TAG[0] && b[9] == COPY_TAG[1]).then_some(b)
+        self.v8_bytes().filter(|b| b[8..10] == COPY_TAG)
+    }
+
+    /// The id of a version 8 (custom), RFC 4122 variant UUID with `bytes` as its other
+    /// bits (the version nibble and the variant bits of `bytes` are overwritten).
+    fn v8(bytes: [u8; 16]) -> VersionId {
+        VersionId(
+            uuid::Builder::from_custom_bytes(bytes)
+                .into_uuid()
+                .hyphenated()
+                .to_string(),
+        )
+    }
+
+    /// The bytes of `self` if it is a version 8 UUID in hyphenated text (either case).
+    fn v8_bytes(&self) -> Option<[u8; 16]> {
+        let uuid = parse_uuid(&self.0)?;
+        (uuid.get_version() == Some(uuid::Version::Custom)).then(|| uuid.into_bytes())
     }
 }
 
@@ -132,15 +146,13 @@ impl VersionId {
         let h: [u8; 32] = Sha256::digest(format!("keyshift-emergency:{}", self.0).as_bytes()).into();
         let mut b = [0u8; 16];
         b.copy_from_slice(&h[..16]);
-        b[6] = 0x80 | (h[6] & 0x0f);
-        b[8] = EMERGENCY_TAG[0];
-        b[9] = EMERGENCY_TAG[1];
-        VersionId(uuid_text(&b))
+        b[8..10].copy_from_slice(&EMERGENCY_TAG);
+        VersionId::v8(b)
     }
 
     /// Whether `self` has the shape of an emergency version ([`VersionId::emergency`]).
     pub fn is_keyshift_emergency(&self) -> bool {
-        parse_uuid(&self.0).is_some_and(|b| b[6] >> 4 == 0x8 && b[8..10] == EMERGENCY_TAG)
+        self.v8_bytes().is_some_and(|b| b[8..10] == EMERGENCY_TAG)
     }
 }
 
@@ -151,36 +163,15 @@ fn copy_hash(token: &VersionId) -> [u8; 32] {
 
 /// The 8-4-4-4-12 lower-case text of a UUID.
 pub fn uuid_text(b: &[u8; 16]) -> String {
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::from_bytes(*b).hyphenated().to_string()
 }
 
-/// The bytes of a UUID in 8-4-4-4-12 text form (either case), or `None`.
-fn parse_uuid(text: &str) -> Option<[u8; 16]> {
-    let t = text.as_bytes();
-    if t.len() != 36 || [8, 13, 18, 23].iter().any(|&i| t[i] != b'-') {
-        return None;
-    }
-    let digits: Vec<u8> = t
-        .iter()
-        .filter(|&&c| c != b'-')
-        .map(|&c| (c as char).to_digit(16).map(|d| d as u8))
-        .collect::<Option<_>>()?;
-    if digits.len() != 32 {
-        return None;
-    }
-    let mut b = [0u8; 16];
-    for (i, pair) in digits.chunks(2).enumerate() {
-        b[i] = pair[0] << 4 | pair[1];
-    }
-    Some(b)
+/// A UUID in 8-4-4-4-12 text form (either case), or `None`: the only form keyshift
+/// writes, and the one Secrets Manager's own version ids take.
+fn parse_uuid(text: &str) -> Option<uuid::Uuid> {
+    text.parse::<uuid::fmt::Hyphenated>()
+        .ok()
+        .map(uuid::fmt::Hyphenated::into_uuid)
 }
 
 /// The label keyshift puts on the old version once AWSCURRENT has left it: the time
@@ -522,6 +513,99 @@ mod tests {
             VersionId::new("not a uuid at all, but 32 chars long").copy_generation_of(&token),
             None
         );
+    }
+
+    /// Ids computed by the release before the ids went through the `uuid` crate: a
+    /// rotation or an emergency that release started is recognised by this one only if
+    /// the derived ids stay bit for bit the same.
+    const PINNED: [(&str, u32, &str); 6] = [
+        (
+            "0b6b0e4e-5d49-4bd5-9c4f-6a1f5c8e2d31",
+            1_700_000_000,
+            "f5fd91c1-a871-8416-ab73-68576553f100",
+        ),
+        (
+            "0b6b0e4e-5d49-4bd5-9c4f-6a1f5c8e2d31",
+            0,
+            "f5fd91c1-a871-8416-ab73-685700000000",
+        ),
+        (
+            "0b6b0e4e-5d49-4bd5-9c4f-6a1f5c8e2d31",
+            u32::MAX,
+            "f5fd91c1-a871-8416-ab73-6857ffffffff",
+        ),
+        (
+            "0B6B0E4E-5D49-4BD5-9C4F-6A1F5C8E2D31",
+            1,
+            "6c5e5e57-4857-814d-ab73-967500000001",
+        ),
+        (
+            "AWSCURRENT-token-of-32-characters",
+            1_700_000_000,
+            "8142d692-6dd4-8d16-ab73-6c1e6553f100",
+        ),
+        (
+            "AWSCURRENT-token-of-32-characters",
+            1,
+            "8142d692-6dd4-8d16-ab73-6c1e00000001",
+        ),
+    ];
+
+    const PINNED_EMERGENCY: [(&str, &str); 3] = [
+        (
+            "0b6b0e4e-5d49-4bd5-9c4f-6a1f5c8e2d31",
+            "4ff2e80f-f120-8c9d-abe9-ee1b9ce27461",
+        ),
+        (
+            "0B6B0E4E-5D49-4BD5-9C4F-6A1F5C8E2D31",
+            "b058ba69-5776-84ed-abe9-5325a9642624",
+        ),
+        (
+            "AWSCURRENT-token-of-32-characters",
+            "4bf5392f-b0c7-8e0e-abe9-a8d0b89fc67b",
+        ),
+    ];
+
+    #[test]
+    fn derived_ids_are_those_of_the_previous_release() {
+        for (token, generation, id) in PINNED {
+            let token = VersionId::new(token);
+            assert_eq!(token.copy(generation).as_str(), id);
+            let copy = VersionId::new(id);
+            assert_eq!(copy.copy_generation_of(&token), Some(generation), "{id}");
+            assert!(copy.is_keyshift_copy() && !copy.is_keyshift_emergency(), "{id}");
+            // Secrets Manager may answer in either case; the id is the same.
+            let upper = VersionId::new(id.to_uppercase());
+            assert_eq!(upper.copy_generation_of(&token), Some(generation), "{id}");
+        }
+        for (compromised, id) in PINNED_EMERGENCY {
+            let emergency = VersionId::new(compromised).emergency();
+            assert_eq!(emergency.as_str(), id);
+            assert!(
+                emergency.is_keyshift_emergency() && !emergency.is_keyshift_copy(),
+                "{id}"
+            );
+            assert!(VersionId::new(id.to_uppercase()).is_keyshift_emergency(), "{id}");
+        }
+        // Valid UUIDs: version 8 (custom), RFC 4122 variant, both kinds.
+        for id in PINNED
+            .iter()
+            .map(|p| p.2)
+            .chain(PINNED_EMERGENCY.iter().map(|p| p.1))
+        {
+            let uuid = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(uuid.get_version(), Some(uuid::Version::Custom), "{id}");
+            assert_eq!(uuid.get_version_num(), 8, "{id}");
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert_eq!(uuid_text(uuid.as_bytes()), id);
+        }
+        // Only the hyphenated form is one of keyshift's ids.
+        let simple = PINNED[0].2.replace('-', "");
+        assert!(!VersionId::new(simple.as_str()).is_keyshift_copy());
+        let braced = format!("{{{}}}", PINNED[0].2);
+        assert!(!VersionId::new(braced.as_str()).is_keyshift_copy());
+        let urn = format!("urn:uuid:{}", PINNED_EMERGENCY[0].1);
+        assert!(!VersionId::new(urn.as_str()).is_keyshift_emergency());
     }
 
     #[test]

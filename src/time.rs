@@ -7,11 +7,26 @@
 //! pulling a date crate into the pure core.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A UTC instant, in milliseconds since 1970-01-01T00:00:00Z.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
+
+/// A system time as a timestamp, truncated to the millisecond. Converts the time it is
+/// given and reads no clock (the callers do: the function's and the client's clocks).
+///
+/// Saturating: a time before the epoch is [`Timestamp::EPOCH`] (keyshift has nothing to
+/// say about one, and every year before 1970 is out of range), one past `i64::MAX`
+/// milliseconds is the largest timestamp.
+impl From<SystemTime> for Timestamp {
+    fn from(t: SystemTime) -> Self {
+        let ms = t
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Timestamp(ms)
+    }
+}
 
 /// Why a text is not an RFC 3339 UTC timestamp.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -214,6 +229,25 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_times_convert_to_the_millisecond_and_saturate() {
+        let at = |d: Duration| SystemTime::UNIX_EPOCH + d;
+        assert_eq!(Timestamp::from(SystemTime::UNIX_EPOCH), Timestamp::EPOCH);
+        assert_eq!(
+            Timestamp::from(at(Duration::new(1_700_000_000, 123_999_999))),
+            Timestamp::from_millis(1_700_000_000_123)
+        );
+        assert_eq!(
+            Timestamp::from(at(Duration::from_millis(1_764_508_672_001))).to_rfc3339(),
+            "2025-11-30T13:17:52.001Z"
+        );
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(Timestamp::from(before), Timestamp::EPOCH);
+        if let Some(far) = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(u64::MAX / 4)) {
+            assert_eq!(Timestamp::from(far), Timestamp::from_millis(i64::MAX));
+        }
+    }
 
     #[test]
     fn known_instants_round_trip() {

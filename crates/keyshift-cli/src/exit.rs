@@ -3,6 +3,7 @@
 use std::fmt;
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use keyshift::aws_errors::{AwsErrorClass, class_of};
 use keyshift::ports::{StoreError, StoreErrorKind};
 
 /// What the process exits with (the crate documentation and `--help` list them).
@@ -129,17 +130,14 @@ impl From<StoreError> for CliError {
     }
 }
 
-/// Error codes of Lambda and SQS that say the request cannot succeed as it is.
-const REFUSED_CODES: [&str; 8] = [
-    "ResourceNotFoundException",
-    "InvalidParameterValueException",
-    "InvalidRequestContentException",
-    "RequestTooLargeException",
-    "UnsupportedMediaTypeException",
-    "QueueDoesNotExist",
-    "AWS.SimpleQueueService.NonExistentQueue",
-    "InvalidAddress",
-];
+/// Whether an error code of Lambda or SQS says the request cannot succeed as it is: no
+/// such function or queue, a bad parameter, a payload too large or of the wrong type.
+fn is_refused_code(code: &str) -> bool {
+    matches!(
+        class_of(code),
+        Some(AwsErrorClass::NotFound | AwsErrorClass::InvalidParameter)
+    )
+}
 
 /// An SDK error of any service (Lambda, SQS) as a [`CliError`]: `operation: code:
 /// message`, never a request parameter. The codes in which AWS says the request itself
@@ -150,7 +148,7 @@ where
     R: fmt::Debug,
 {
     let exit = match &e {
-        SdkError::ServiceError(_) if e.code().is_some_and(|c| REFUSED_CODES.contains(&c)) => Exit::Refused,
+        SdkError::ServiceError(_) if e.code().is_some_and(is_refused_code) => Exit::Refused,
         SdkError::ConstructionFailure(_) => Exit::Usage,
         _ => Exit::Failed,
     };
@@ -223,6 +221,32 @@ mod tests {
         ));
         assert_eq!(e.exit, Exit::Refused);
         assert!(e.to_string().starts_with("the secret does not exist"), "{e}");
+    }
+
+    #[test]
+    fn lambda_and_sqs_codes_that_cannot_succeed_are_refused() {
+        for code in [
+            "ResourceNotFoundException",
+            "InvalidParameterValueException",
+            "InvalidRequestContentException",
+            "RequestTooLargeException",
+            "UnsupportedMediaTypeException",
+            "QueueDoesNotExist",
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "InvalidAddress",
+        ] {
+            assert!(is_refused_code(code), "{code}");
+        }
+        for code in [
+            "ThrottlingException",
+            "TooManyRequestsException",
+            "AccessDeniedException",
+            "ServiceException",
+            "KMSDisabledException",
+            "",
+        ] {
+            assert!(!is_refused_code(code), "{code}");
+        }
     }
 
     #[test]

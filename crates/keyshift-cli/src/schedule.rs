@@ -7,14 +7,13 @@ use aws_config::SdkConfig;
 use keyshift::SecretId;
 use keyshift::event::ScheduleName;
 use keyshift::status::Status;
+/// The schedule group when `KEYSHIFT_SCHEDULE_GROUP` is not set: the function's default.
+pub use keyshift_lambda::config::DEFAULT_GROUP;
 use keyshift_lambda::config::{BACKEND, GROUP};
 use keyshift_lambda::scheduler::{Backend, Delivery, EventBridgeRules, EventBridgeScheduler, Found};
 use serde_json::{Value, json};
 
 use crate::exit::{CliError, Exit};
-
-/// The schedule group when `KEYSHIFT_SCHEDULE_GROUP` is not set: the function's default.
-pub const DEFAULT_GROUP: &str = "keyshift";
 
 /// What a read of the expected schedule found.
 #[derive(Debug, Clone, PartialEq, Eq)]

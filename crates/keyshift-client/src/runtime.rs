@@ -4,7 +4,7 @@
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use keyshift::Timestamp;
 
@@ -26,11 +26,8 @@ pub struct SystemClock {
 impl SystemClock {
     /// Reads the system time once.
     pub fn new() -> Self {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         SystemClock {
-            base: Timestamp::from_millis(ms),
+            base: Timestamp::from(SystemTime::now()),
             start: Instant::now(),
         }
     }

@@ -7,6 +7,7 @@
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use keyshift::aws_errors::{AwsErrorClass, class_of};
 use keyshift::ports::short_error;
 use keyshift::{SecretValue, VersionId};
 
@@ -88,15 +89,15 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
     operation: &str,
 ) -> SourceError {
     let kind = match &e {
-        SdkError::ServiceError(_) => match e.code().unwrap_or_default() {
-            "ResourceNotFoundException" => SourceErrorKind::NotFound,
-            "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" => {
+        SdkError::ServiceError(_) => match class_of(e.code().unwrap_or_default()) {
+            Some(AwsErrorClass::NotFound) => SourceErrorKind::NotFound,
+            Some(AwsErrorClass::AccessDenied | AwsErrorClass::Unauthenticated) => {
                 SourceErrorKind::AccessDenied
             }
-            "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
-                SourceErrorKind::Throttled
-            }
-            "InvalidParameterException" | "InvalidRequestException" | "DecryptionFailure" => {
+            Some(AwsErrorClass::Throttled) => SourceErrorKind::Throttled,
+            // A bad request, or DecryptionFailure (the key refuses): the same read fails
+            // the same way.
+            Some(AwsErrorClass::InvalidParameter | AwsErrorClass::InvalidState | AwsErrorClass::Crypto) => {
                 SourceErrorKind::Other
             }
             _ => SourceErrorKind::Transient,
@@ -107,4 +108,47 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
     let code = e.code().unwrap_or("no error code").to_owned();
     let message = e.message().map(str::to_owned).unwrap_or_else(|| short_error(&e));
     SourceError::new(kind, format!("{operation}: {code}: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_secretsmanager::error::ErrorMetadata;
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+
+    use super::*;
+
+    fn kind(code: &str) -> SourceErrorKind {
+        let meta = ErrorMetadata::builder()
+            .code(code)
+            .message("the service's message")
+            .build();
+        let e = SdkError::service_error(GetSecretValueError::generic(meta), ());
+        classify(e, "GetSecretValue").kind()
+    }
+
+    #[test]
+    fn secrets_manager_codes_map_as_before_the_shared_table() {
+        use SourceErrorKind::*;
+        for (code, expected) in [
+            ("ResourceNotFoundException", NotFound),
+            ("AccessDeniedException", AccessDenied),
+            ("AccessDenied", AccessDenied),
+            ("UnrecognizedClientException", AccessDenied),
+            ("ThrottlingException", Throttled),
+            ("TooManyRequestsException", Throttled),
+            ("RequestLimitExceeded", Throttled),
+            ("InvalidParameterException", Other),
+            ("InvalidRequestException", Other),
+            ("DecryptionFailure", Other),
+            ("InternalServiceError", Transient),
+            ("LimitExceededException", Transient),
+            ("ResourceExistsException", Transient),
+            ("KMSDisabledException", Transient),
+            ("SomethingNew", Transient),
+        ] {
+            assert_eq!(kind(code), expected, "{code}");
+        }
+        let timeout: SdkError<GetSecretValueError, ()> = SdkError::timeout_error("timed out");
+        assert_eq!(classify(timeout, "GetSecretValue").kind(), Transient);
+    }
 }

@@ -13,12 +13,12 @@
 //! legacy values' key, and `kms:Encrypt` on it for the legacy writes.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use aws_sdk_kms::Client;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
+use keyshift::aws_errors::{AwsErrorClass, class_of};
 use zeroize::Zeroizing;
 
 use crate::dek::DekBytes;
@@ -32,12 +32,8 @@ pub const EC_DEK_ID: &str = "keyshift-envelope:dek-id";
 pub const EC_CONTEXT: &str = "keyshift-envelope:context";
 
 fn encryption_context(dek_id: &[u8; DEK_ID_LEN], context: &str) -> HashMap<String, String> {
-    let mut hex = String::with_capacity(2 * DEK_ID_LEN);
-    for b in dek_id {
-        let _ = write!(hex, "{b:02x}");
-    }
     HashMap::from([
-        (EC_DEK_ID.to_owned(), hex),
+        (EC_DEK_ID.to_owned(), keyshift::hex::encode(dek_id)),
         (EC_CONTEXT.to_owned(), context.to_owned()),
     ])
 }
@@ -48,17 +44,15 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
     operation: &'static str,
 ) -> KekError {
     let kind = match &e {
-        SdkError::ServiceError(_) => match e.code().unwrap_or_default() {
-            "NotFoundException"
-            | "DisabledException"
-            | "KMSInvalidStateException"
-            | "AccessDeniedException"
-            | "KeyUnavailableException" => KekErrorKind::KeyUnavailable,
-            "InvalidCiphertextException" | "IncorrectKeyException" => KekErrorKind::UnwrapFailed,
-            "ThrottlingException"
-            | "KMSInternalException"
-            | "DependencyTimeoutException"
-            | "LimitExceededException" => KekErrorKind::Transient,
+        SdkError::ServiceError(_) => match class_of(e.code().unwrap_or_default()) {
+            Some(AwsErrorClass::NotFound | AwsErrorClass::KeyUnusable | AwsErrorClass::AccessDenied) => {
+                KekErrorKind::KeyUnavailable
+            }
+            Some(AwsErrorClass::Crypto) => KekErrorKind::UnwrapFailed,
+            // KMS's LimitExceededException is a request rate, not a quota.
+            Some(AwsErrorClass::Throttled | AwsErrorClass::ServerError | AwsErrorClass::LimitExceeded) => {
+                KekErrorKind::Transient
+            }
             _ => KekErrorKind::Other,
         },
         SdkError::ConstructionFailure(_) => KekErrorKind::Other,
@@ -315,5 +309,53 @@ impl LegacyKms {
             )));
         }
         Ok(blob)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_kms::error::ErrorMetadata;
+    use aws_sdk_kms::operation::decrypt::DecryptError;
+
+    use super::*;
+
+    /// The kind of a Decrypt answered with `code` (KMS's message plays no part).
+    fn kind(code: &str) -> KekErrorKind {
+        let e = DecryptError::generic(ErrorMetadata::builder().code(code).build());
+        classify(SdkError::service_error(e, ()), "Decrypt").kind
+    }
+
+    #[test]
+    fn kms_codes_map_as_before_the_shared_table() {
+        use KekErrorKind::*;
+        for (code, expected) in [
+            ("NotFoundException", KeyUnavailable),
+            ("DisabledException", KeyUnavailable),
+            ("KMSInvalidStateException", KeyUnavailable),
+            ("AccessDeniedException", KeyUnavailable),
+            ("KeyUnavailableException", KeyUnavailable),
+            ("InvalidCiphertextException", UnwrapFailed),
+            ("IncorrectKeyException", UnwrapFailed),
+            ("ThrottlingException", Transient),
+            ("KMSInternalException", Transient),
+            ("DependencyTimeoutException", Transient),
+            ("LimitExceededException", Transient),
+            ("InvalidKeyUsageException", Other),
+            ("InvalidGrantTokenException", Other),
+            ("UnrecognizedClientException", Other),
+        ] {
+            assert_eq!(kind(code), expected, "{code}");
+        }
+    }
+
+    #[test]
+    fn the_encryption_context_names_the_data_key_in_lower_case_hex() {
+        let mut dek_id = [0u8; DEK_ID_LEN];
+        dek_id[0] = 0xab;
+        dek_id[DEK_ID_LEN - 1] = 0x0f;
+        let ec = encryption_context(&dek_id, "users.email");
+        let expected = format!("ab{}0f", "00".repeat(DEK_ID_LEN - 2));
+        assert_eq!(ec.get(EC_DEK_ID), Some(&expected));
+        assert_eq!(ec.get(EC_CONTEXT).map(String::as_str), Some("users.email"));
     }
 }

@@ -105,7 +105,7 @@ impl KeyId {
         let mut input = Vec::with_capacity(ID_CONTEXT.len() + value.len());
         input.extend_from_slice(ID_CONTEXT);
         input.extend_from_slice(value.as_bytes());
-        let id = hex(&digest(&SHA256, &input).as_ref()[..16]);
+        let id = keyshift::hex::encode(&digest(&SHA256, &input).as_ref()[..16]);
         input.fill(0);
         KeyId(id)
     }
@@ -124,17 +124,7 @@ impl fmt::Display for KeyId {
 
 /// SHA-256 of `bytes`, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(digest(&SHA256, bytes).as_ref())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
+    keyshift::hex::encode(digest(&SHA256, bytes).as_ref())
 }
 
 #[cfg(test)]

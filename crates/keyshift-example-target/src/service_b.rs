@@ -161,7 +161,8 @@ fn valid_id(id: &str) -> bool {
 }
 
 fn valid_hash(hash: &str) -> bool {
-    hash.len() == 64 && hash.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    // Lower case only: the hash is a map key, compared as text.
+    hash.len() == 64 && !hash.bytes().any(|c| c.is_ascii_uppercase()) && keyshift::hex::decode(hash).is_some()
 }
 
 fn unauthorized() -> Response {

@@ -1,6 +1,6 @@
 //! The wall clock.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use keyshift::ports::Clock;
 use keyshift::time::Timestamp;
@@ -11,11 +11,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        Timestamp::from_millis(ms)
+        Timestamp::from(SystemTime::now())
     }
 
     async fn sleep_until(&self, until: Timestamp) {

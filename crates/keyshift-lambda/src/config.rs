@@ -52,12 +52,24 @@ pub const PG_VARIABLES: [&str; 3] = [
 /// The secret tag that overrides T for one secret (whole seconds).
 pub const GAP_TAG: &str = "keyshift:gap-seconds";
 
-/// Which EventBridge API carries follow-ups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendKind {
-    /// EventBridge Scheduler one-time schedules.
-    Scheduler,
-    /// Classic EventBridge rules with one-shot cron expressions.
+/// The default Scheduler group (`KEYSHIFT_SCHEDULE_GROUP`); the template creates it.
+pub const DEFAULT_GROUP: &str = "keyshift";
+
+/// Which EventBridge API carries follow-ups, with what it needs: Scheduler always has a
+/// group and the role it invokes the function with (there is no Scheduler without one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchedulerConfig {
+    /// EventBridge Scheduler one-time schedules (`KEYSHIFT_SCHEDULER=scheduler`, the
+    /// default).
+    Scheduler {
+        /// The schedule group (`KEYSHIFT_SCHEDULE_GROUP`, default `keyshift`).
+        group: String,
+        /// The role Scheduler assumes to invoke the function
+        /// (`KEYSHIFT_SCHEDULER_ROLE_ARN`, required).
+        role_arn: String,
+    },
+    /// Classic EventBridge rules with one-shot cron expressions
+    /// (`KEYSHIFT_SCHEDULER=rules`).
     Rules,
 }
 
@@ -66,12 +78,8 @@ pub enum BackendKind {
 pub struct Config {
     /// T and the inline budget.
     pub policy: Policy,
-    /// Scheduler or rules.
-    pub backend: BackendKind,
-    /// The Scheduler group.
-    pub group: String,
-    /// The Scheduler's role.
-    pub role_arn: Option<String>,
+    /// Scheduler (with its group and role) or rules.
+    pub backend: SchedulerConfig,
     /// The follow-ups' target, if configured.
     pub function_arn: Option<String>,
     /// The dead-letter queue.
@@ -145,9 +153,9 @@ impl Config {
             };
             err(variable, e.to_string())
         })?;
-        let backend = match get(BACKEND).as_deref().map(str::trim) {
-            None | Some("scheduler") => BackendKind::Scheduler,
-            Some("rules") => BackendKind::Rules,
+        let scheduler = match get(BACKEND).as_deref().map(str::trim) {
+            None | Some("scheduler") => true,
+            Some("rules") => false,
             Some(other) => {
                 return Err(err(
                     BACKEND,
@@ -155,7 +163,8 @@ impl Config {
                 ));
             }
         };
-        let group = get(GROUP).unwrap_or_else(|| "keyshift".to_owned());
+        // The group and the role are checked whichever the backend, as they always were.
+        let group = get(GROUP).unwrap_or_else(|| DEFAULT_GROUP.to_owned());
         if !(1..=64).contains(&group.len())
             || !group
                 .chars()
@@ -171,9 +180,15 @@ impl Config {
             }
         };
         let role_arn = arn(ROLE_ARN)?;
-        if backend == BackendKind::Scheduler && role_arn.is_none() {
-            return Err(err(ROLE_ARN, "is required with the `scheduler` backend"));
-        }
+        let backend = if scheduler {
+            SchedulerConfig::Scheduler {
+                group,
+                role_arn: role_arn
+                    .ok_or_else(|| err(ROLE_ARN, "is required with the `scheduler` backend"))?,
+            }
+        } else {
+            SchedulerConfig::Rules
+        };
         let password_length = match get(PASSWORD_LENGTH) {
             Some(v) => v
                 .trim()
@@ -235,8 +250,6 @@ impl Config {
             metrics_namespace,
             policy,
             backend,
-            group,
-            role_arn,
             function_arn: arn(FUNCTION_ARN)?,
             dead_letter_arn: arn(DEAD_LETTER_ARN)?,
             event_bus: get(EVENT_BUS),
@@ -266,8 +279,13 @@ mod tests {
         let c = config(&[(GAP, "900"), ROLE]).expect("valid");
         assert_eq!(c.policy.gap, Duration::from_secs(900));
         assert_eq!(c.policy.inline_budget, Duration::from_secs(600));
-        assert_eq!(c.backend, BackendKind::Scheduler);
-        assert_eq!(c.group, "keyshift");
+        assert_eq!(
+            c.backend,
+            SchedulerConfig::Scheduler {
+                group: "keyshift".into(),
+                role_arn: ROLE.1.into()
+            }
+        );
         assert_eq!(c.created_dates, CreatedDates::ListVersions);
     }
 
@@ -295,6 +313,32 @@ mod tests {
     #[test]
     fn rules_need_no_scheduler_role() {
         let c = config(&[(GAP, "600"), (BACKEND, "rules")]).expect("valid");
-        assert_eq!(c.backend, BackendKind::Rules);
+        assert_eq!(c.backend, SchedulerConfig::Rules);
+        // The group and a role, if given, are still checked.
+        let e = config(&[(GAP, "600"), (BACKEND, "rules"), (GROUP, "no spaces")]).expect_err("invalid");
+        assert_eq!(e.variable, GROUP);
+        let e = config(&[(GAP, "600"), (BACKEND, "rules"), (ROLE_ARN, "role/x")]).expect_err("invalid");
+        assert_eq!(e.variable, ROLE_ARN);
+    }
+
+    #[test]
+    fn the_scheduler_takes_its_group_and_role() {
+        let c = config(&[
+            (GAP, "600"),
+            ROLE,
+            (BACKEND, " scheduler "),
+            (GROUP, "team-a.rotations"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.backend,
+            SchedulerConfig::Scheduler {
+                group: "team-a.rotations".into(),
+                role_arn: ROLE.1.into()
+            }
+        );
+        // An empty role is no role.
+        let e = config(&[(GAP, "600"), (ROLE_ARN, "  ")]).expect_err("no role");
+        assert_eq!(e.variable, ROLE_ARN);
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::clock::SystemClock;
-use crate::config::{BackendKind, Config, GAP_TAG};
+use crate::config::{Config, GAP_TAG, SchedulerConfig};
 use crate::lifecycle::Lifecycle;
 use crate::metrics;
 use crate::scheduler::{Backend, Delivery, EventBridgeRules, EventBridgeScheduler};
@@ -27,46 +27,82 @@ use keyshift::ports::{Target, TargetErrorKind};
 /// Time kept free at the end of an invocation for the last calls after an inline wait.
 pub const DEADLINE_HEADROOM: Duration = Duration::from_secs(30);
 
-/// A failed invocation as the Lambda runtime reports it: `error_type` tells a bad request
-/// (retrying will not help) from a bad moment (it may).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandlerError {
-    /// `keyshift.InvalidEvent`, `keyshift.Rejected`, `keyshift.Configuration`,
-    /// `keyshift.Retryable` or `keyshift.Failed`.
-    pub error_type: &'static str,
-    /// What went wrong; never a secret value or a RotationToken.
-    pub message: String,
+/// A failed invocation as the Lambda runtime reports it: the variant (its `errorType`)
+/// tells a bad request (retrying will not help) from a bad moment (it may). The message
+/// says what went wrong; it never holds a secret value or a RotationToken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandlerError {
+    /// `keyshift.InvalidEvent`: the payload is not an event keyshift takes.
+    #[error("keyshift.InvalidEvent: {0}")]
+    InvalidEvent(String),
+    /// `keyshift.Rejected`: the core refused the request (a token that is not the
+    /// rotation's, a secret that does not exist, ...).
+    #[error("keyshift.Rejected: {0}")]
+    Rejected(String),
+    /// `keyshift.Configuration`: the function, the secret's tags or the target are
+    /// misconfigured; an operator must act.
+    #[error("keyshift.Configuration: {0}")]
+    Configuration(String),
+    /// `keyshift.Retryable`: a passing failure (throttling, a timeout, a server error).
+    #[error("keyshift.Retryable: {0}")]
+    Retryable(String),
+    /// `keyshift.Failed`: anything else; the same invocation fails the same way.
+    #[error("keyshift.Failed: {0}")]
+    Failed(String),
 }
 
-impl std::fmt::Display for HandlerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.error_type, self.message)
+impl HandlerError {
+    /// The Lambda `errorType`: `keyshift.InvalidEvent`, `keyshift.Rejected`,
+    /// `keyshift.Configuration`, `keyshift.Retryable` or `keyshift.Failed`.
+    pub const fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::InvalidEvent(_) => "keyshift.InvalidEvent",
+            HandlerError::Rejected(_) => "keyshift.Rejected",
+            HandlerError::Configuration(_) => "keyshift.Configuration",
+            HandlerError::Retryable(_) => "keyshift.Retryable",
+            HandlerError::Failed(_) => "keyshift.Failed",
+        }
+    }
+
+    /// What went wrong (the Lambda `errorMessage`).
+    pub fn message(&self) -> &str {
+        match self {
+            HandlerError::InvalidEvent(m)
+            | HandlerError::Rejected(m)
+            | HandlerError::Configuration(m)
+            | HandlerError::Retryable(m)
+            | HandlerError::Failed(m) => m,
+        }
     }
 }
 
-impl std::error::Error for HandlerError {}
-
+/// The one mapping to what the Lambda runtime reports.
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(e: HandlerError) -> Self {
         lambda_runtime::Diagnostic {
-            error_type: e.error_type.to_owned(),
-            error_message: e.message,
+            error_type: e.error_type().to_owned(),
+            error_message: match e {
+                HandlerError::InvalidEvent(m)
+                | HandlerError::Rejected(m)
+                | HandlerError::Configuration(m)
+                | HandlerError::Retryable(m)
+                | HandlerError::Failed(m) => m,
+            },
         }
     }
 }
 
 impl From<&ExecError> for HandlerError {
     fn from(e: &ExecError) -> Self {
-        let error_type = match e {
-            ExecError::Rejected(_) => "keyshift.Rejected",
-            ExecError::Configuration(_) => "keyshift.Configuration",
-            ExecError::Target(t) if t.kind == TargetErrorKind::Configuration => "keyshift.Configuration",
-            e if e.is_retryable() => "keyshift.Retryable",
-            _ => "keyshift.Failed",
-        };
-        HandlerError {
-            error_type,
-            message: e.to_string(),
+        let message = e.to_string();
+        match e {
+            ExecError::Rejected(_) => HandlerError::Rejected(message),
+            ExecError::Configuration(_) => HandlerError::Configuration(message),
+            ExecError::Target(t) if t.kind == TargetErrorKind::Configuration => {
+                HandlerError::Configuration(message)
+            }
+            e if e.is_retryable() => HandlerError::Retryable(message),
+            _ => HandlerError::Failed(message),
         }
     }
 }
@@ -138,9 +174,10 @@ impl<T: Target> Function<T> {
                 .parse::<u64>()
                 .ok()
                 .and_then(|secs| policy.with_gap(Duration::from_secs(secs)).ok())
-                .ok_or_else(|| HandlerError {
-                    error_type: "keyshift.Configuration",
-                    message: format!("secret tag {GAP_TAG} must be a whole number of seconds T allows"),
+                .ok_or_else(|| {
+                    HandlerError::Configuration(format!(
+                        "secret tag {GAP_TAG} must be a whole number of seconds T allows"
+                    ))
                 })?;
             policy = gap;
         }
@@ -210,7 +247,7 @@ impl<T: Target> Function<T> {
                 step: seen.step,
                 secret: &seen.secret,
                 report: seen.report.as_ref(),
-                error_type: result.as_ref().err().map(|e| e.error_type),
+                error_type: result.as_ref().err().map(HandlerError::error_type),
                 duration: started.elapsed(),
                 watchdog: seen.watchdog,
             };
@@ -228,10 +265,7 @@ impl<T: Target> Function<T> {
         time_left: Option<Duration>,
         seen: &mut Seen,
     ) -> Result<Value, HandlerError> {
-        let invalid = |e: keyshift::event::EventError| HandlerError {
-            error_type: "keyshift.InvalidEvent",
-            message: e.to_string(),
-        };
+        let invalid = |e: keyshift::event::EventError| HandlerError::InvalidEvent(e.to_string());
         if let Some(secret) = keyshift::event::status_request(payload).map_err(invalid)? {
             seen.step = "status";
             seen.secret = secret.as_str().to_owned();
@@ -310,7 +344,7 @@ impl<T: Target> Function<T> {
         // does not fail what was done).
         out["status"] = match self.status(&request.secret_id).await {
             Ok(status) => status,
-            Err(e) => json!({ "error": e.message }),
+            Err(e) => json!({ "error": e.message() }),
         };
         seen.report = Some(report);
         Ok(out)
@@ -357,17 +391,17 @@ impl<T: Target> Function<T> {
 
     /// The configured scheduler backend, delivering to `function_arn`.
     fn backend(&self, function_arn: String) -> Backend {
-        match self.config.backend {
-            BackendKind::Scheduler => Backend::Scheduler(EventBridgeScheduler::new(
+        match &self.config.backend {
+            SchedulerConfig::Scheduler { group, role_arn } => Backend::Scheduler(EventBridgeScheduler::new(
                 self.scheduler.clone(),
-                &self.config.group,
+                group,
                 Delivery {
                     function_arn,
-                    role_arn: self.config.role_arn.clone().unwrap_or_default(),
+                    role_arn: role_arn.clone(),
                     dead_letter_arn: self.config.dead_letter_arn.clone(),
                 },
             )),
-            BackendKind::Rules => Backend::Rules(EventBridgeRules::new(self.rules.clone(), function_arn)),
+            SchedulerConfig::Rules => Backend::Rules(EventBridgeRules::new(self.rules.clone(), function_arn)),
         }
     }
 }
@@ -397,4 +431,62 @@ fn answer(step: &str, report: &Report, started: keyshift::Timestamp) -> Value {
         "gapSeconds": report.gap.as_secs(),
         "final": report.last().to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use keyshift::ports::{StoreError, StoreErrorKind, TargetError};
+
+    use super::*;
+
+    #[test]
+    fn each_error_type_keeps_its_name_and_message_on_the_wire() {
+        for (e, error_type) in [
+            (HandlerError::InvalidEvent("m".into()), "keyshift.InvalidEvent"),
+            (HandlerError::Rejected("m".into()), "keyshift.Rejected"),
+            (HandlerError::Configuration("m".into()), "keyshift.Configuration"),
+            (HandlerError::Retryable("m".into()), "keyshift.Retryable"),
+            (HandlerError::Failed("m".into()), "keyshift.Failed"),
+        ] {
+            assert_eq!(e.error_type(), error_type);
+            assert_eq!(e.message(), "m");
+            assert_eq!(e.to_string(), format!("{error_type}: m"));
+            let d = lambda_runtime::Diagnostic::from(e);
+            assert_eq!(
+                (d.error_type.as_str(), d.error_message.as_str()),
+                (error_type, "m")
+            );
+        }
+    }
+
+    #[test]
+    fn executor_errors_map_to_their_error_type() {
+        let cases = [
+            (
+                ExecError::Rejected(Rejection::RotationDisabled),
+                "keyshift.Rejected",
+            ),
+            (
+                ExecError::Configuration("a bad tag".into()),
+                "keyshift.Configuration",
+            ),
+            (
+                ExecError::Target(TargetError::configuration("no master secret")),
+                "keyshift.Configuration",
+            ),
+            (
+                ExecError::Store(StoreError::new(StoreErrorKind::Throttled, "slow down")),
+                "keyshift.Retryable",
+            ),
+            (
+                ExecError::Store(StoreError::new(StoreErrorKind::AccessDenied, "no")),
+                "keyshift.Failed",
+            ),
+        ];
+        for (e, error_type) in cases {
+            let h = HandlerError::from(&e);
+            assert_eq!(h.error_type(), error_type, "{e}");
+            assert_eq!(h.message(), e.to_string());
+        }
+    }
 }

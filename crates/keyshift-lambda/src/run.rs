@@ -95,7 +95,7 @@ async fn serve<T: Target>(function: Function<T>) -> Result<(), lambda_runtime::E
             Box::pin(function.handle(&payload, &context.invoked_function_arn, time_left))
                 .await
                 .map_err(|e: HandlerError| {
-                    tracing::warn!(error_type = e.error_type, error = %e.message, "invocation failed");
+                    tracing::warn!(error_type = e.error_type(), error = %e.message(), "invocation failed");
                     Diagnostic::from(e)
                 })
         }

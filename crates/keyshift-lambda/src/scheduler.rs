@@ -6,6 +6,7 @@ use aws_sdk_scheduler::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_scheduler::types::{
     ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
 };
+use keyshift::aws_errors::{AwsErrorClass, class_of};
 use keyshift::event::ScheduleName;
 use keyshift::ports::{Job, Scheduled, Scheduler, SchedulerError};
 use keyshift::time::Timestamp;
@@ -94,14 +95,10 @@ fn sched_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
     // (Scheduler's ServiceQuotaExceededException, a bus's 300 rules) fail the same way on
     // every retry until someone acts.
     let retryable = match e {
-        SdkError::ServiceError(_) => matches!(
-            e.code().unwrap_or_default(),
-            "ThrottlingException"
-                | "InternalServerException"
-                | "InternalException"
-                | "ConcurrentModificationException"
-                | ""
-        ),
+        SdkError::ServiceError(_) => {
+            let code = e.code().unwrap_or_default();
+            code.is_empty() || class_of(code).is_some_and(AwsErrorClass::is_passing)
+        }
         SdkError::ConstructionFailure(_) => false,
         _ => true,
     };
@@ -120,8 +117,10 @@ fn job_input(job: &Job) -> Result<String, SchedulerError> {
     })
 }
 
-fn is_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, codes: &[&str]) -> bool {
-    matches!(e, SdkError::ServiceError(_)) && codes.contains(&e.code().unwrap_or_default())
+/// Whether `e` is a service error of `class` (ValidationException, ConflictException,
+/// ResourceNotFoundException: the codes Scheduler and EventBridge answer with).
+fn is_class<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, class: AwsErrorClass) -> bool {
+    matches!(e, SdkError::ServiceError(_)) && class_of(e.code().unwrap_or_default()) == Some(class)
 }
 
 impl Scheduler for EventBridgeScheduler {
@@ -165,7 +164,10 @@ impl Scheduler for EventBridgeScheduler {
                 .send()
         };
         let mut out = create(job.fire_at).await;
-        if out.as_ref().is_err_and(|e| is_code(e, &["ValidationException"])) {
+        if out
+            .as_ref()
+            .is_err_and(|e| is_class(e, AwsErrorClass::InvalidParameter))
+        {
             // keyshift never names a time in the past (at least ten seconds ahead), but a
             // skewed clock or a slow request can make it one, and EventBridge refuses
             // that. Once more, a minute on: the follow-up re-checks its due on arrival.
@@ -174,7 +176,7 @@ impl Scheduler for EventBridgeScheduler {
         match out {
             Ok(_) => Ok(Scheduled::Created),
             // AWS answers 409, moto 400: the code is what matters.
-            Err(e) if is_code(&e, &["ConflictException"]) => Ok(Scheduled::AlreadyScheduled),
+            Err(e) if is_class(&e, AwsErrorClass::AlreadyExists) => Ok(Scheduled::AlreadyScheduled),
             Err(e) => Err(sched_error(&e, "CreateSchedule")),
         }
     }
@@ -218,12 +220,12 @@ impl EventBridgeRules {
             .await
         {
             Ok(_) => {}
-            Err(e) if is_code(&e, &["ResourceNotFoundException"]) => return Ok(false),
+            Err(e) if is_class(&e, AwsErrorClass::NotFound) => return Ok(false),
             Err(e) => return Err(sched_error(&e, "RemoveTargets")),
         }
         match self.client.delete_rule().name(name).send().await {
             Ok(_) => Ok(true),
-            Err(e) if is_code(&e, &["ResourceNotFoundException"]) => Ok(false),
+            Err(e) if is_class(&e, AwsErrorClass::NotFound) => Ok(false),
             Err(e) => Err(sched_error(&e, "DeleteRule")),
         }
     }
@@ -244,7 +246,7 @@ impl Scheduler for EventBridgeRules {
                 rule.schedule_expression() == Some(expression.as_str())
                     && rule.state() == Some(&RuleState::Enabled),
             ),
-            Err(e) if is_code(&e, &["ResourceNotFoundException"]) => None,
+            Err(e) if is_class(&e, AwsErrorClass::NotFound) => None,
             Err(e) => return Err(sched_error(&e, "DescribeRule")),
         };
         let target_there = match rule_fits {
@@ -261,7 +263,7 @@ impl Scheduler for EventBridgeRules {
                         && t.input() == Some(input.as_str())
                 }),
                 // Deleted since DescribeRule (a racing complete): create it again.
-                Err(e) if is_code(&e, &["ResourceNotFoundException"]) => {
+                Err(e) if is_class(&e, AwsErrorClass::NotFound) => {
                     rule_fits = None;
                     false
                 }
@@ -356,7 +358,7 @@ impl Backend {
                             expression: out.schedule_expression().map(str::to_owned),
                             state: out.state().map(|x| x.as_str().to_owned()),
                         }),
-                        Err(e) if is_code(&e, &["ResourceNotFoundException"]) => None,
+                        Err(e) if is_class(&e, AwsErrorClass::NotFound) => None,
                         Err(e) => return Err(sched_error(&e, "GetSchedule")),
                     }
                 }
@@ -366,7 +368,7 @@ impl Backend {
                         expression: out.schedule_expression().map(str::to_owned),
                         state: out.state().map(|x| x.as_str().to_owned()),
                     }),
-                    Err(e) if is_code(&e, &["ResourceNotFoundException"]) => None,
+                    Err(e) if is_class(&e, AwsErrorClass::NotFound) => None,
                     Err(e) => return Err(sched_error(&e, "DescribeRule")),
                 },
             };
@@ -408,7 +410,7 @@ mod tests {
     fn retryable_and_type(e: SchedulerError) -> (bool, &'static str) {
         (
             e.retryable,
-            HandlerError::from(&ExecError::Scheduler(e)).error_type,
+            HandlerError::from(&ExecError::Scheduler(e)).error_type(),
         )
     }
 

@@ -7,6 +7,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::primitives::DateTime;
 use aws_sdk_secretsmanager::types::StatusType;
+use keyshift::aws_errors::{AwsErrorClass, class_of};
 use keyshift::ports::{Detail, LabelMove, SecretStore, StoreError, StoreErrorKind, short_error};
 use keyshift::secret::{
     AWSPENDING, Replica, ReplicaStatus, SecretId, SecretState, SecretValue, VersionId, VersionInfo,
@@ -418,36 +419,30 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::f
     operation: &str,
 ) -> StoreError {
     let kind = match &e {
-        SdkError::ServiceError(_) => match e.code().unwrap_or_default() {
-            "ResourceNotFoundException" => StoreErrorKind::NotFound,
-            "ResourceExistsException" => StoreErrorKind::AlreadyExists,
-            "InvalidParameterException" => StoreErrorKind::InvalidParameter,
+        SdkError::ServiceError(_) => match class_of(e.code().unwrap_or_default()) {
+            Some(AwsErrorClass::NotFound) => StoreErrorKind::NotFound,
+            Some(AwsErrorClass::AlreadyExists) => StoreErrorKind::AlreadyExists,
+            Some(AwsErrorClass::InvalidParameter) => StoreErrorKind::InvalidParameter,
             // The API's possible causes include "the secret is scheduled for deletion":
             // nothing done to it succeeds any more, so it is told apart by its message.
-            "InvalidRequestException" if marked_for_deletion(e.message()) => StoreErrorKind::Deleted,
-            "InvalidRequestException" => StoreErrorKind::InvalidRequest,
-            "LimitExceededException" => StoreErrorKind::LimitExceeded,
-            // Declared by GetSecretValue and PutSecretValue: the key is disabled, pending
-            // deletion or its policy refuses Secrets Manager. The KMS codes are not in
-            // Secrets Manager's model; if it ever passes them on, they mean the same.
-            "DecryptionFailure"
-            | "EncryptionFailure"
-            | "KMSInvalidStateException"
-            | "KMSAccessDeniedException"
-            | "KMSDisabledException"
-            | "KMSNotFoundException" => StoreErrorKind::Kms,
+            Some(AwsErrorClass::InvalidState) if marked_for_deletion(e.message()) => StoreErrorKind::Deleted,
+            Some(AwsErrorClass::InvalidState) => StoreErrorKind::InvalidRequest,
+            Some(AwsErrorClass::LimitExceeded) => StoreErrorKind::LimitExceeded,
+            // DecryptionFailure and EncryptionFailure, declared by GetSecretValue and
+            // PutSecretValue: the key is disabled, pending deletion or its policy refuses
+            // Secrets Manager. The KMS codes are not in Secrets Manager's model; if it
+            // ever passes them on, they mean the same.
+            Some(AwsErrorClass::Crypto | AwsErrorClass::KeyUnusable) => StoreErrorKind::Kms,
             // "Access to KMS is not allowed": the role may not use the secret's key.
-            "AccessDeniedException" if e.message().is_some_and(|m| m.contains("Access to KMS")) => {
+            Some(AwsErrorClass::AccessDenied) if e.message().is_some_and(|m| m.contains("Access to KMS")) => {
                 StoreErrorKind::Kms
             }
-            "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" => {
+            Some(AwsErrorClass::AccessDenied | AwsErrorClass::Unauthenticated) => {
                 StoreErrorKind::AccessDenied
             }
-            "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
-                StoreErrorKind::Throttled
-            }
+            Some(AwsErrorClass::Throttled) => StoreErrorKind::Throttled,
             // InternalServiceError and anything new: worth another try.
-            _ => StoreErrorKind::Transient,
+            Some(AwsErrorClass::ServerError | AwsErrorClass::Conflict) | None => StoreErrorKind::Transient,
         },
         // Construction failures are bugs in the request, not in the moment.
         SdkError::ConstructionFailure(_) => StoreErrorKind::InvalidParameter,
@@ -480,7 +475,7 @@ mod tests {
 
     /// The kind, and the Lambda error type an invocation failing with it reports.
     fn kind_and_type(e: StoreError) -> (StoreErrorKind, &'static str) {
-        (e.kind, HandlerError::from(&ExecError::Store(e)).error_type)
+        (e.kind, HandlerError::from(&ExecError::Store(e)).error_type())
     }
 
     #[test]

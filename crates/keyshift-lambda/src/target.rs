@@ -291,7 +291,7 @@ mod tests {
         let e = password_error(service_error(e));
         (
             e.is_retryable(),
-            HandlerError::from(&ExecError::Target(e)).error_type,
+            HandlerError::from(&ExecError::Target(e)).error_type(),
         )
     }
 

@@ -180,10 +180,7 @@ impl Fleet {
         };
         let mut header = Header::new(algorithm);
         header.kid = Some(kid.clone());
-        let exp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() + 60)
-            .unwrap_or_default();
+        let exp = keyshift::Timestamp::from(std::time::SystemTime::now()).as_secs() + 60;
         let claims = json!({"sub": "fleet", "iss": "keyshift-local", "aud": "fleet", "exp": exp});
         let token = jsonwebtoken::encode(&header, &claims, &key).map_err(|e| format!("sign: {e}"))?;
         // The consumer: its own JWKS, the key under the token's kid, full validation.

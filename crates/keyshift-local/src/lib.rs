@@ -30,3 +30,22 @@ pub mod postgres;
 pub mod proxy;
 pub mod rig;
 pub mod watch;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_tokens_are_hyphenated_v4_uuids_and_distinct() {
+        let a = local::uuid_v4();
+        let b = local::uuid_v4();
+        assert_ne!(a, b);
+        for t in [a, b] {
+            let u = uuid::Uuid::parse_str(&t).expect("a UUID");
+            assert_eq!(u.get_version(), Some(uuid::Version::Random), "{t}");
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{t}");
+            assert_eq!(t, u.hyphenated().to_string(), "lower-case 8-4-4-4-12");
+            assert!(t.len() >= keyshift::secret::VersionId::MIN_LEN);
+        }
+    }
+}

@@ -415,24 +415,7 @@ pub(crate) fn gaps(samples: &[(Instant, Labels)]) -> Vec<Gap> {
 
 /// A random UUID (version 4), as the engine makes tokens.
 pub fn uuid_v4() -> String {
-    let b: [u8; 16] = rand::rng().random();
-    let h: String = b
-        .iter()
-        .enumerate()
-        .map(|(i, x)| match i {
-            6 => format!("{:02x}", (x & 0x0f) | 0x40),
-            8 => format!("{:02x}", (x & 0x3f) | 0x80),
-            _ => format!("{x:02x}"),
-        })
-        .collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
 /// Reads the function's log and returns the lines that contain any of `needles`.

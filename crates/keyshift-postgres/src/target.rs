@@ -5,6 +5,7 @@ use std::fmt;
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use keyshift::aws_errors::{AwsErrorClass, class_of};
 use keyshift::ports::{Target, TargetContext, TargetError, TargetErrorKind, short_error};
 use keyshift::secret::{AWSCURRENT, ROTATING, SecretValue, VersionId};
 use tokio_postgres::GenericClient;
@@ -79,12 +80,14 @@ impl PostgresTarget {
             Err(e) => {
                 let code = e.code().unwrap_or_default().to_owned();
                 let text = format!("reading {what} ({stage}): {}", short_error(&e));
-                Err(match code.as_str() {
-                    "ResourceNotFoundException" => return Ok(None),
-                    "AccessDeniedException" | "DecryptionFailure" | "InvalidRequestException" => {
-                        TargetError::configuration(text)
-                    }
-                    "InvalidParameterException" | "ValidationException" => TargetError::configuration(text),
+                Err(match class_of(&code) {
+                    Some(AwsErrorClass::NotFound) => return Ok(None),
+                    Some(
+                        AwsErrorClass::AccessDenied
+                        | AwsErrorClass::Crypto
+                        | AwsErrorClass::InvalidState
+                        | AwsErrorClass::InvalidParameter,
+                    ) => TargetError::configuration(text),
                     _ => TargetError::retryable(text),
                 })
             }
