@@ -10,7 +10,7 @@ use keyshift::status::Status;
 /// The schedule group when `KEYSHIFT_SCHEDULE_GROUP` is not set: the function's default.
 pub use keyshift_lambda::config::DEFAULT_GROUP;
 use keyshift_lambda::config::{BACKEND, GROUP};
-use keyshift_lambda::scheduler::{Backend, Delivery, EventBridgeRules, EventBridgeScheduler, Found};
+use keyshift_lambda::scheduler::{Backend, EventBridgeRules, EventBridgeScheduler, Found};
 use serde_json::{Value, json};
 
 use crate::exit::{CliError, Exit};
@@ -66,19 +66,13 @@ impl Lookup {
 pub fn backend(sdk: &SdkConfig, var: impl Fn(&str) -> Option<String>) -> Result<Backend, CliError> {
     let get = |name: &str| var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     match get(BACKEND).as_deref() {
-        None | Some("scheduler") => Ok(Backend::Scheduler(EventBridgeScheduler::new(
+        // Only read by name here: nothing is scheduled, so no function and no role.
+        None | Some("scheduler") => Ok(Backend::Scheduler(EventBridgeScheduler::reader(
             aws_sdk_scheduler::Client::new(sdk),
             get(GROUP).unwrap_or_else(|| DEFAULT_GROUP.to_owned()),
-            // Only read by name here: nothing is delivered.
-            Delivery {
-                function_arn: String::new(),
-                role_arn: String::new(),
-                dead_letter_arn: None,
-            },
         ))),
-        Some("rules") => Ok(Backend::Rules(EventBridgeRules::new(
+        Some("rules") => Ok(Backend::Rules(EventBridgeRules::reader(
             aws_sdk_eventbridge::Client::new(sdk),
-            String::new(),
         ))),
         Some(other) => Err(CliError::new(
             Exit::Usage,

@@ -33,7 +33,8 @@ pub struct Delivery {
 pub struct EventBridgeScheduler {
     client: aws_sdk_scheduler::Client,
     group: String,
-    delivery: Delivery,
+    /// `None`: a reader ([`EventBridgeScheduler::reader`]), which schedules nothing.
+    delivery: Option<Delivery>,
 }
 
 /// Retries the scheduler makes of a failed delivery before the dead-letter queue.
@@ -47,8 +48,26 @@ impl EventBridgeScheduler {
         EventBridgeScheduler {
             client,
             group: group.into(),
-            delivery,
+            delivery: Some(delivery),
         }
+    }
+
+    /// Schedules in `group` read (and deleted) by name, as the CLI reads them: with no
+    /// function and no role to deliver to, [`Scheduler::schedule`] refuses.
+    pub fn reader(client: aws_sdk_scheduler::Client, group: impl Into<String>) -> Self {
+        EventBridgeScheduler {
+            client,
+            group: group.into(),
+            delivery: None,
+        }
+    }
+}
+
+/// What a reader answers when asked to schedule.
+fn read_only() -> SchedulerError {
+    SchedulerError {
+        retryable: false,
+        message: "this scheduler only reads follow-ups: it has no function or role to deliver to".into(),
     }
 }
 
@@ -125,10 +144,11 @@ fn is_class<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, class: AwsErrorClass
 
 impl Scheduler for EventBridgeScheduler {
     async fn schedule(&self, job: &Job) -> Result<Scheduled, SchedulerError> {
+        let delivery = self.delivery.as_ref().ok_or_else(read_only)?;
         let input = job_input(job)?;
         let mut target = Target::builder()
-            .arn(&self.delivery.function_arn)
-            .role_arn(&self.delivery.role_arn)
+            .arn(&delivery.function_arn)
+            .role_arn(&delivery.role_arn)
             .input(input)
             .retry_policy(
                 RetryPolicy::builder()
@@ -136,7 +156,7 @@ impl Scheduler for EventBridgeScheduler {
                     .maximum_event_age_in_seconds(DELIVERY_MAX_AGE_SECS)
                     .build(),
             );
-        if let Some(dlq) = &self.delivery.dead_letter_arn {
+        if let Some(dlq) = &delivery.dead_letter_arn {
             target = target.dead_letter_config(DeadLetterConfig::builder().arn(dlq).build());
         }
         let target = target.build().map_err(|e| SchedulerError {
@@ -194,7 +214,8 @@ impl Scheduler for EventBridgeScheduler {
 #[derive(Debug, Clone)]
 pub struct EventBridgeRules {
     client: aws_sdk_eventbridge::Client,
-    function_arn: String,
+    /// `None`: a reader ([`EventBridgeRules::reader`]), which schedules nothing.
+    function_arn: Option<String>,
 }
 
 /// The id of the function's target on each rule.
@@ -206,7 +227,16 @@ impl EventBridgeRules {
     pub fn new(client: aws_sdk_eventbridge::Client, function_arn: impl Into<String>) -> Self {
         EventBridgeRules {
             client,
-            function_arn: function_arn.into(),
+            function_arn: Some(function_arn.into()),
+        }
+    }
+
+    /// Rules read (and deleted) by name, as the CLI reads them: with no function to
+    /// invoke, [`Scheduler::schedule`] refuses.
+    pub fn reader(client: aws_sdk_eventbridge::Client) -> Self {
+        EventBridgeRules {
+            client,
+            function_arn: None,
         }
     }
 
@@ -239,6 +269,7 @@ impl Scheduler for EventBridgeRules {
     async fn schedule(&self, job: &Job) -> Result<Scheduled, SchedulerError> {
         // Rules fire at the minute's start at the earliest; round up so that the cron
         // minute is never before the intended fire time.
+        let function_arn = self.function_arn.as_deref().ok_or_else(read_only)?;
         let expression = cron_expression(job.fire_at.ceil_to(std::time::Duration::from_secs(60)));
         let input = job_input(job)?;
         let mut rule_fits = match self.client.describe_rule().name(job.name.as_str()).send().await {
@@ -258,9 +289,7 @@ impl Scheduler for EventBridgeRules {
                 .await
             {
                 Ok(out) => out.targets().iter().any(|t| {
-                    t.id() == RULE_TARGET_ID
-                        && t.arn() == self.function_arn
-                        && t.input() == Some(input.as_str())
+                    t.id() == RULE_TARGET_ID && t.arn() == function_arn && t.input() == Some(input.as_str())
                 }),
                 // Deleted since DescribeRule (a racing complete): create it again.
                 Err(e) if is_class(&e, AwsErrorClass::NotFound) => {
@@ -288,7 +317,7 @@ impl Scheduler for EventBridgeRules {
         if !target_there {
             let target = RuleTarget::builder()
                 .id(RULE_TARGET_ID)
-                .arn(&self.function_arn)
+                .arn(function_arn)
                 .input(input)
                 .build()
                 .map_err(|e| SchedulerError {
@@ -489,5 +518,53 @@ mod tests {
         assert_eq!(cron_expression(t), "cron(6 5 4 3 ? 2026)");
         let midnight = Timestamp::parse_rfc3339("2027-01-01T00:00:00.000Z").expect("a timestamp");
         assert_eq!(cron_expression(midnight), "cron(0 0 1 1 ? 2027)");
+    }
+}
+
+#[cfg(test)]
+mod readers {
+    use keyshift::event::{Invocation, Step};
+    use keyshift::ports::schedule_name;
+    use keyshift::{SecretId, Timestamp, VersionId};
+
+    use super::*;
+
+    fn job() -> Job {
+        let secret = SecretId::new("arn:aws:secretsmanager:us-east-1:123456789012:secret:s-AbCdEf");
+        let token = VersionId::new("0b6b0e4e-5d49-4bd5-9c4f-6a1f5c8e2d31");
+        let due = Timestamp::from_millis(1_700_000_000_000);
+        let name = schedule_name(&secret, "swap", &token, due);
+        Job {
+            name: name.clone(),
+            fire_at: due,
+            invocation: Invocation {
+                step: Step::SwapPending { due },
+                secret_id: secret,
+                token,
+                rotation_token: None,
+                schedule: Some(name),
+            },
+        }
+    }
+
+    /// Clients with no endpoint and no credentials: a reader must refuse before any call.
+    fn sdk() -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn a_reader_schedules_nothing_and_says_so() {
+        let scheduler = EventBridgeScheduler::reader(aws_sdk_scheduler::Client::new(&sdk()), "keyshift");
+        let rules = EventBridgeRules::reader(aws_sdk_eventbridge::Client::new(&sdk()));
+        for e in [
+            scheduler.schedule(&job()).await.expect_err("a reader refuses"),
+            rules.schedule(&job()).await.expect_err("a reader refuses"),
+        ] {
+            assert!(!e.retryable, "{e:?}");
+            assert!(e.message.contains("only reads"), "{e:?}");
+        }
     }
 }
