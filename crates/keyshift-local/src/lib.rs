@@ -1,11 +1,12 @@
 //! keyshift on a machine with no AWS account.
 //!
-//! * [`moto`]: moto's server as Secrets Manager and EventBridge Scheduler, started on a
-//!   free loopback port and stopped on drop.
+//! * [`moto`]: moto's server as Secrets Manager, EventBridge Scheduler, SQS and KMS,
+//!   started on a free loopback port and stopped on drop; a KMS key behind an alias.
 //! * [`proxy`]: a counting proxy in front of moto's server: requests by (secret,
 //!   operation), counted on the wire.
 //! * [`watch`]: the rotation function's release binary under `cargo lambda watch`,
-//!   invoked through the Lambda Invoke API.
+//!   invoked through the Lambda Invoke API with aws-sdk-lambda, retries disabled (the
+//!   call the operator CLI makes).
 //! * [`calls`]: the AWS calls the function made, per invocation, as a table.
 //! * [`local`]: a whole rotation: a driver that plays the rotation engine and the
 //!   scheduler, a consumer fleet on the real SDK, a label timeline and the gaps measured.
@@ -15,7 +16,6 @@
 //!   its own and every statement logged, for the PostgreSQL target's tests and the demo.
 
 pub mod calls;
-pub mod http;
 pub mod kinds;
 pub mod local;
 pub mod moto;
