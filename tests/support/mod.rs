@@ -20,12 +20,10 @@ use serde_json::Value;
 
 // The emulator: moto's server on a free port, stopped on drop; the environment of a
 // process that talks to it; a KMS key behind an alias and its rotation.
-pub use keyshift_local::moto::{
-    Moto, REGION, emulator_env, kms_key, kms_key_with_alias, kms_move_alias, sdk_config,
-};
+pub use keyshift_local::moto::{Moto, emulator_env, kms_key, kms_key_with_alias, kms_move_alias};
 // The function launcher: `cargo lambda watch` on a free port, stopped on drop, and the
 // Invoke call (the CLI's, sent once).
-pub use keyshift_local::watch::{FUNCTION, InvokeError, Watch, invoke};
+pub use keyshift_local::watch::{FUNCTION, Watch, invoke};
 // The consumer fleet and the whole rotations it watches, with the label timeline and the
 // log-leak check: keyshift-local's (`make demo`, `make demo-postgres`).
 pub use keyshift_local::calls::Origin;
