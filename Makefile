@@ -155,11 +155,14 @@ deploy: sam-build
 	$(SAM_VENV)/bin/sam deploy --template-file $(SAM_BUILD_DIR)/template.yaml \
 	  --parameter-overrides "Architecture=$(SAM_ARCHITECTURE) $(DEPLOY_PARAMS)"
 
-## Unit, property and integration tests of every crate, the contract suite against the
-## in-memory model and moto's server, the rotation through `cargo lambda watch`, the
-## `keyshift` CLI run as a process against both (crates/keyshift-cli/tests/emulator.rs),
-## and the check that every reference to a document or section resolves
-## (tests/doc_references.rs).
+## Unit, property and integration tests of every crate, and the end-to-end suites of the
+## repository (tests/, sharing tests/support: moto's server, the function under `cargo
+## lambda watch`, the consumer fleet): the contract suite against the in-memory model and
+## moto's server (tests/contract.rs), the rotations through `cargo lambda watch`, the
+## client, the envelope and the `keyshift` CLI against both (tests/cli_emulator.rs), and
+## the check that every reference to a document or section resolves
+## (tests/doc_references.rs). --workspace runs each suite once, the root package's
+## included.
 unit: venv
 	$(CARGO) test --workspace --all-targets
 

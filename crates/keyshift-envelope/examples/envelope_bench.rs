@@ -7,70 +7,15 @@
 //!    against moto's KMS on this machine) versus one unwrap plus 500 local opens, in the
 //!    same run.
 //!
-//! Starts moto's server from `$KEYSHIFT_VENV` (else `.venv` at the workspace root).
+//! Starts moto's server (keyshift-local's launcher, the repository's one) from
+//! `$KEYSHIFT_VENV` (else `.venv` at the workspace root).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use std::hint::black_box;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kms::primitives::Blob;
 use keyshift_envelope::{CacheLimits, Envelope, KmsKek, LegacyKms};
-
-struct Moto(Child, u16);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn moto() -> Moto {
-    let venv = std::env::var_os("KEYSHIFT_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let child = Command::new(venv.join("bin").join("moto_server"))
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server (run `make venv` or set KEYSHIFT_VENV)");
-    let m = Moto(child, port);
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "moto_server did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    m
-}
-
-fn kms_client(port: u16) -> aws_sdk_kms::Client {
-    use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
-    let conf = aws_sdk_kms::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .credentials_provider(Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "envelope-bench",
-        ))
-        .build();
-    aws_sdk_kms::Client::from_conf(conf)
-}
 
 fn per_sec(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
@@ -81,10 +26,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let moto = moto();
-    let kms = kms_client(moto.1);
+    let moto = keyshift_local::moto::Moto::start().unwrap_or_else(|e| panic!("{e}"));
     rt.block_on(async {
-        let key = kms.create_key().send().await.unwrap().key_metadata.unwrap();
+        let kms = moto.kms().await;
+        let key = keyshift_local::moto::kms_key(&kms).await.unwrap();
         let key_id = key.key_id().to_owned();
         let env = Envelope::new(KmsKek::new(kms.clone(), &key_id), CacheLimits::default())
             .with_legacy(LegacyKms::new(kms.clone()));

@@ -1,11 +1,12 @@
 //! keyshift on a machine with no AWS account.
 //!
-//! * [`moto`]: moto's server as Secrets Manager and EventBridge Scheduler, started on a
-//!   free loopback port and stopped on drop.
+//! * [`moto`]: moto's server as Secrets Manager, EventBridge Scheduler, SQS and KMS,
+//!   started on a free loopback port and stopped on drop; a KMS key behind an alias.
 //! * [`proxy`]: a counting proxy in front of moto's server: requests by (secret,
 //!   operation), counted on the wire.
 //! * [`watch`]: the rotation function's release binary under `cargo lambda watch`,
-//!   invoked through the Lambda Invoke API.
+//!   invoked through the Lambda Invoke API with aws-sdk-lambda, retries disabled (the
+//!   call the operator CLI makes).
 //! * [`rig`]: moto, the counting proxy and the function under `cargo lambda watch`
 //!   started together, the invoker, the scheduler driver, and one engine rotation.
 //! * [`calls`]: the AWS calls the function made, per invocation, as a table.
@@ -20,7 +21,6 @@
 
 pub mod calls;
 pub mod fleet;
-pub mod http;
 pub mod kinds;
 pub mod local;
 pub mod moto;

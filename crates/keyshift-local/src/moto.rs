@@ -1,5 +1,6 @@
 //! moto's server as a local AWS: started on a free loopback port, waited for, stopped
-//! on drop.
+//! on drop. The one emulator launcher of the repository: every test, example and
+//! benchmark that needs moto starts it here.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_kms::error::DisplayErrorContext;
 
 /// The environment variable naming the virtualenv that has `moto_server` and
 /// `cargo-lambda` (the Makefile sets it; default `.venv` at the workspace root).
@@ -102,6 +104,11 @@ impl Moto {
     pub async fn sdk_config(&self) -> SdkConfig {
         sdk_config(&self.endpoint()).await
     }
+
+    /// A KMS client for this server.
+    pub async fn kms(&self) -> aws_sdk_kms::Client {
+        kms(&self.endpoint()).await
+    }
 }
 
 impl Drop for Moto {
@@ -136,4 +143,51 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         .credentials_provider(creds)
         .load()
         .await
+}
+
+/// A KMS client for the emulator at `endpoint`.
+pub async fn kms(endpoint: &str) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::new(&sdk_config(endpoint).await)
+}
+
+/// A new symmetric KMS key with `alias` pointing at it (CreateKey, CreateAlias): the
+/// KEK of the envelope and migration tests. Returns the key's metadata (its id and ARN).
+pub async fn kms_key_with_alias(
+    kms: &aws_sdk_kms::Client,
+    alias: &str,
+) -> Result<aws_sdk_kms::types::KeyMetadata, String> {
+    let key = kms_key(kms).await?;
+    kms.create_alias()
+        .alias_name(alias)
+        .target_key_id(key.key_id())
+        .send()
+        .await
+        .map_err(|e| format!("CreateAlias {alias}: {}", DisplayErrorContext(e)))?;
+    Ok(key)
+}
+
+/// A KEK rotation as a platform does it in KMS: a new key, and `alias` moved to it
+/// (CreateKey, UpdateAlias). Returns the new key's metadata.
+pub async fn kms_move_alias(
+    kms: &aws_sdk_kms::Client,
+    alias: &str,
+) -> Result<aws_sdk_kms::types::KeyMetadata, String> {
+    let key = kms_key(kms).await?;
+    kms.update_alias()
+        .alias_name(alias)
+        .target_key_id(key.key_id())
+        .send()
+        .await
+        .map_err(|e| format!("UpdateAlias {alias}: {}", DisplayErrorContext(e)))?;
+    Ok(key)
+}
+
+/// A new symmetric KMS key (CreateKey), without an alias.
+pub async fn kms_key(kms: &aws_sdk_kms::Client) -> Result<aws_sdk_kms::types::KeyMetadata, String> {
+    kms.create_key()
+        .send()
+        .await
+        .map_err(|e| format!("CreateKey: {}", DisplayErrorContext(e)))?
+        .key_metadata
+        .ok_or_else(|| "CreateKey answered no key metadata".to_owned())
 }

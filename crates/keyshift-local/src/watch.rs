@@ -1,15 +1,20 @@
 //! The rotation function under `cargo lambda watch`, cargo-lambda's local Lambda
-//! runtime, invoked through the Lambda Invoke API.
+//! runtime, invoked through the Lambda Invoke API with aws-sdk-lambda: the operator
+//! CLI's client and call (`keyshift_cli::aws::lambda`, `keyshift_cli::invoke::invoke`),
+//! retries disabled, so that a step is sent exactly once (the SDK's standard retries
+//! would send a failed step again: the local runtime answers a function error with a
+//! bare HTTP 500).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use aws_sdk_lambda::config::{Credentials, SharedCredentialsProvider};
+use keyshift_cli::invoke::Answer;
 use serde_json::Value;
 
-use crate::http::post_json;
-use crate::moto::{free_port, venv, wait_for_port, workspace_root};
+use crate::moto::{REGION, free_port, venv, wait_for_port, workspace_root};
 
 /// The function's name under the local runtime: the binary's name.
 pub const FUNCTION: &str = "keyshift-rotation";
@@ -22,20 +27,60 @@ pub struct Watch {
     pub port: u16,
     /// Where the runtime's and the function's output goes.
     pub log: PathBuf,
+    lambda: aws_sdk_lambda::Client,
 }
 
-/// An invocation that failed: the status and the error body the runtime returned.
+/// An invocation that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvokeError {
-    /// The HTTP status (500 for a function error under `cargo lambda watch`).
-    pub status: u16,
-    /// The response body (the function's error type and message).
+    /// The function's error type (`keyshift.Rejected`, ..., or the runtime's own), or
+    /// `None` when the call itself failed and no answer of the function came back.
+    pub error_type: Option<String>,
+    /// The function's error as the Invoke API carries it (`{"errorType",
+    /// "errorMessage"}`), or why the call failed.
     pub body: String,
 }
 
 impl std::fmt::Display for InvokeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HTTP {}: {}", self.status, self.body)
+        match self.error_type {
+            Some(_) => f.write_str(&self.body),
+            None => write!(f, "the Invoke call failed: {}", self.body),
+        }
+    }
+}
+
+/// A Lambda client for the Invoke API at `endpoint` (a local runtime): the CLI's, with
+/// retries disabled, the emulator's region and dummy credentials.
+pub fn lambda_client(endpoint: &str) -> aws_sdk_lambda::Client {
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "keyshift-local",
+        )))
+        .build();
+    keyshift_cli::aws::lambda(&sdk, Some(endpoint))
+}
+
+/// Invokes the rotation function synchronously (RequestResponse) with `payload`, once,
+/// through `lambda` (a [`lambda_client`], or [`Watch::lambda`]).
+pub async fn invoke(lambda: &aws_sdk_lambda::Client, payload: &Value) -> Result<Value, InvokeError> {
+    let body = serde_json::to_vec(payload).unwrap_or_default();
+    match keyshift_cli::invoke::invoke(lambda, FUNCTION, body).await {
+        Ok(Answer::Done(v)) => Ok(v),
+        Ok(Answer::Error(e)) => Err(InvokeError {
+            body: e.to_json().to_string(),
+            error_type: Some(e.error_type),
+        }),
+        Err(e) => Err(InvokeError {
+            error_type: None,
+            body: e.to_string(),
+        }),
     }
 }
 
@@ -98,28 +143,24 @@ impl Watch {
             child,
             port,
             log: log.to_path_buf(),
+            lambda: lambda_client(&format!("http://127.0.0.1:{port}")),
         })
     }
 
-    /// Invokes the function synchronously (RequestResponse) with `payload`.
+    /// `http://127.0.0.1:<port>`: the Invoke API (the CLI's `--lambda-endpoint-url`).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The Lambda client of this runtime (a cheap clone), for invocations that outlive
+    /// a borrow of the `Watch` (a background follow-up).
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        self.lambda.clone()
+    }
+
+    /// Invokes the function synchronously (RequestResponse) with `payload`, once.
     pub async fn invoke(&self, payload: &Value) -> Result<Value, InvokeError> {
-        let path = format!("/2015-03-31/functions/{FUNCTION}/invocations");
-        let body = serde_json::to_vec(payload).unwrap_or_default();
-        let r = post_json(self.port, &path, &body, Duration::from_secs(900))
-            .await
-            .map_err(|e| InvokeError { status: 0, body: e })?;
-        let text = String::from_utf8_lossy(&r.body).into_owned();
-        let value: Option<Value> = serde_json::from_str(&text).ok();
-        let is_error = value
-            .as_ref()
-            .is_some_and(|v| v.get("errorType").is_some() || v.get("errorMessage").is_some());
-        match value {
-            Some(v) if r.status == 200 && !is_error => Ok(v),
-            _ => Err(InvokeError {
-                status: r.status,
-                body: text,
-            }),
-        }
+        invoke(&self.lambda, payload).await
     }
 }
 

@@ -69,11 +69,7 @@ async fn main() {
     let conf = moto.sdk_config().await;
     let calls = CallCounter::default();
     let kms = kms_client(aws_sdk_kms::config::Builder::from(&conf), &calls);
-    let k1 = kms.create_key().send().await.unwrap().key_metadata.unwrap();
-    kms.create_alias()
-        .alias_name(ALIAS)
-        .target_key_id(k1.key_id())
-        .send()
+    keyshift_local::moto::kms_key_with_alias(&kms, ALIAS)
         .await
         .unwrap();
     let f = Fixture::start("kms-bench").await;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{Fixture, Writer, check_all, populate, snapshot};
 use keyshift_envelope::WrappedDek;
+use keyshift_local::moto::{Moto, emulator_env, kms_key_with_alias, kms_move_alias};
 use keyshift_migrate::{KekFile, Options, Report, RotateTarget, legacy, value_aad};
 
 const ENVS: usize = 100;
@@ -242,28 +243,16 @@ async fn a_lost_compare_and_swap_is_counted_retried_and_the_write_kept() {
 }
 
 fn run_cli(f: &Fixture, extra: &[&str]) -> Report {
-    let out = Command::new(env!("CARGO_BIN_EXE_keyshift-migrate"))
-        .args(f.args())
-        .args(["--quiet", "--json"])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{extra:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .map(|v| Report {
-            step: v["step"].as_str().unwrap_or("").into(),
-            environments_done: v["environments_done"].as_u64().unwrap(),
-            done: v["done"].as_u64().unwrap(),
-            skipped: v["skipped"].as_u64().unwrap(),
-            failures: v["failures"].as_u64().unwrap(),
-            unwraps: v["unwraps"].as_u64().unwrap(),
-            ..Report::default()
-        })
-        .unwrap()
+    let v = run_cli_env(&f.args(), &[], extra);
+    Report {
+        step: v["step"].as_str().unwrap_or("").into(),
+        environments_done: v["environments_done"].as_u64().unwrap(),
+        done: v["done"].as_u64().unwrap(),
+        skipped: v["skipped"].as_u64().unwrap(),
+        failures: v["failures"].as_u64().unwrap(),
+        unwraps: v["unwraps"].as_u64().unwrap(),
+        ..Report::default()
+    }
 }
 
 /// Starts `extra` slowed down, SIGKILLs it once `progress` passes `at` (and before it
@@ -379,10 +368,18 @@ fn run_cli_env(args: &[String], env: &[(&str, String)], extra: &[&str]) -> serde
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// One step of the CLI at a time against `moto` (its endpoint, region and dummy
+/// credentials in the environment), with the fixture's database and `kek`.
+fn cli_on_moto(f: &Fixture, moto: &Moto, kek: [&str; 2]) -> impl Fn(&[&str]) -> serde_json::Value {
+    let args = f.args_with(kek);
+    let env = emulator_env(&moto.endpoint());
+    move |extra| run_cli_env(&args, &env, extra)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kek_in_secrets_manager_on_moto_through_the_cli() {
     use keyshift_client::aws_sdk_secretsmanager as sm;
-    let moto = keyshift_local::moto::Moto::start().unwrap();
+    let moto = Moto::start().unwrap();
     let client = sm::Client::new(&moto.sdk_config().await);
     let (v1, v2) = (
         "00000000-0000-4000-8000-000000000001",
@@ -401,18 +398,10 @@ async fn the_kek_in_secrets_manager_on_moto_through_the_cli() {
         .await
         .unwrap();
     populate(&f, 20, 400).await;
-    let env = keyshift_local::moto::emulator_env(&moto.endpoint());
-    let args = vec![
-        "--database-url".to_owned(),
-        f.url(),
-        "--ca-file".to_owned(),
-        f.pg.ca_pem_path.display().to_string(),
-        "--kek-secret".to_owned(),
-        "platform/kek".to_owned(),
-    ];
-    let r = run_cli_env(&args, &env, &["generate-deks"]);
+    let cli = cli_on_moto(&f, &moto, ["--kek-secret", "platform/kek"]);
+    let r = cli(&["generate-deks"]);
     assert_eq!(r["environments_done"], 20, "{r}");
-    let r = run_cli_env(&args, &env, &["encrypt-legacy"]);
+    let r = cli(&["encrypt-legacy"]);
     assert_eq!(
         (r["done"].as_u64(), r["unwraps"].as_u64()),
         (Some(400), Some(20)),
@@ -428,7 +417,7 @@ async fn the_kek_in_secrets_manager_on_moto_through_the_cli() {
         .send()
         .await
         .unwrap();
-    let r = run_cli_env(&args, &env, &["rewrap"]);
+    let r = cli(&["rewrap"]);
     assert_eq!(
         (
             r["environments_done"].as_u64(),
@@ -438,11 +427,11 @@ async fn the_kek_in_secrets_manager_on_moto_through_the_cli() {
         (Some(20), Some(20), Some(400)),
         "{r}"
     );
-    let r = run_cli_env(&args, &env, &["report"]);
+    let r = cli(&["report"]);
     let want = format!("secrets-manager:platform/kek@{v2}");
     assert_eq!(r["environment_keks"][&want], 20, "{r}");
     assert_eq!(r["value_keks"][&want], 400, "{r}");
-    let r = run_cli_env(&args, &env, &["verify"]);
+    let r = cli(&["verify"]);
     assert_eq!(
         (r["done"].as_u64(), r["failures"].as_u64()),
         (Some(400), Some(0)),
@@ -456,38 +445,24 @@ async fn the_kek_in_secrets_manager_on_moto_through_the_cli() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kek_in_kms_on_moto_through_the_cli() {
-    let moto = keyshift_local::moto::Moto::start().unwrap();
-    let kms = aws_sdk_kms::Client::new(&moto.sdk_config().await);
-    let k1 = kms.create_key().send().await.unwrap().key_metadata.unwrap();
-    kms.create_alias()
-        .alias_name("alias/app-values")
-        .target_key_id(k1.key_id())
-        .send()
-        .await
-        .unwrap();
+    let moto = Moto::start().unwrap();
+    let kms = moto.kms().await;
+    kms_key_with_alias(&kms, "alias/app-values").await.unwrap();
     let f = Fixture::start("kms").await;
     // The legacy values: one KMS Encrypt each, as the platform wrote them.
     common::populate_kms(&f, 20, 300, &kms, "alias/app-values", 4).await;
-    let env = keyshift_local::moto::emulator_env(&moto.endpoint());
-    let args = vec![
-        "--database-url".to_owned(),
-        f.url(),
-        "--ca-file".to_owned(),
-        f.pg.ca_pem_path.display().to_string(),
-        "--kek-kms".to_owned(),
-        "alias/app-values".to_owned(),
-    ];
+    let cli = cli_on_moto(&f, &moto, ["--kek-kms", "alias/app-values"]);
     let calls = |r: &serde_json::Value| r["kek_calls"].as_u64().unwrap();
-    let r = run_cli_env(&args, &env, &["generate-deks"]);
+    let r = cli(&["generate-deks"]);
     // One GenerateDataKey per environment.
     assert_eq!(
         (r["environments_done"].as_u64(), calls(&r)),
         (Some(20), 20),
         "{r}"
     );
-    let r = run_cli_env(&args, &env, &["report"]);
+    let r = cli(&["report"]);
     assert_eq!(r["value_keks"]["legacy@kms"], 300, "{r}");
-    let r = run_cli_env(&args, &env, &["encrypt-legacy"]);
+    let r = cli(&["encrypt-legacy"]);
     // One Decrypt per legacy value, one per environment's DEK: the last KMS call per value.
     assert_eq!(
         (
@@ -500,14 +475,8 @@ async fn the_kek_in_kms_on_moto_through_the_cli() {
         "{r}"
     );
     // The KEK rotation: the alias moves to a new key.
-    let k2 = kms.create_key().send().await.unwrap().key_metadata.unwrap();
-    kms.update_alias()
-        .alias_name("alias/app-values")
-        .target_key_id(k2.key_id())
-        .send()
-        .await
-        .unwrap();
-    let r = run_cli_env(&args, &env, &["rewrap"]);
+    let k2 = kms_move_alias(&kms, "alias/app-values").await.unwrap();
+    let r = cli(&["rewrap"]);
     // KMS rewraps on its side (ReEncrypt): no DEK leaves KMS, no value is decrypted.
     // One DescribeKey for the step, then one ReEncrypt per environment, to the key that
     // DescribeKey resolved.
@@ -522,11 +491,11 @@ async fn the_kek_in_kms_on_moto_through_the_cli() {
         (Some(20), Some(20), Some(0), Some(300), 21),
         "{r}"
     );
-    let r = run_cli_env(&args, &env, &["report"]);
+    let r = cli(&["report"]);
     let want = format!("kms:{}", k2.arn().unwrap());
     assert_eq!(r["environment_keks"][&want], 20, "{r}");
     assert_eq!(r["value_keks"][&want], 300, "{r}");
-    let r = run_cli_env(&args, &env, &["rotate-dek", "--all"]);
+    let r = cli(&["rotate-dek", "--all"]);
     assert_eq!(
         (
             r["environments_done"].as_u64(),
@@ -537,7 +506,7 @@ async fn the_kek_in_kms_on_moto_through_the_cli() {
         (Some(20), Some(20), Some(20), Some(300)),
         "{r}"
     );
-    let r = run_cli_env(&args, &env, &["verify"]);
+    let r = cli(&["verify"]);
     // Reading every value now costs one Decrypt per environment, not one per value.
     assert_eq!(
         (r["done"].as_u64(), r["failures"].as_u64(), calls(&r)),

@@ -1,14 +1,12 @@
 //! Shared by the integration tests: an in-memory secret behind keyshift-client's
-//! `Source` contract, moto's server, and symmetric KEK values.
+//! `Source` contract, and symmetric KEK values. (The providers against moto's server are
+//! an end-to-end suite of the repository: `tests/envelope_emulator.rs`.)
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -99,94 +97,6 @@ pub async fn envelope_over(secret: std::sync::Arc<MemSecret>, limits: CacheLimit
         .await
         .unwrap();
     Envelope::new(kek, limits)
-}
-
-/// moto's server on a free loopback port; killed on drop.
-pub struct Moto {
-    child: Child,
-    pub port: u16,
-}
-
-impl Moto {
-    pub fn start() -> Moto {
-        let venv = std::env::var_os("KEYSHIFT_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-        let bin = venv.join("bin").join("moto_server");
-        assert!(
-            bin.exists(),
-            "{} not found: run `make venv` or set KEYSHIFT_VENV to a virtualenv with moto[server]",
-            bin.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let mut child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("moto_server exited before listening: {status}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "moto_server did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { child, port }
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn kms(&self) -> aws_sdk_kms::Client {
-        use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
-        let conf = aws_sdk_kms::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(self.endpoint())
-            .credentials_provider(Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "envelope-test",
-            ))
-            .build();
-        aws_sdk_kms::Client::from_conf(conf)
-    }
-
-    pub fn secrets_manager(&self) -> keyshift_client::aws_sdk_secretsmanager::Client {
-        use keyshift_client::aws_sdk_secretsmanager as sm;
-        let conf = sm::Config::builder()
-            .behavior_version(sm::config::BehaviorVersion::latest())
-            .region(sm::config::Region::new("us-east-1"))
-            .endpoint_url(self.endpoint())
-            .credentials_provider(sm::config::Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "envelope-test",
-            ))
-            .build();
-        sm::Client::from_conf(conf)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 pub type MemEnvelopeKek = SecretsManagerKek<std::sync::Arc<MemSecret>>;

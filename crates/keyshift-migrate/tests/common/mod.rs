@@ -109,15 +109,22 @@ impl Fixture {
         file.save(&self.kek_path).unwrap();
     }
 
+    /// The CLI's arguments for this database, with the local KEK file.
     pub fn args(&self) -> Vec<String> {
-        vec![
+        self.args_with(["--kek-file", &self.kek_path.display().to_string()])
+    }
+
+    /// The CLI's arguments for this database, with `kek` (`["--kek-file", PATH]`,
+    /// `["--kek-secret", NAME]`, `["--kek-kms", KEY]`).
+    pub fn args_with(&self, kek: [&str; 2]) -> Vec<String> {
+        let mut args = vec![
             "--database-url".into(),
             self.url(),
             "--ca-file".into(),
             self.pg.ca_pem_path.display().to_string(),
-            "--kek-file".into(),
-            self.kek_path.display().to_string(),
-        ]
+        ];
+        args.extend(kek.map(str::to_owned));
+        args
     }
 }
 

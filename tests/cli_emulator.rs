@@ -2,12 +2,20 @@
 //! (Secrets Manager, EventBridge Scheduler, SQS) and the rotation function's release
 //! binary under `cargo lambda watch` (the Lambda Invoke API).
 //!
+//! The binary is built once per run by `support::cli_binary` (`cargo build -p
+//! keyshift-cli --bin keyshift`), as the function is built by `cargo lambda watch`: the
+//! suite checks what only a process shows (exit codes, stdout apart from stderr, a clean
+//! environment, `watch` ended by SIGINT), which calling the library in this process could
+//! not.
+//!
 //! moto serves every AWS API but Lambda on one port; `cargo lambda watch` serves the
 //! Invoke API on another, so the CLI gets `--endpoint-url` for moto and
 //! `--lambda-endpoint-url` for the function.
 //!
 //! Every test checks that no output of the CLI (stdout or stderr) holds a value the
 //! secret ever had or a RotationToken the engine driver sent.
+
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -17,10 +25,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_secretsmanager::types::{RotationRulesType, Tag};
 use keyshift::secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, ROTATING, swap_marker};
 use keyshift::{Timestamp, VersionId};
-use keyshift_local::local::{FUNCTION_ARN, GROUP, SCHEDULER_ROLE_ARN, uuid_v4};
-use keyshift_local::moto::{Moto, emulator_env};
-use keyshift_local::watch::{FUNCTION, Watch};
 use serde_json::{Value, json};
+use support::{FUNCTION, FUNCTION_ARN, GROUP, Moto, SCHEDULER_ROLE_ARN, Watch, emulator_env, uuid_v4};
 
 /// T for every secret here (its `keyshift:gap-seconds` tag and the function's default).
 const GAP: u64 = 3;
@@ -66,7 +72,7 @@ impl Run {
 
 impl Rig {
     async fn start(name: &str, function: bool) -> Rig {
-        let moto = Moto::start().unwrap_or_else(|e| panic!("{e}"));
+        let moto = support::moto();
         let sdk = moto.sdk_config().await;
         let sched = aws_sdk_scheduler::Client::new(&sdk);
         sched
@@ -103,7 +109,7 @@ impl Rig {
     /// The CLI with a clean AWS environment: dummy credentials, no profile or shared
     /// files, the emulator's endpoints as flags.
     fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyshift"));
+        let mut cmd = tokio::process::Command::new(support::cli_binary());
         cmd.env_clear()
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -114,7 +120,7 @@ impl Rig {
             .env("KEYSHIFT_INLINE_BUDGET_SECONDS", BUDGET.to_string())
             .args(["--region", "us-east-1", "--endpoint-url", &self.moto.endpoint()]);
         if let Some(w) = &self.watch {
-            cmd.args(["--lambda-endpoint-url", &format!("http://127.0.0.1:{}", w.port)])
+            cmd.args(["--lambda-endpoint-url", &w.endpoint()])
                 .env("KEYSHIFT_FUNCTION", FUNCTION);
         }
         cmd.args(args)
@@ -558,7 +564,7 @@ async fn status_rotate_and_hostile_arguments() {
         assert!(!r.stderr.is_empty(), "{args:?}: {r:?}");
     }
     // No Region at all: a usage error too.
-    let mut bare = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyshift"));
+    let mut bare = tokio::process::Command::new(support::cli_binary());
     bare.env_clear()
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
@@ -897,11 +903,12 @@ async fn deliver_due(rig: &Rig) -> usize {
             .name(name)
             .send()
             .await;
-        let port = watch.port;
+        let lambda = watch.lambda();
         tokio::spawn(async move {
-            let path = format!("/2015-03-31/functions/{FUNCTION}/invocations");
-            let _ = keyshift_local::http::post_json(port, &path, input.as_bytes(), Duration::from_secs(300))
-                .await;
+            // The target's input is the event as JSON text (the function wrote it);
+            // anything else goes as a JSON string, for the function to refuse.
+            let payload = serde_json::from_str(&input).unwrap_or(Value::String(input));
+            let _ = support::invoke(&lambda, &payload).await;
         });
         fired += 1;
     }
@@ -974,11 +981,9 @@ async fn secret_in_phase(rig: &mut Rig, name: &str, phase: &str) -> (String, Str
     if phase != "pending" {
         // Delivered in the background: it waits out both gaps inline.
         let payload = swap_pending(&arn, &token, None);
-        let port = rig.watch.as_ref().expect("function").port;
+        let lambda = rig.watch.as_ref().expect("function").lambda();
         tokio::spawn(async move {
-            let path = format!("/2015-03-31/functions/{FUNCTION}/invocations");
-            let body = serde_json::to_vec(&payload).unwrap_or_default();
-            let _ = keyshift_local::http::post_json(port, &path, &body, Duration::from_secs(300)).await;
+            let _ = support::invoke(&lambda, &payload).await;
         });
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {

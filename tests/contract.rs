@@ -13,6 +13,8 @@
 //! Each backend runs every check on a fresh secret and reports all failing checks by
 //! name. The moto tests start their own server and fail (never skip) when it cannot run.
 
+mod support;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -30,8 +32,8 @@ use keyshift::secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, ROTATING};
 use keyshift::{SecretId, SecretState, SecretValue, Timestamp, VersionId};
 use keyshift_lambda::scheduler::{Delivery, EventBridgeScheduler, at_expression};
 use keyshift_lambda::secrets::{CreatedDates, SdkSecretStore};
-use keyshift_local::moto::Moto;
 use keyshift_sim::ports::SimScheduler;
+use support::Moto;
 
 /// Longest a single check may take before it counts as failed (moto answers in ms).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
@@ -206,8 +208,7 @@ const MISSING_LAMBDA: &str = "arn:aws:lambda:us-east-1:123456789012:function:key
 
 impl MotoBackend {
     async fn start() -> Self {
-        let moto =
-            Moto::start().unwrap_or_else(|e| panic!("moto is unavailable, so the contract cannot run: {e}"));
+        let moto = support::moto();
         let config = moto.sdk_config().await;
         let client = aws_sdk_secretsmanager::Client::new(&config);
         // Dates from ListSecretVersionIds, as against AWS (moto is launched with that
@@ -983,8 +984,7 @@ struct MotoScheduler {
 
 impl MotoScheduler {
     async fn start() -> Self {
-        let moto =
-            Moto::start().unwrap_or_else(|e| panic!("moto is unavailable, so the contract cannot run: {e}"));
+        let moto = support::moto();
         let config = moto.sdk_config().await;
         let raw = aws_sdk_scheduler::Client::new(&config);
         let group = "keyshift-contract".to_owned();

@@ -4,10 +4,11 @@
 //! the old user refused and its sessions gone after each release, and no password in
 //! the function's log or the database server's.
 
+mod support;
+
 use std::time::Duration;
 
-use keyshift_local::local::{Timeline, leaks};
-use keyshift_local::pgdemo::{PgRunOptions, run_postgres};
+use support::{PgRunOptions, Timeline, leaks, run_postgres};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_database_rotations_fail_no_login_and_no_query() {

@@ -1,30 +1,31 @@
 //! The providers against moto's server (a local Secrets Manager and KMS): the
 //! `symmetric` KEK rotated by a new AWSCURRENT version, the KMS KEK with an alias moved
 //! to a new key (GenerateDataKey, Decrypt, ReEncrypt), and legacy values encrypted
-//! directly with KMS: read, and written for a context until its DEK exists. Starts its own server from `$KEYSHIFT_VENV` (else `.venv` at the
-//! workspace root) and fails, never skips, when it cannot.
+//! directly with KMS: read, and written for a context until its DEK exists. Starts its
+//! own server (the shared emulator, `tests/support`) from `$KEYSHIFT_VENV` (else `.venv`
+//! at the workspace root) and fails, never skips, when it cannot.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use aws_sdk_kms::primitives::Blob;
-use common::{Moto, symmetric_value};
 use keyshift_client::{Config, SdkSource};
 use keyshift_envelope::{
     CacheLimits, Envelope, Error, Form, KekErrorKind, KmsKek, LegacyKms, Provider, SecretsManagerKek,
     WrappedDek,
 };
+use keyshift_keys::KeyKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_manager_kek_rotation_on_the_emulator() {
-    let moto = Moto::start();
-    let sm = moto.secrets_manager();
+    let moto = support::moto();
+    let sm = support::secrets_manager(&moto).await;
     let created = sm
         .create_secret()
         .name("app/kek")
-        .secret_string(symmetric_value(1))
+        .secret_string(symmetric_value())
         .send()
         .await
         .unwrap();
@@ -46,7 +47,7 @@ async fn secrets_manager_kek_rotation_on_the_emulator() {
     let put = sm
         .put_secret_value()
         .secret_id("app/kek")
-        .secret_string(symmetric_value(2))
+        .secret_string(symmetric_value())
         .version_stages("AWSCURRENT")
         .send()
         .await
@@ -83,13 +84,9 @@ async fn secrets_manager_kek_rotation_on_the_emulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kms_kek_and_legacy_values_on_the_emulator() {
-    let moto = Moto::start();
-    let kms = moto.kms();
-    let k1 = kms.create_key().send().await.unwrap().key_metadata.unwrap();
-    kms.create_alias()
-        .alias_name("alias/app-values")
-        .target_key_id(k1.key_id())
-        .send()
+    let moto = support::moto();
+    let kms = support::kms(&moto).await;
+    let k1 = support::kms_key_with_alias(&kms, "alias/app-values")
         .await
         .unwrap();
 
@@ -118,13 +115,7 @@ async fn kms_kek_and_legacy_values_on_the_emulator() {
     }
 
     // Rotation: the alias moves to a new key; rewrap is one ReEncrypt, no local unwrap.
-    let k2 = kms.create_key().send().await.unwrap().key_metadata.unwrap();
-    kms.update_alias()
-        .alias_name("alias/app-values")
-        .target_key_id(k2.key_id())
-        .send()
-        .await
-        .unwrap();
+    let k2 = support::kms_move_alias(&kms, "alias/app-values").await.unwrap();
     let unwraps = env.stats().unwraps;
     let new = env.rewrap(&dek).await.unwrap();
     assert_eq!(env.stats().unwraps, unwraps);
@@ -175,10 +166,10 @@ async fn kms_kek_and_legacy_values_on_the_emulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_context_without_a_dek_writes_the_legacy_form_until_its_dek_exists() {
-    let moto = Moto::start();
-    let kms = moto.kms();
-    let legacy_key = kms.create_key().send().await.unwrap().key_metadata.unwrap();
-    let kek_key = kms.create_key().send().await.unwrap().key_metadata.unwrap();
+    let moto = support::moto();
+    let kms = support::kms(&moto).await;
+    let legacy_key = support::kms_key(&kms).await.unwrap();
+    let kek_key = support::kms_key(&kms).await.unwrap();
     let env = Envelope::new(KmsKek::new(kms.clone(), kek_key.key_id()), CacheLimits::none())
         .with_legacy(LegacyKms::new(kms.clone()).with_key_id(legacy_key.key_id()));
 
@@ -280,4 +271,9 @@ async fn a_context_without_a_dek_writes_the_legacy_form_until_its_dek_exists() {
         &read_only.decrypt(&legacy_row, b"").await.unwrap()[..],
         b"still-readable"
     );
+}
+
+/// A KEK value of keyshift's `symmetric` kind, as its rotation stores it.
+fn symmetric_value() -> String {
+    keyshift_keys::generate(KeyKind::Symmetric).unwrap()
 }

@@ -5,10 +5,11 @@
 //! their version id across keyshift's copy, structured secrets carried over, badly
 //! tagged secrets refused with nothing written, and no key material in the log.
 
+mod support;
+
 use std::time::Duration;
 
-use keyshift_local::kinds::{ALL_KINDS, KindsOptions, run_kinds, short_gaps};
-use keyshift_local::local::{Timeline, leaks};
+use support::{ALL_KINDS, KindsOptions, Timeline, leaks, run_kinds, short_gaps};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_secret_of_every_kind_rotates_with_no_failed_operation() {

@@ -4,11 +4,12 @@
 //! invocations refused with no label change, and no secret value or RotationToken in
 //! any log line, at the deployed log level and at `RUST_LOG=trace`.
 
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
-use keyshift_local::calls::Origin;
-use keyshift_local::local::{Options, Summary, Timeline, leaks, run};
+use support::{Options, Origin, Summary, Timeline, leaks, run};
 
 /// One emulator run at a time: each starts moto and `cargo lambda watch`, and the gaps
 /// are measured on the wall clock of a small machine.

@@ -6,12 +6,13 @@
 //! left without its target (or at another minute) is repaired, not "already scheduled".
 //! And lifecycle events: one PutEvents entry per phase change.
 
+mod support;
+
 use aws_sdk_eventbridge::types::RuleState;
 use keyshift::event::{Invocation, Step};
 use keyshift::ports::{Job, Scheduled, Scheduler, schedule_name};
 use keyshift::{SecretId, Timestamp, VersionId};
 use keyshift_lambda::scheduler::{EventBridgeRules, RULE_TARGET_ID};
-use keyshift_local::moto::Moto;
 
 const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:keyshift-rotation";
 
@@ -34,7 +35,7 @@ fn job(secret: &SecretId, fire_secs: i64) -> Job {
 
 #[tokio::test]
 async fn rules_backend_on_moto() {
-    let moto = Moto::start().unwrap_or_else(|e| panic!("{e}"));
+    let moto = support::moto();
     let client = aws_sdk_eventbridge::Client::new(&moto.sdk_config().await);
     let rules = EventBridgeRules::new(client.clone(), FUNCTION);
     let (a, b) = (SecretId::new("rules/a"), SecretId::new("rules/b"));
@@ -98,7 +99,7 @@ async fn assert_only_our_target(client: &aws_sdk_eventbridge::Client, job: &Job)
 /// there, and a rule whose expression is not the job's minute is corrected.
 #[tokio::test]
 async fn a_rule_without_its_target_or_with_another_minute_is_repaired() {
-    let moto = Moto::start().unwrap_or_else(|e| panic!("{e}"));
+    let moto = support::moto();
     let client = aws_sdk_eventbridge::Client::new(&moto.sdk_config().await);
     let rules = EventBridgeRules::new(client.clone(), FUNCTION);
     let j = job(&SecretId::new("rules/lost-target"), 1_795_479_450);
@@ -139,7 +140,7 @@ async fn lifecycle_events_on_moto() {
     use keyshift::decide::Outcome;
     use keyshift_lambda::lifecycle::{Lifecycle, phase};
 
-    let moto = Moto::start().unwrap_or_else(|e| panic!("{e}"));
+    let moto = support::moto();
     let client = aws_sdk_eventbridge::Client::new(&moto.sdk_config().await);
     client
         .create_event_bus()

@@ -1,14 +1,12 @@
 //! The SDK source and the tokio client against moto's server (a local Secrets Manager):
 //! a rotation's label moves seen through DescribeSecret, values fetched once by
 //! VersionId, a miss that heals in one round trip, the background refresher, and the
-//! error classification. Starts its own server from the virtualenv
-//! (`$KEYSHIFT_VENV`, else `.venv` at the workspace root; `make venv` makes it) and fails,
-//! never skips, when it cannot.
-#![cfg(feature = "sdk")]
+//! error classification. Starts its own server (the shared emulator, `tests/support`)
+//! from the virtualenv (`$KEYSHIFT_VENV`, else `.venv` at the workspace root; `make venv`
+//! makes it) and fails, never skips, when it cannot.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use keyshift_client::aws_sdk_secretsmanager as sm;
@@ -16,67 +14,6 @@ use keyshift_client::{
     AWSCURRENT, AWSPENDING, Client, Config, LookupError, ROTATING, SdkSource, Source, SourceErrorKind,
     SystemClock, VersionId,
 };
-
-/// moto's server on a free loopback port; killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let venv = std::env::var_os("KEYSHIFT_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-        let bin = venv.join("bin").join("moto_server");
-        assert!(
-            bin.exists(),
-            "{} not found: run `make venv` or set KEYSHIFT_VENV to a virtualenv with moto[server]",
-            bin.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("moto_server exited before listening: {status}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "moto_server did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { child, port }
-    }
-
-    fn client(&self) -> sm::Client {
-        let creds = sm::config::Credentials::new("testing", "testing", None, None, "keyshift-client-test");
-        let conf = sm::Config::builder()
-            .behavior_version(sm::config::BehaviorVersion::latest())
-            .region(sm::config::Region::new("us-east-1"))
-            .endpoint_url(format!("http://127.0.0.1:{}", self.port))
-            .credentials_provider(creds)
-            .build();
-        sm::Client::from_conf(conf)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn vid(n: u32) -> VersionId {
     VersionId::new(format!("{n:08x}-0000-4000-8000-00000000c11e"))
@@ -110,8 +47,8 @@ fn ids(client: &Client<SdkSource>) -> Vec<VersionId> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_seen_through_the_sdk() {
-    let moto = Moto::start();
-    let aws = moto.client();
+    let moto = support::moto();
+    let aws = support::secrets_manager(&moto).await;
     let secret = "keyshift-client/signing";
     aws.create_secret()
         .name(secret)
@@ -195,8 +132,8 @@ async fn a_rotation_seen_through_the_sdk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_refresher_follows_the_labels() {
-    let moto = Moto::start();
-    let aws = moto.client();
+    let moto = support::moto();
+    let aws = support::secrets_manager(&moto).await;
     let secret = "keyshift-client/refresher";
     aws.create_secret()
         .name(secret)
