@@ -25,6 +25,24 @@ echo "package-check: ${crates[*]}"
 # repository's emulator and function) are not in the package.
 allowed='^warning: ignoring test `[a-z_]+` as `tests/[a-z_]+\.rs` is not included in the published package$'
 
+# cargo verifies each package against a temporary local registry of the fresh packages.
+# A registry crate is taken to be immutable: cargo does not unpack it again when its
+# directory under $CARGO_HOME/registry/src/-<hash of the registry's path>/ exists, and
+# does not rebuild it when its fingerprint exists. With a target dir kept between runs
+# (as CI keeps it), the verification would build against an earlier run's sources. So
+# the check builds in a target dir of its own, and first removes our crates' unpacked
+# copies from the local registries (names that start with `-`; crates.io's are never
+# touched) and our crates' fingerprints there; the other dependencies stay built.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/package-check"
+while read -r name version; do
+  rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/"$name-$version"
+  rm -rf "$CARGO_TARGET_DIR"/debug/.fingerprint/"$name"-*
+done < <($CARGO metadata --no-deps --format-version 1 --locked |
+  $PYTHON -c 'import json, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["publish"] != []:
+        print(p["name"], p["version"])')
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # --allow-dirty: a check, not a publication; a work tree with edits is checked as it is.
