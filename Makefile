@@ -32,7 +32,7 @@ LAMBDA_BIN = keyshift-rotation
 LAMBDA_PROFILE = bootstrap
 ARM64_TARGET = aarch64-unknown-linux-gnu
 
-.PHONY: bench bench-keys bench-envelope package-check bench-migrate bench-migrate-kms fuzz fuzz-ci fuzz-build cargo-fuzz fuzz-envelope test demo demo-postgres postgres venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy template-lint \
+.PHONY: bench bench-keys bench-envelope package-check bench-migrate bench-migrate-kms fuzz fuzz-ci fuzz-build cargo-fuzz fuzz-envelope test demo demo-postgres postgres venv sam-venv unit sim sim-matrix sim-replicas sim-test control lint fmt clippy doc-check template-lint \
 	sim-demo build build-x86 sam-build sam-build-x86 measure-bootstrap deploy aws-check aws-check-offline
 
 ## make demo: a real rotation on this machine: moto's server as AWS, the release binary
@@ -300,7 +300,14 @@ sim-test:
 ## Formatting, clippy, and the template: cfn-lint, `sam validate --lint` and samconfig.toml
 ## against the template (tools/samconfig-check.py), offline.
 ## (The template's IAM review is a cargo test: crates/keyshift-lambda/tests/template.rs.)
-lint: fmt clippy template-lint
+lint: fmt clippy doc-check template-lint
+
+## The published crates' documentation as docs.rs builds it (all features), with every
+## rustdoc warning an error: a broken or ambiguous intra-doc link, a public item's doc
+## linking a private one.
+PUBLISHED_CRATES := keyshift keyshift-client keyshift-keys keyshift-envelope keyshift-postgres keyshift-lambda keyshift-cli
+doc-check:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features --keep-going $(PUBLISHED_CRATES:%=-p %)
 
 template-lint: sam-venv
 	$(OFFLINE_AWS) $(SAM_VENV)/bin/cfn-lint template.yaml

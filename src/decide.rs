@@ -552,7 +552,8 @@ pub fn detail(step: &Step, swapped: bool) -> Detail {
 /// Whether a state read at [`Detail::Labels`] is not enough for this invocation after
 /// all: a `swapPending` whose rotation is not (or no longer) swapped needs the dates, and
 /// so does a release while a cancel marker is about (which markers it may drop depends
-/// on when the cancelled rotations stored their values: see [`old_cancel_markers`]).
+/// on when the cancelled rotations stored their values: see this module's
+/// `old_cancel_markers`).
 pub fn needs_full(invocation: &Invocation, secret: &SecretState) -> bool {
     let cancelled = || {
         secret

@@ -33,7 +33,7 @@
 //! # Formats (version 1)
 //!
 //! All integers are big-endian. Every length is checked against its bound before it is
-//! used; the parser ([`format`]) never panics and its errors ([`FormatError`]) name the
+//! used; the parser ([`mod@format`]) never panics and its errors ([`FormatError`]) name the
 //! field, never the bytes.
 //!
 //! **Wrapped DEK record** (the part shared by both forms below):

@@ -33,7 +33,7 @@ static EXTRA_CRATES: std::sync::OnceLock<&'static [&'static str]> = std::sync::O
 /// Lets `crates` (log targets, as `module_path!()` spells them, for example
 /// `my_target`) log at the level `RUST_LOG` asks for, like keyshift's own. Only for
 /// crates whose every log line you have checked carries no secret value; call it once,
-/// before [`crate::run`]. Returns false if a list was already set (it is kept).
+/// before [`crate::run()`]. Returns false if a list was already set (it is kept).
 pub fn allow_crates(crates: &'static [&'static str]) -> bool {
     EXTRA_CRATES.set(crates).is_ok()
 }
