@@ -305,7 +305,7 @@ lint: fmt clippy doc-check template-lint
 ## The published crates' documentation as docs.rs builds it (all features), with every
 ## rustdoc warning an error: a broken or ambiguous intra-doc link, a public item's doc
 ## linking a private one.
-PUBLISHED_CRATES := keyshift keyshift-client keyshift-keys keyshift-envelope keyshift-postgres keyshift-lambda keyshift-cli
+PUBLISHED_CRATES := keyshift-core keyshift-client keyshift-keys keyshift-envelope keyshift-postgres keyshift-lambda keyshift-cli
 doc-check:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features --keep-going $(PUBLISHED_CRATES:%=-p %)
 
