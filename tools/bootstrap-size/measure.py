@@ -189,6 +189,36 @@ def zip_size(bootstrap: Path) -> int:
         return z.stat().st_size
 
 
+def amazon_linux_layout(tmp: Path, bundle: Path) -> dict[str, str]:
+    """What the bootstrap's certificate loading finds on Lambda's Amazon Linux 2023, rebuilt
+    from this machine's bundle, as the variables that point rustls-native-certs at it.
+
+    Without SSL_CERT_FILE and SSL_CERT_DIR, rustls-native-certs takes openssl-probe's
+    answer: on the Fedora/RHEL layout that Amazon Linux 2023 follows, the file
+    /etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem and the directory
+    /etc/pki/tls/certs, which holds two symlinks: ca-bundle.crt (to that same file, read
+    once: files are told apart by inode) and ca-bundle.trust.crt (to
+    /etc/pki/ca-trust/extracted/openssl/ca-bundle.trust.crt, the same roots as OpenSSL
+    "TRUSTED CERTIFICATE" blocks, which are read and skipped). Modelled here with this
+    machine's roots: the trust bundle is the bundle with its blocks relabelled (the real
+    one also carries each root's trust settings, a few dozen bytes each). An assumption,
+    not a measurement on Lambda: the layout is the distribution's, the roots are Debian's.
+    """
+    pem, openssl, certs = tmp / "pem", tmp / "openssl", tmp / "certs"
+    for d in (pem, openssl, certs):
+        d.mkdir()
+    text = bundle.read_text()
+    (pem / "tls-ca-bundle.pem").write_text(text)
+    (openssl / "ca-bundle.trust.crt").write_text(
+        text.replace("-----BEGIN CERTIFICATE-----", "-----BEGIN TRUSTED CERTIFICATE-----").replace(
+            "-----END CERTIFICATE-----", "-----END TRUSTED CERTIFICATE-----"
+        )
+    )
+    (certs / "ca-bundle.crt").symlink_to(pem / "tls-ca-bundle.pem")
+    (certs / "ca-bundle.trust.crt").symlink_to(openssl / "ca-bundle.trust.crt")
+    return {"SSL_CERT_FILE": str(pem / "tls-ca-bundle.pem"), "SSL_CERT_DIR": str(certs)}
+
+
 def mb(n: int) -> str:
     return f"{n / 1_000_000:.2f} MB"
 
@@ -200,7 +230,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--python", default=None, help="the interpreter with boto3 (default: $KEYSHIFT_VENV/bin/python)")
     ap.add_argument("--no-python", action="store_true", help="skip the Python template")
-    ap.add_argument("--no-bundle-row", action="store_true", help="skip the run with SSL_CERT_FILE set")
+    ap.add_argument("--no-bundle-row", action="store_true", help="skip the runs with SSL_CERT_FILE set and with the Amazon Linux layout")
     args = ap.parse_args()
 
     bootstrap = args.bootstrap or build(args.profile)
@@ -217,6 +247,9 @@ def main() -> int:
     if bundle and not args.no_bundle_row:
         r = measure(api, [str(bootstrap)], {**FUNCTION_ENV, "SSL_CERT_FILE": bundle}, args.runs)
         rows.append((f"  same, SSL_CERT_FILE={bundle}", size, zsize, r))
+        with tempfile.TemporaryDirectory() as tmp:
+            r = measure(api, [str(bootstrap)], {**FUNCTION_ENV, **amazon_linux_layout(Path(tmp), Path(bundle))}, args.runs)
+        rows.append(("  same, Amazon Linux 2023's certificate layout (modelled)", size, zsize, r))
 
     if not args.no_python:
         python = args.python or str(Path(os.environ.get("KEYSHIFT_VENV", ROOT / ".venv")) / "bin" / "python")
