@@ -26,7 +26,9 @@ use aws_sdk_secretsmanager::types::{RotationRulesType, Tag};
 use keyshift::secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, ROTATING, swap_marker};
 use keyshift::{Timestamp, VersionId};
 use serde_json::{Value, json};
-use support::{FUNCTION, FUNCTION_ARN, GROUP, Moto, SCHEDULER_ROLE_ARN, Watch, emulator_env, uuid_v4};
+use support::{
+    FUNCTION, FUNCTION_ARN, GROUP, Moto, SCHEDULER_ROLE_ARN, Watch, emulator_env, secret_values, uuid_v4,
+};
 
 /// T for every secret here (its `keyshift:gap-seconds` tag and the function's default).
 const GAP: u64 = 3;
@@ -245,29 +247,8 @@ impl Rig {
 
     /// Adds every value the secret has now to the needles.
     async fn collect_values(&mut self, arn: &str) {
-        let d = self
-            .sm
-            .list_secret_version_ids()
-            .secret_id(arn)
-            .include_deprecated(true)
-            .send()
-            .await
-            .expect("ListSecretVersionIds");
-        for v in d.versions() {
-            let Some(id) = v.version_id() else { continue };
-            if let Ok(out) = self
-                .sm
-                .get_secret_value()
-                .secret_id(arn)
-                .version_id(id)
-                .send()
-                .await
-            {
-                if let Some(s) = out.secret_string() {
-                    self.needles.push(s.to_owned());
-                }
-            }
-        }
+        let values = secret_values(&self.sm, arn).await.expect("ListSecretVersionIds");
+        self.needles.extend(values);
     }
 
     /// No CLI output showed a value or a RotationToken.

@@ -10,7 +10,6 @@ mod support;
 
 use std::time::Duration;
 
-use aws_sdk_kms::primitives::Blob;
 use keyshift_client::{Config, SdkSource};
 use keyshift_envelope::{
     CacheLimits, Envelope, Error, Form, KekErrorKind, KmsKek, LegacyKms, Provider, SecretsManagerKek,
@@ -132,16 +131,9 @@ async fn kms_kek_and_legacy_values_on_the_emulator() {
     assert_eq!(new.kek_id().key_id, k2.arn().unwrap());
 
     // Legacy: a value encrypted directly with KMS still decrypts (one call per value).
-    let legacy = kms
-        .encrypt()
-        .key_id(k1.key_id())
-        .plaintext(Blob::new(&b"legacy-value"[..]))
-        .send()
+    let legacy = support::kms_encrypt(&kms, k1.key_id(), b"legacy-value".to_vec())
         .await
-        .unwrap()
-        .ciphertext_blob
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(!legacy.starts_with(b"KSE"));
     assert_eq!(
         &env.decrypt(&legacy, b"ignored").await.unwrap()[..],

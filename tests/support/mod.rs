@@ -20,7 +20,9 @@ use serde_json::Value;
 
 // The emulator: moto's server on a free port, stopped on drop; the environment of a
 // process that talks to it; a KMS key behind an alias and its rotation.
-pub use keyshift_local::moto::{Moto, emulator_env, kms_key, kms_key_with_alias, kms_move_alias};
+pub use keyshift_local::moto::{
+    Moto, emulator_env, kms_encrypt, kms_key, kms_key_with_alias, kms_move_alias, secret_values,
+};
 // The function launcher: `cargo lambda watch` on a free port, stopped on drop, and the
 // Invoke call (the CLI's, sent once).
 pub use keyshift_local::watch::{FUNCTION, Watch, invoke};

@@ -14,7 +14,6 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use aws_sdk_kms::primitives::Blob;
 use keyshift_envelope::{CacheLimits, Envelope, KmsKek, LegacyKms};
 
 fn per_sec(n: usize, d: Duration) -> f64 {
@@ -81,17 +80,7 @@ fn main() {
         let values: Vec<Vec<u8>> = (0..500).map(|i| format!("value-{i:04}-{}", "x".repeat(80)).into_bytes()).collect();
         let mut legacy = Vec::new();
         for v in &values {
-            let blob = kms
-                .encrypt()
-                .key_id(&key_id)
-                .plaintext(Blob::new(v.clone()))
-                .send()
-                .await
-                .unwrap()
-                .ciphertext_blob
-                .unwrap()
-                .into_inner();
-            legacy.push(blob);
+            legacy.push(keyshift_local::moto::kms_encrypt(&kms, &key_id, v.clone()).await.unwrap());
         }
         let mut envelope = Vec::new();
         for (i, v) in values.iter().enumerate() {

@@ -182,6 +182,48 @@ pub async fn kms_move_alias(
     Ok(key)
 }
 
+/// `plaintext` as a platform encrypted values before envelope encryption: one KMS
+/// Encrypt with `key_id` (a key id, ARN or alias), the ciphertext blob as stored.
+pub async fn kms_encrypt(
+    kms: &aws_sdk_kms::Client,
+    key_id: &str,
+    plaintext: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    kms.encrypt()
+        .key_id(key_id)
+        .plaintext(aws_sdk_kms::primitives::Blob::new(plaintext))
+        .send()
+        .await
+        .map_err(|e| format!("Encrypt: {}", DisplayErrorContext(e)))?
+        .ciphertext_blob
+        .map(|b| b.into_inner())
+        .ok_or_else(|| "Encrypt answered no ciphertext".to_owned())
+}
+
+/// Every value secret `arn` ever had that Secrets Manager still returns: each version
+/// ListSecretVersionIds lists (deprecated ones included) read with GetSecretValue; a
+/// version that cannot be read, or holds no string, is left out. What a leak check
+/// looks for in logs and output.
+pub async fn secret_values(sm: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<Vec<String>, String> {
+    let listed = sm
+        .list_secret_version_ids()
+        .secret_id(arn)
+        .include_deprecated(true)
+        .send()
+        .await
+        .map_err(|e| format!("ListSecretVersionIds: {e}"))?;
+    let mut values = Vec::new();
+    for v in listed.versions() {
+        let Some(id) = v.version_id() else { continue };
+        if let Ok(out) = sm.get_secret_value().secret_id(arn).version_id(id).send().await {
+            if let Some(s) = out.secret_string() {
+                values.push(s.to_owned());
+            }
+        }
+    }
+    Ok(values)
+}
+
 /// A new symmetric KMS key (CreateKey), without an alias.
 pub async fn kms_key(kms: &aws_sdk_kms::Client) -> Result<aws_sdk_kms::types::KeyMetadata, String> {
     kms.create_key()

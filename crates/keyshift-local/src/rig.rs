@@ -98,31 +98,7 @@ impl Rig {
 
     /// Every value secret `arn` ever had (every version, deprecated ones included).
     pub(crate) async fn values(&self, arn: &str) -> Result<Vec<String>, String> {
-        let listed = self
-            .sm
-            .list_secret_version_ids()
-            .secret_id(arn)
-            .include_deprecated(true)
-            .send()
-            .await
-            .map_err(|e| format!("ListSecretVersionIds: {e}"))?;
-        let mut values = Vec::new();
-        for v in listed.versions() {
-            let Some(id) = v.version_id() else { continue };
-            if let Ok(out) = self
-                .sm
-                .get_secret_value()
-                .secret_id(arn)
-                .version_id(id)
-                .send()
-                .await
-            {
-                if let Some(s) = out.secret_string() {
-                    values.push(s.to_owned());
-                }
-            }
-        }
-        Ok(values)
+        crate::moto::secret_values(&self.sm, arn).await
     }
 }
 

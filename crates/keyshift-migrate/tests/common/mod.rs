@@ -203,19 +203,12 @@ pub async fn populate_kms(
         let blobs = futures_util::future::join_all(chunk.chunks(50).map(|part| async move {
             let mut out = Vec::with_capacity(part.len());
             for (env, name) in part {
-                let blob = kms
-                    .encrypt()
-                    .key_id(key_id)
-                    .plaintext(aws_sdk_kms::primitives::Blob::new(
-                        initial_plaintext(*env, name).into_bytes(),
-                    ))
-                    .send()
-                    .await
-                    .unwrap()
-                    .ciphertext_blob
-                    .unwrap()
-                    .into_inner();
-                out.push(blob);
+                let plaintext = initial_plaintext(*env, name).into_bytes();
+                out.push(
+                    keyshift_local::moto::kms_encrypt(kms, key_id, plaintext)
+                        .await
+                        .unwrap(),
+                );
             }
             out
         }))
