@@ -23,10 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_sdk_secretsmanager::types::RotationRulesType;
-use keyshift::event::{Invocation, Step};
+use keyshift::event::Invocation;
 use keyshift::memory::MemorySecretsManager;
 use keyshift::ports::{
-    Detail, Job, LabelMove, Scheduled, Scheduler, SecretStore, StoreError, StoreErrorKind, schedule_name,
+    Detail, Job, LabelMove, Scheduled, Scheduler, SecretStore, StoreError, StoreErrorKind,
 };
 use keyshift::secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, ROTATING};
 use keyshift::{SecretId, SecretState, SecretValue, Timestamp, VersionId};
@@ -1059,19 +1059,7 @@ impl SchedulerBackend for MotoScheduler {
 
 /// A swapPending follow-up for `secret`, as the executor builds it.
 fn swap_job(secret: &SecretId, fire_at: Timestamp) -> Job {
-    let token = version();
-    let name = schedule_name(secret, "swap", &token, fire_at);
-    Job {
-        name: name.clone(),
-        fire_at,
-        invocation: Invocation {
-            step: Step::SwapPending { due: fire_at },
-            secret_id: secret.clone(),
-            token,
-            rotation_token: None,
-            schedule: Some(name),
-        },
-    }
+    support::swap_job(secret, version(), fire_at)
 }
 
 /// Schedule, duplicate, inspect; another secret's job is its own.

@@ -9,8 +9,8 @@
 mod support;
 
 use aws_sdk_eventbridge::types::RuleState;
-use keyshift::event::{Invocation, Step};
-use keyshift::ports::{Job, Scheduled, Scheduler, schedule_name};
+use keyshift::event::Invocation;
+use keyshift::ports::{Job, Scheduled, Scheduler};
 use keyshift::{SecretId, Timestamp, VersionId};
 use keyshift_lambda::scheduler::{EventBridgeRules, RULE_TARGET_ID};
 
@@ -18,19 +18,7 @@ const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:keyshift-
 
 fn job(secret: &SecretId, fire_secs: i64) -> Job {
     let token = VersionId::new("0b0b0b0b-1111-4222-8333-444444444444");
-    let fire_at = Timestamp::from_secs(fire_secs);
-    let name = schedule_name(secret, "swap", &token, fire_at);
-    Job {
-        name: name.clone(),
-        fire_at,
-        invocation: Invocation {
-            step: Step::SwapPending { due: fire_at },
-            secret_id: secret.clone(),
-            token,
-            rotation_token: None,
-            schedule: Some(name),
-        },
-    }
+    support::swap_job(secret, token, Timestamp::from_secs(fire_secs))
 }
 
 #[tokio::test]

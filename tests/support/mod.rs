@@ -87,3 +87,24 @@ fn build_binary(package: &str, bin: &str) -> Result<PathBuf, String> {
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .ok_or_else(|| format!("cargo build -p {package} reported no executable {bin}"))
 }
+
+/// A swapPending follow-up for `secret`'s rotation `token`, due and fired at `fire_at`,
+/// named as the executor names it: what the scheduler suites create, find and delete.
+pub fn swap_job(
+    secret: &keyshift::SecretId,
+    token: keyshift::VersionId,
+    fire_at: keyshift::Timestamp,
+) -> keyshift::ports::Job {
+    let name = keyshift::ports::schedule_name(secret, "swap", &token, fire_at);
+    keyshift::ports::Job {
+        name: name.clone(),
+        fire_at,
+        invocation: keyshift::event::Invocation {
+            step: keyshift::event::Step::SwapPending { due: fire_at },
+            secret_id: secret.clone(),
+            token,
+            rotation_token: None,
+            schedule: Some(name),
+        },
+    }
+}
